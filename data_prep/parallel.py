@@ -20,9 +20,12 @@ def _init_worker(started) -> None:
   _started = started
 
 
-def _call(fn: Callable[[Any], Any], index: int, item: Any) -> Any:
-  _started[index] = 1
-  return fn(item)
+def _call(fn: Callable[[Any], Any], indices: list[int], items: list[Any]) -> list[Any]:
+  out = []
+  for index, item in zip(indices, items):
+    _started[index] = 1
+    out.append(fn(item))
+  return out
 
 
 def _context():
@@ -49,17 +52,23 @@ class Progress:
 
 def _run_pool(fn, items, indices, workers, ctx, started, results, progress) -> bool:
   """Runs `indices` on a fresh pool; returns False if the pool broke."""
+  # Several items per task keep the parent's per-task overhead off the critical path.
+  size = max(1, min(32, len(indices) // (8 * workers)))
+  chunks = [indices[k:k + size] for k in range(0, len(indices), size)]
   intact = True
   with cf.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                               initargs=(started,)) as pool:
-    futures = {pool.submit(_call, fn, i, items[i]): i for i in indices}
+    futures = {pool.submit(_call, fn, c, [items[i] for i in c]): c for c in chunks}
     for future in cf.as_completed(futures):
       try:
-        results[futures[future]] = (future.result(),)
-        if progress:
-          progress.step()
+        values = future.result()
       except cf.process.BrokenProcessPool:
         intact = False
+        continue
+      for i, value in zip(futures[future], values):
+        results[i] = (value,)
+        if progress:
+          progress.step()
   return intact
 
 

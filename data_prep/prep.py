@@ -89,6 +89,7 @@ def build_dataset(data_dir: str, started: float | None = None) -> dict[str, Any]
   import tensorflow_datasets as tfds
   from data_prep import builder
 
+  tfds.disable_progress_bar()
   build_start = time.monotonic()
   parts_dir = os.path.join(data_dir, PARTS_DIR)
   part_files = parts.list_parts(parts_dir)

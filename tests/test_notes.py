@@ -17,13 +17,13 @@ def test_pitch_tokens_round_trip_and_octave_convention():
 
 def test_delay_grid_holds_the_common_ratios_and_snaps_within_tolerance():
   grid = set(notes.DELAY_RATIOS)
-  for r in ('1/8', '1/3', '1/2', '3/4', '1', '3/2', '2', '8'):
+  for r in ('1/8', '1/3', '1/2', '3/4', '1', '3/2', '2', '8', '12', '16'):
     assert fractions.Fraction(r) in grid
-  assert notes.NUM_DELAYS == 96
+  assert notes.NUM_DELAYS == 104
   one = notes.DELAY_RATIOS.index(1)
   three_halves = notes.DELAY_RATIOS.index(fractions.Fraction(3, 2))
-  tokens = notes.snap_ratios(np.array([1.0, 1.01, 1.5, 1.06, 9.5]))
-  np.testing.assert_array_equal(tokens, [one, one, three_halves, -1, -1])
+  tokens = notes.snap_ratios(np.array([1.0, 1.01, 1.5, 1.06, 9.5, 17.0]))
+  np.testing.assert_array_equal(tokens, [one, one, three_halves, -1, -1, -1])
   np.testing.assert_allclose(notes.delay_ratios(tokens[:3]), [1.0, 1.0, 1.5])
 
 

@@ -31,13 +31,14 @@ MEDIAN_OCTAVE_TOKEN = 5  # scientific octave 4 (MIDI 60-71)
 
 
 def _delay_grid() -> tuple[fractions.Fraction, ...]:
-  """Every ratio n/d with d in {1, 2, 3, 4, 6, 8} from 1/8 up to 8 (96 values).
+  """Every ratio n/d with d in {1, 2, 3, 4, 6, 8} from 1/8 up to 8, and 9..16 (104 values).
 
-  Binary and ternary subdivisions of the median pause, and multiples of it up to
-  eight, cover what folk and popular melodies use (1/2 and 3/2 most of all).
+  Binary and ternary subdivisions of the median pause and its multiples cover what folk
+  and popular melodies use (1/2 and 3/2 most of all); whole multiples up to 16 keep the
+  long final notes and fermatas of tunes whose median pause is a sixteenth note.
   """
-  return tuple(sorted({fractions.Fraction(n, d) for d in (1, 2, 3, 4, 6, 8)
-                       for n in range(1, 8 * d + 1)}))
+  fine = {fractions.Fraction(n, d) for d in (1, 2, 3, 4, 6, 8) for n in range(1, 8 * d + 1)}
+  return tuple(sorted(fine | {fractions.Fraction(n) for n in range(9, 17)}))
 
 
 DELAY_RATIOS = _delay_grid()

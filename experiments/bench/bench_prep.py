@@ -1,0 +1,78 @@
+"""Preprocessing throughput: the pipeline with 1 and N workers vs. a bare pretty_midi parse.
+
+  python -m experiments.bench.bench_prep --midi_dir data/midi --out bench_prep.json
+
+Prints a Markdown table and writes the figures as JSON. The "process" column is the
+parallel parsing/normalization stage alone; "total" adds the TFDS build and the reports.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+import warnings
+
+from absl import app, flags
+
+from data_prep import prep
+from data_prep.process import PrepOptions
+
+FLAGS = flags.FLAGS
+# --midi_dir is vrash-prep's own flag (defined by importing data_prep.prep).
+flags.DEFINE_list('worker_counts', ['1', '2'], 'Worker counts to measure.')
+flags.DEFINE_string('out', 'bench_prep.json', 'Where the JSON figures go.')
+
+
+def bare_parse_seconds(paths: list[str]) -> float:
+  import pretty_midi
+  start = time.perf_counter()
+  for path in paths:
+    try:
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        pretty_midi.PrettyMIDI(path)
+    except Exception:  # the bare baseline skips what it cannot read
+      pass
+  return time.perf_counter() - start
+
+
+def measure(midi_dir: str, worker_counts: list[int]) -> dict:
+  paths = [p for p, _ in prep.list_midi_files(midi_dir)]
+  rows = [{'mode': 'bare pretty_midi parse, 1 process', 'seconds': bare_parse_seconds(paths)}]
+  for workers in worker_counts:
+    with tempfile.TemporaryDirectory() as out:
+      start = time.perf_counter()
+      prep.process_shard(midi_dir, out, PrepOptions(), workers)
+      process_s = time.perf_counter() - start
+      prep.build_dataset(out)
+      rows.append({'mode': f'vrash-prep, {workers} worker(s)', 'workers': workers,
+                   'process_seconds': process_s, 'seconds': time.perf_counter() - start})
+  for row in rows:
+    row['files_per_s'] = len(paths) / row['seconds']
+  return {'files': len(paths), 'rows': rows, 'cpu_count': os.cpu_count(),
+          'machine': platform.platform(), 'date': time.strftime('%Y-%m-%d')}
+
+
+def table(result: dict) -> str:
+  bare = result['rows'][0]['seconds']
+  lines = ['| mode | process s | total s | files/s | total / bare |', '|---|---|---|---|---|']
+  for r in result['rows']:
+    process = f"{r['process_seconds']:.1f}" if 'process_seconds' in r else '-'
+    lines.append(f"| {r['mode']} | {process} | {r['seconds']:.1f} | {r['files_per_s']:.0f} | "
+                 f"{r['seconds'] / bare:.2f} |")
+  return '\n'.join(lines)
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  result = measure(FLAGS.midi_dir, [int(w) for w in FLAGS.worker_counts])
+  with open(FLAGS.out, 'w') as f:
+    json.dump(result, f, indent=2)
+  print(f"{result['files']} files, {result['cpu_count']} cores\n{table(result)}")
+
+
+if __name__ == '__main__':
+  flags.mark_flag_as_required('midi_dir')
+  app.run(main)
