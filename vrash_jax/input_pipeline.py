@@ -54,6 +54,10 @@ def open_dataset(data_dir: str):
   return builder
 
 
+def has_split(data_dir: str, split: str) -> bool:
+  return split in open_dataset(data_dir).info.splits
+
+
 def load_split(data_dir: str, split: str, max_len: int | None = None) -> dict[str, np.ndarray]:
   """A whole split as arrays: tokens [N, T] (0-padded), `mask` [N, T], meta fields [N].
 
@@ -64,19 +68,84 @@ def load_split(data_dir: str, split: str, max_len: int | None = None) -> dict[st
   if split not in builder.info.splits:
     raise VrashError(f'the dataset in {data_dir!r} has no {split!r} split '
                      f'(it has {", ".join(builder.info.splits)})')
-  examples = list(builder.as_dataset(split=split).as_numpy_iterator())
-  lengths = np.array([e['length'] for e in examples], np.int32)
+  # Whole batches cross from TensorFlow to numpy: per-example iteration is 20x slower.
+  chunks = list(builder.as_dataset(split=split).padded_batch(4096).as_numpy_iterator())
+  lengths = np.concatenate([c['length'] for c in chunks]).astype(np.int32)
   width = int(max_len if max_len is not None else lengths.max(initial=1))
-  out: dict[str, Any] = {f: np.zeros((len(examples), width), np.int32) for f in SEQUENCE_FIELDS}
-  for i, e in enumerate(examples):
-    n = min(int(e['length']), width)
-    for f in SEQUENCE_FIELDS:
-      out[f][i, :n] = e[f][:n]
+  out: dict[str, Any] = {}
+  for f in SEQUENCE_FIELDS:
+    out[f] = np.zeros((len(lengths), width), np.int32)
+    row = 0
+    for c in chunks:
+      n, w = c[f].shape[0], min(c[f].shape[1], width)
+      out[f][row:row + n, :w] = c[f][:, :w]
+      row += n
   out['length'] = np.minimum(lengths, width)
   out['mask'] = np.arange(width)[None, :] < out['length'][:, None]
   for f in META_FIELDS + ('program',):
-    out[f] = np.array([e[f] for e in examples], np.int32)
-  out['median_pause_s'] = np.array([e['median_pause_s'] for e in examples], np.float32)
+    out[f] = np.concatenate([c[f] for c in chunks]).astype(np.int32)
+  out['median_pause_s'] = np.concatenate([c['median_pause_s'] for c in chunks]).astype(np.float32)
   for f in ('source', 'collection'):
-    out[f] = [e[f].decode() for e in examples]
+    out[f] = [v.decode() for c in chunks for v in c[f]]
   return out
+
+
+MODEL_FIELDS = SEQUENCE_FIELDS + ('mask',) + META_FIELDS
+
+
+def model_inputs(arrays: dict[str, Any], rows: np.ndarray | slice) -> dict[str, np.ndarray]:
+  """The fields the model reads, for the given rows."""
+  return {f: arrays[f][rows] for f in MODEL_FIELDS}
+
+
+def host_rows(global_batch: int, process_index: int, process_count: int) -> slice:
+  """This host's contiguous share of a global batch."""
+  if global_batch % process_count:
+    raise VrashError(f'batch size {global_batch} does not split over {process_count} hosts')
+  per_host = global_batch // process_count
+  return slice(process_index * per_host, (process_index + 1) * per_host)
+
+
+class TrainBatches:
+  """Training batches from an endless stream of per-epoch permutations of a split.
+
+  Batch `step` holds stream positions [step * B, (step + 1) * B); epoch e is permuted by
+  a generator seeded with (seed, e). The data position is therefore just the step, and a
+  resumed run sees exactly the batches an uninterrupted one would.
+  """
+
+  def __init__(self, arrays: dict[str, Any], global_batch: int, seed: int,
+               process_index: int = 0, process_count: int = 1):
+    self.arrays, self.global_batch, self.seed = arrays, global_batch, seed
+    self.size = len(arrays['length'])
+    if self.size == 0:
+      raise VrashError('the training split is empty')
+    self.rows = host_rows(global_batch, process_index, process_count)
+    self._epoch, self._order = -1, None
+
+  def _permutation(self, epoch: int) -> np.ndarray:
+    if epoch != self._epoch:
+      self._epoch, self._order = epoch, np.random.default_rng([self.seed, epoch]).permutation(self.size)
+    return self._order
+
+  def indices(self, step: int) -> np.ndarray:
+    """Example indices of the whole global batch at `step`."""
+    positions = np.arange(step * self.global_batch, (step + 1) * self.global_batch)
+    return np.concatenate([self._permutation(e)[positions[positions // self.size == e] % self.size]
+                           for e in np.unique(positions // self.size)])
+
+  def __call__(self, step: int) -> dict[str, np.ndarray]:
+    """This host's part of the global batch at `step`."""
+    return model_inputs(self.arrays, self.indices(step)[self.rows])
+
+
+def eval_batches(arrays: dict[str, Any], global_batch: int, process_index: int = 0,
+                 process_count: int = 1):
+  """Every example once, in order, in global batches; the last is padded with empty rows."""
+  size = len(arrays['length'])
+  rows = host_rows(global_batch, process_index, process_count)
+  for start in range(0, size, global_batch):
+    index = np.arange(start, start + global_batch)
+    batch = model_inputs(arrays, np.minimum(index, size - 1)[rows])
+    batch['mask'] = batch['mask'] & (index[rows] < size)[:, None]
+    yield batch

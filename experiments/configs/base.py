@@ -1,0 +1,40 @@
+"""Base configuration shared by every model; `lm.py`, `vae.py` and `vrash.py` override it."""
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.model = 'vrash'  # 'lm' (paper Fig. 2), 'vae' (Fig. 3) or 'vrash' (Fig. 4)
+  c.seed = 0  # the one seed: data order, initialization, dropout and latent noise
+  # Data.
+  c.max_len = 64  # notes per example: longer examples are cut, shorter ones padded
+  c.batch_size = 64  # global batch, split evenly over every device of every host
+  c.eval_batch_size = 256  # global batch for evaluation
+  # Note representation (paper Sec. 2 end): concatenated embeddings.
+  c.pitch_embed = 24  # pitch-class embedding size
+  c.octave_embed = 8  # octave embedding size
+  c.delay_embed = 16  # delay embedding size
+  c.meta_embed = 8  # size of each meta-information embedding (program family, tempo)
+  # Recurrent Highway Network (Zilly et al. 2016), encoder and decoder alike.
+  c.hidden = 256  # state size
+  c.depth = 3  # recurrence depth L (micro-layers per time step)
+  c.transform_bias = -2.0  # initial transform-gate bias: negative = carry the state at first
+  c.input_dropout = 0.1  # variational (per-sequence) dropout on RHN inputs
+  c.state_dropout = 0.1  # variational dropout on the recurrent state
+  c.output_dropout = 0.1  # variational dropout on RHN outputs
+  # Latent code (VAE, VRASH).
+  c.latent_dim = 16  # size of z (the paper's Fig. 6 shows 16-d latents)
+  c.note_dropout = 0.25  # share of history inputs the decoder cannot see (Bowman et al. 2015)
+  c.kl_anneal_steps = 2000  # KL weight rises linearly from 0 to 1 over these steps
+  c.free_bits = 0.0  # nats per latent dimension below which KL is not penalized
+  # Optimization (optax Adam).
+  c.learning_rate = 2e-3  # peak learning rate
+  c.warmup_steps = 200  # linear warm-up, then cosine decay to 10% of the peak
+  c.train_steps = 20000  # total optimizer steps
+  c.grad_clip = 1.0  # global-norm gradient clipping
+  # Loop.
+  c.log_every = 100  # steps between train metric lines (metrics leave the device only then)
+  c.eval_every = 2000  # steps between evaluations on the valid split (0 = only at the end)
+  c.checkpoint_every = 1000  # steps between checkpoints (and one at the end)
+  c.max_to_keep = 3  # checkpoints kept in the workdir
+  return c

@@ -1,0 +1,37 @@
+"""`vrash-train --config experiments/configs/vrash.py --data_dir OUT --workdir W [--config.x=y]`."""
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from vrash_jax.errors import VrashError, exit_on_user_error
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file('config', None, 'A config file from experiments/configs/.')
+flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset.')
+flags.DEFINE_string('workdir', None, 'Checkpoints and metrics go here; a run resumes from it.')
+flags.DEFINE_bool('distributed', False, 'Join a multi-host run (auto-detected on TPU pods).')
+flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-host, not TPU).')
+flags.DEFINE_integer('num_processes', None, 'How many processes take part (multi-host).')
+flags.DEFINE_integer('process_id', None, 'This process\'s index (multi-host).')
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if FLAGS.config is None or not FLAGS.data_dir or not FLAGS.workdir:
+    raise VrashError('--config, --data_dir and --workdir are required')
+  from vrash_jax import sharding, train  # after flag parsing: jax starts here
+  from vrash_jax.metric_writers import quiet_library_logs
+  quiet_library_logs()
+  if FLAGS.distributed or FLAGS.coordinator_address:
+    sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  result = train.train_and_evaluate(FLAGS.config, FLAGS.data_dir, FLAGS.workdir)
+  logging.info('finished at step %d', result['step'])
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,148 @@
+"""LM, VAE and VRASH (paper Figs. 2-4) as one model family chosen by `config.model`.
+
+* LM: an RHN decoder reads the previous notes (and the track's meta-information) and
+  predicts the next note.
+* VAE: an RHN encoder reads the whole melody; its final state gives the mean and
+  log-variance of z; the decoder reconstructs the melody from z alone: z initializes its
+  state and is fed at every step, with no previous-note inputs.
+* VRASH: the VAE whose decoder also receives the previous notes ("history"), some of them
+  hidden by note dropout so that the decoder has to rely on z.
+
+Every model has three softmax heads: pitch class, octave and delay. A note's input is the
+concatenation of its pitch-class, octave and delay embeddings and the meta-information
+embeddings (paper Sec. 2 end). Each embedding table has one extra row, the start token that
+stands before the first note.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from vrash_jax import notes
+from vrash_jax.rhn import RHN
+
+Array = jax.Array
+MODELS = ('lm', 'vae', 'vrash')
+HEADS = notes.TOKEN_FIELDS
+
+
+def shift_right(tokens: Array, start_token: int) -> Array:
+  """[B, T] -> the same with the start token prepended and the last note dropped."""
+  return jnp.concatenate([jnp.full_like(tokens[:, :1], start_token), tokens[:, :-1]], axis=1)
+
+
+class NoteEmbed(nn.Module):
+  """(pitch class, octave, delay) tokens [B, T] each -> concatenated embeddings [B, T, E]."""
+  sizes: Mapping[str, int]  # embedding size per token field
+
+  @nn.compact
+  def __call__(self, tokens: Mapping[str, Array]) -> Array:
+    return jnp.concatenate([
+        nn.Embed(notes.VOCAB_SIZES[f] + 1, self.sizes[f], name=f'{f}_embed')(tokens[f])
+        for f in HEADS], axis=-1)
+
+
+class MetaEmbed(nn.Module):
+  """Track meta-information [B] per field -> concatenated embeddings [B, M]."""
+  size: int
+
+  @nn.compact
+  def __call__(self, batch: Mapping[str, Array]) -> Array:
+    return jnp.concatenate([nn.Embed(n, self.size, name=f'{f}_embed')(batch[f])
+                            for f, n in notes.META_FIELDS.items()], axis=-1)
+
+
+def _broadcast_time(x: Array, length: int) -> Array:
+  return jnp.broadcast_to(x[:, None, :], (x.shape[0], length, x.shape[-1]))
+
+
+class MelodyModel(nn.Module):
+  """One of LM / VAE / VRASH; `__call__` returns (logits per head, (mean, log-variance))."""
+  config: ml_collections.ConfigDict
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    c = self.config
+    if c.model not in MODELS:
+      raise ValueError(f'config.model must be one of {MODELS}, not {c.model!r}')
+    sizes = {'pitch_class': c.pitch_embed, 'octave': c.octave_embed, 'delay': c.delay_embed}
+    self.note_embed = NoteEmbed(sizes)
+    self.meta_embed = MetaEmbed(c.meta_embed)
+    rhn = dict(hidden=c.hidden, depth=c.depth, transform_bias=c.transform_bias,
+               input_dropout=c.input_dropout, state_dropout=c.state_dropout,
+               output_dropout=c.output_dropout, dtype=self.dtype)
+    self.decoder = RHN(**rhn)
+    if self.has_latent:
+      self.encoder = RHN(**rhn)
+      self.posterior = nn.Dense(2 * c.latent_dim)
+      self.latent_to_state = nn.Dense(c.hidden)
+    self.heads = {f: nn.Dense(notes.VOCAB_SIZES[f]) for f in HEADS}
+
+  @property
+  def has_latent(self) -> bool:
+    return self.config.model in ('vae', 'vrash')
+
+  @property
+  def has_history(self) -> bool:
+    return self.config.model in ('lm', 'vrash')
+
+  def encode(self, batch: Mapping[str, Array], deterministic: bool = True) -> tuple[Array, Array]:
+    """Melody -> (mean, log-variance) of q(z | melody), each [B, Z]."""
+    length = batch['mask'].shape[1]
+    x = jnp.concatenate([self.note_embed(batch),
+                         _broadcast_time(self.meta_embed(batch), length)], axis=-1)
+    _, final = self.encoder(x, batch['mask'], deterministic=deterministic)
+    mean, log_var = jnp.split(self.posterior(final), 2, axis=-1)
+    return mean, log_var
+
+  def decode(self, batch: Mapping[str, Array], z: Array | None, deterministic: bool = True,
+             initial_state: Array | None = None) -> tuple[dict[str, Array], Array]:
+    """Teacher-forced decoding -> (logits per head [B, T, V], final decoder state).
+
+    `batch` holds the notes to predict; history inputs are those notes shifted right.
+    `initial_state` continues an earlier call (step-by-step sampling).
+    """
+    c = self.config
+    mask = batch['mask']
+    length = mask.shape[1]
+    parts = [_broadcast_time(self.meta_embed(batch), length)]
+    if self.has_latent:
+      parts.append(_broadcast_time(z, length))
+      if initial_state is None:
+        initial_state = jnp.tanh(self.latent_to_state(z))
+    if self.has_history:
+      history = self.note_embed(batch['history'] if 'history' in batch else
+                                {f: shift_right(batch[f], notes.VOCAB_SIZES[f]) for f in HEADS})
+      if not deterministic and c.note_dropout > 0:
+        keep = jax.random.bernoulli(self.make_rng('dropout'), 1.0 - c.note_dropout, mask.shape)
+        history = history * keep[..., None]
+      parts.append(history)
+    outputs, final = self.decoder(jnp.concatenate(parts, axis=-1), mask, initial_state,
+                                  deterministic=deterministic)
+    return {f: self.heads[f](outputs).astype(jnp.float32) for f in HEADS}, final
+
+  def __call__(self, batch: Mapping[str, Array], deterministic: bool = True,
+               sample_latent: bool | None = None
+               ) -> tuple[dict[str, Array], tuple[Array, Array] | None]:
+    """Reconstruction (or next-note) logits, and the posterior (None for the LM).
+
+    `deterministic` turns dropout off. z is sampled from the posterior with the 'latent'
+    RNG stream when `sample_latent` (default: when not deterministic), else it is the mean.
+    """
+    posterior, z = None, None
+    if self.has_latent:
+      mean, log_var = self.encode(batch, deterministic)
+      posterior = (mean, log_var)
+      sample = (not deterministic) if sample_latent is None else sample_latent
+      z = reparameterize(self.make_rng('latent'), mean, log_var) if sample else mean
+    logits, _ = self.decode(batch, z, deterministic)
+    return logits, posterior
+
+
+def reparameterize(rng: Array, mean: Array, log_var: Array) -> Array:
+  """z = mean + sigma * eps: a sample whose gradient flows to mean and log-variance."""
+  return mean + jnp.exp(0.5 * log_var) * jax.random.normal(rng, mean.shape, mean.dtype)
