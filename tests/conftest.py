@@ -5,3 +5,19 @@ import os
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def tiny_dataset(tmp_path_factory):
+  """A prepared vrash_midi dataset of 24 synthetic melodies (all three splits non-empty)."""
+  from data_prep import prep
+  from data_prep.process import PrepOptions
+  import midi_factory
+
+  root = tmp_path_factory.mktemp('tiny')
+  midi_factory.write_corpus(str(root / 'midi'), files=24, notes=40)
+  prep.prepare(str(root / 'midi'), str(root / 'data'),
+               PrepOptions(valid_fraction=0.25, test_fraction=0.25, max_len=16), workers=1)
+  return str(root / 'data')

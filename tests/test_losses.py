@@ -1,0 +1,58 @@
+"""Losses against independent references: a general Gaussian KL, Monte Carlo, log-softmax."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from vrash_jax import losses
+
+
+def normal_kl(mu1, sigma1, mu2, sigma2):
+  """KL(N(mu1, sigma1^2) || N(mu2, sigma2^2)) for univariate Gaussians."""
+  return np.log(sigma2 / sigma1) + (sigma1**2 + (mu1 - mu2) ** 2) / (2 * sigma2**2) - 0.5
+
+
+def test_kl_matches_the_analytic_formula_and_monte_carlo():
+  rng = np.random.default_rng(0)
+  mean = rng.normal(size=(4, 3)).astype(np.float32)
+  log_var = rng.normal(size=(4, 3)).astype(np.float32)
+  got = np.asarray(losses.gaussian_kl(jnp.asarray(mean), jnp.asarray(log_var)))
+  np.testing.assert_allclose(got, normal_kl(mean, np.exp(0.5 * log_var), 0.0, 1.0), rtol=1e-5)
+  sigma = np.exp(0.5 * log_var[0, 0])
+  z = mean[0, 0] + sigma * rng.normal(size=400_000)
+  log_q = -0.5 * ((z - mean[0, 0]) / sigma) ** 2 - np.log(sigma)
+  log_p = -0.5 * z**2
+  assert got[0, 0] == pytest.approx(np.mean(log_q - log_p), abs=0.01)
+
+
+def test_free_bits_leave_small_dimensions_unpenalized():
+  kl_of = lambda mean: losses.free_bits_kl(losses.gaussian_kl(mean, jnp.zeros_like(mean)), 0.5)
+  mean = jnp.array([[0.1, 2.0], [0.1, 2.0]])  # per-dim KL 0.005 and 2.0
+  assert float(kl_of(mean)) == pytest.approx(2 * (0.5 + 2.0))
+  grad = jax.grad(kl_of)(mean)
+  assert (grad[:, 0] == 0).all() and (grad[:, 1] != 0).all()
+
+
+def test_kl_weight_anneals_linearly():
+  assert [float(losses.kl_weight(jnp.array(s), 10)) for s in (0, 5, 10, 20)] == [0, 0.5, 1, 1]
+  assert float(losses.kl_weight(jnp.array(0), 0)) == 1
+
+
+def test_cross_entropy_counts_only_real_notes():
+  rng = np.random.default_rng(1)
+  logits = {f: rng.normal(size=(2, 3, n)).astype(np.float32)
+            for f, n in (('pitch_class', 12), ('octave', 11), ('delay', 104))}
+  batch = {'pitch_class': rng.integers(0, 12, (2, 3)), 'octave': rng.integers(0, 11, (2, 3)),
+           'delay': rng.integers(0, 104, (2, 3)), 'mask': np.array([[1, 1, 0], [1, 0, 0]], bool)}
+  got = losses.cross_entropy_sums(logits, batch)
+  for f, l in logits.items():
+    log_p = l - np.log(np.exp(l).sum(-1, keepdims=True))
+    picked = np.take_along_axis(log_p, batch[f][..., None], -1)[..., 0]
+    assert float(got[f]) == pytest.approx(-(picked * batch['mask']).sum(), rel=1e-5)
+
+
+def test_per_note_figures():
+  sums = {'ce_total': 30.0, 'ce_pitch': 10.0, 'ce_octave': 5.0, 'ce_delay': 15.0, 'kl': 8.0,
+          'notes': 10, 'sequences': 2}
+  out = losses.per_note(sums)
+  assert out['ce_total'] == 3.0 and out['kl'] == 4.0 and out['nll_bound'] == pytest.approx(3.8)

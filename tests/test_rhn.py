@@ -1,0 +1,73 @@
+"""The RHN against an independent NumPy implementation of Zilly et al.'s equations."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vrash_jax.rhn import RHN, rhn_step
+
+B, T, D, H, L = 3, 6, 5, 7, 3
+
+
+def sigmoid(x):
+  return 1 / (1 + np.exp(-x))
+
+
+def numpy_rhn(x, mask, w_in, recurrent, bias, state):
+  """Eqs. 6-8 of Zilly et al. with separate H and T matrices, one time step at a time."""
+  w_h, w_t = w_in[:, :H], w_in[:, H:]
+  outputs = []
+  for t in range(x.shape[1]):
+    s = state
+    for l in range(L):
+      r_h, r_t = recurrent[l][:, :H], recurrent[l][:, H:]
+      h = np.tanh((x[:, t] @ w_h if l == 0 else 0) + s @ r_h + bias[l, :H])
+      g = sigmoid((x[:, t] @ w_t if l == 0 else 0) + s @ r_t + bias[l, H:])
+      s = h * g + s * (1 - g)  # carry gate c = 1 - t
+    state = np.where(mask[:, t, None], s, state)
+    outputs.append(state)
+  return np.stack(outputs, 1), state
+
+
+def _setup():
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(B, T, D)).astype(np.float32)
+  mask = np.arange(T)[None, :] < np.array([[6], [4], [1]])
+  module = RHN(hidden=H, depth=L, transform_bias=-1.5)
+  params = module.init(jax.random.key(0), x, mask)['params']
+  return module, params, x, mask
+
+
+def test_transform_gate_bias_starts_negative():
+  _, params, _, _ = _setup()
+  np.testing.assert_array_equal(params['bias'][:, H:], -1.5)
+  np.testing.assert_array_equal(params['bias'][:, :H], 0.0)
+
+
+def test_one_step_matches_numpy():
+  _, params, x, mask = _setup()
+  state = np.random.default_rng(1).normal(size=(B, H)).astype(np.float32)
+  got = rhn_step(jnp.asarray(state), jnp.asarray(x[:, 0] @ params['w_in']), params['recurrent'], params['bias'])
+  want, _ = numpy_rhn(x[:, :1], np.ones((B, 1), bool), *(np.asarray(params[k]) for k in ('w_in', 'recurrent', 'bias')), state)
+  np.testing.assert_allclose(got, want[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_sequence_with_padding_matches_numpy():
+  module, params, x, mask = _setup()
+  state = np.random.default_rng(2).normal(size=(B, H)).astype(np.float32)
+  outputs, final = module.apply({'params': params}, x, mask, jnp.asarray(state))
+  want_outputs, want_final = numpy_rhn(x, mask, *(np.asarray(params[k]) for k in ('w_in', 'recurrent', 'bias')), state)
+  np.testing.assert_allclose(outputs, want_outputs, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(final, want_final, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(final[2], outputs[2, 0], rtol=1e-6)  # one real note: state after it
+
+
+def test_dropout_masks_are_per_sequence():
+  module = RHN(hidden=H, depth=L, input_dropout=0.5, state_dropout=0.5, output_dropout=0.5)
+  _, params, x, mask = _setup()
+  outputs, _ = module.apply({'params': params}, x, np.ones((B, T), bool), deterministic=False,
+                            rngs={'dropout': jax.random.key(3)})
+  dropped = np.asarray(outputs) == 0
+  assert dropped.any() and not dropped.all()
+  assert (dropped == dropped[:, :1]).all()  # the same units are dropped at every step
+  again, _ = module.apply({'params': params}, x, np.ones((B, T), bool))
+  assert not (np.asarray(again) == 0).any()

@@ -1,0 +1,92 @@
+"""Training: the step learns, data parallelism changes nothing, checkpoints move and resume."""
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import smoke
+from vrash_jax import checkpoint, input_pipeline, sharding, train
+from vrash_jax.errors import VrashError
+
+
+def fixed_batch(data_dir, config):
+  arrays = input_pipeline.load_split(data_dir, 'train', config.max_len)
+  return input_pipeline.TrainBatches(arrays, config.batch_size, seed=0)(0)
+
+
+def run_steps(config, batch, devices, steps):
+  """`steps` train steps on the same global batch over a mesh of `devices`."""
+  mesh = sharding.data_mesh(devices)
+  state = jax.jit(lambda r: train.create_state(config, r),
+                  out_shardings=sharding.replicated(mesh))(jax.random.key(0))
+  step = jax.jit(train.make_train_step(config))
+  metrics = []
+  for _ in range(steps):
+    state, m = step(state, sharding.shard_batch(batch, mesh), jax.random.key(1))
+    metrics.append(jax.device_get(m))
+  return state, metrics
+
+
+@pytest.mark.parametrize('name', ['lm', 'vae', 'vrash'])
+def test_train_steps_reduce_the_loss_on_a_fixed_batch(tiny_dataset, name):
+  config = smoke.get_config(name)
+  config.input_dropout = config.state_dropout = config.output_dropout = config.note_dropout = 0.0
+  config.kl_anneal_steps, config.learning_rate, config.warmup_steps, config.train_steps = 0, 0.02, 1, 100
+  _, metrics = run_steps(config, fixed_batch(tiny_dataset, config), jax.devices()[:1], 12)
+  assert metrics[-1]['loss'] < metrics[0]['loss'] - 1.0
+
+
+def test_eight_devices_equal_one_device(tiny_dataset):
+  assert jax.device_count() == 8
+  config = smoke.get_config('vrash')
+  batch = fixed_batch(tiny_dataset, config)
+  one, m1 = run_steps(config, batch, jax.devices()[:1], 2)
+  eight, m8 = run_steps(config, batch, jax.devices(), 2)
+  for a, b in zip(m1, m8):
+    for k in ('loss', 'ce_total', 'kl', 'grad_norm'):
+      assert a[k] == pytest.approx(b[k], rel=1e-5, abs=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), one.params, eight.params)
+
+
+def test_checkpoint_restores_on_a_different_device_count(tiny_dataset, tmp_path):
+  config = smoke.get_config('vae')
+  state, _ = run_steps(config, fixed_batch(tiny_dataset, config), jax.devices(), 1)
+  store = checkpoint.Checkpoints(str(tmp_path))
+  store.save(1, state, config, {'step': 1})
+  two = sharding.data_mesh(jax.devices()[:2])
+  target = checkpoint.abstract_like(jax.eval_shape(lambda r: train.create_state(config, r),
+                                                   jax.random.key(0)), sharding.replicated(two))
+  restored, data = checkpoint.Checkpoints(str(tmp_path), read_only=True).restore(target)
+  assert data == {'step': 1} and int(restored.step) == 1
+  assert restored.params['encoder']['w_in'].sharding.mesh.devices.size == 2
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get((state.params, state.opt_state)),
+               jax.device_get((restored.params, restored.opt_state)))
+
+
+def test_resumed_run_continues_where_it_stopped(tiny_dataset, tmp_path):
+  config = smoke.get_config('vrash')  # 8 steps, a checkpoint every 4
+  workdir = str(tmp_path / 'run')
+  assert train.train_and_evaluate(config, tiny_dataset, workdir)['step'] == 8
+  straight = train.evaluate_checkpoint(workdir, tiny_dataset, 'valid')
+  shutil.rmtree(os.path.join(checkpoint.checkpoint_dir(workdir), '8'))  # as if it died after step 4
+  assert train.train_and_evaluate(config, tiny_dataset, workdir)['step'] == 8
+  resumed = train.evaluate_checkpoint(workdir, tiny_dataset, 'valid')
+  lines = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert [l['step'] for l in lines if l['split'] == 'train'] == [2, 4, 6, 8, 6, 8]
+  assert resumed['step'] == straight['step'] == 8
+  assert resumed['ce_total'] == straight['ce_total']  # same data order and randomness
+
+
+def test_workdir_of_another_model_is_refused(tiny_dataset, tmp_path):
+  config = smoke.get_config('lm')
+  config.train_steps = 2
+  train.train_and_evaluate(config, tiny_dataset, str(tmp_path))
+  with pytest.raises(VrashError, match="model='lm', but the config asks for model='vae'"):
+    train.train_and_evaluate(smoke.get_config('vae'), tiny_dataset, str(tmp_path))
+  with pytest.raises(VrashError, match='no checkpoints'):
+    train.evaluate_checkpoint(str(tmp_path / 'nothing'), tiny_dataset)
+  with pytest.raises(VrashError, match='no prepared vrash_midi'):
+    train.train_and_evaluate(config, str(tmp_path), str(tmp_path / 'w'))
