@@ -5,7 +5,7 @@
 3. `pause_ratios` / `count_distinct_pauses` / `delay_tokens`: every pause divided by the
    track's median pause; tracks with more than `max_pauses` (11) distinct pause values are
    dropped; the rest map onto the global delay grid of `vrash_jax.notes`.
-4. `pitch_entropy`: Shannon entropy of the pitch distribution (bits), for the entropy filter.
+4. `pitch_entropy` (from `vrash_jax.notes`): entropy of the pitch distribution in bits.
 """
 from __future__ import annotations
 
@@ -64,11 +64,7 @@ def delay_tokens(raw: RawTrack, median: float, max_pauses: int = MAX_PAUSES) -> 
   return np.append(tokens, last).astype(np.int32)
 
 
-def pitch_entropy(pitches: np.ndarray) -> float:
-  """Shannon entropy (bits) of the track's pitch histogram."""
-  _, counts = np.unique(pitches, return_counts=True)
-  p = counts / counts.sum()
-  return float(-(p * np.log2(p)).sum())
+pitch_entropy = notes.pitch_entropy  # one definition for the filter and the sample metrics
 
 
 def normalize_track(raw: RawTrack, max_pauses: int = MAX_PAUSES) -> notes.Track:

@@ -8,9 +8,12 @@ process, only the items that had started; the one that kills its process again i
 from __future__ import annotations
 
 import concurrent.futures as cf
+import functools
 import multiprocessing as mp
 import time
 from typing import Any, Callable, Sequence
+
+from vrash_jax.errors import VrashError
 
 _started = None  # per-item "has started" flags, shared with the workers
 
@@ -26,6 +29,14 @@ def _call(fn: Callable[[Any], Any], indices: list[int], items: list[Any]) -> lis
     _started[index] = 1
     out.append(fn(item))
   return out
+
+
+class PoolUnavailable(VrashError):
+  """Worker processes cannot run at all (not one file's fault)."""
+
+
+def _probe(_: Any) -> bool:
+  return True
 
 
 def _context():
@@ -72,6 +83,20 @@ def _run_pool(fn, items, indices, workers, ctx, started, results, progress) -> b
   return intact
 
 
+@functools.lru_cache(maxsize=None)
+def _pool_works(ctx) -> bool:
+  probe = ctx.RawArray('b', 1)
+  out: list[Any] = [None]
+  return _run_pool(_probe, [None], [0], 1, ctx, probe, out, None) and out[0] == (True,)
+
+
+def _check_pool_works(ctx) -> None:
+  if not _pool_works(ctx):
+    raise PoolUnavailable(
+        'worker processes cannot start: they re-import the main program, so a script must '
+        "guard its entry point with `if __name__ == '__main__':` and be a file, not standard input")
+
+
 def robust_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
                on_crash: Callable[[Any], Any], progress: Progress | None = None) -> list[Any]:
   """[fn(item) for item in items] computed by `workers` processes, in input order.
@@ -90,11 +115,10 @@ def robust_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int,
     pending = [i for i in pending if results[i] is None]
     if intact:
       break
-    suspects = [i for i in pending if started[i]]  # the crash is among these
-    if not suspects:  # the pool itself cannot start: give up rather than loop
-      suspects = pending
+    suspects = [i for i in pending if started[i]] or pending[:1]  # the crash is among these
     for i in suspects:
       if not _run_pool(fn, items, [i], 1, ctx, started, results, progress):
+        _check_pool_works(ctx)
         results[i] = (on_crash(items[i]),)
         if progress:
           progress.step()

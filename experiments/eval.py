@@ -18,10 +18,10 @@ def main(argv: list[str]) -> None:
     raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
   if not FLAGS.workdir or not FLAGS.data_dir:
     raise VrashError('--workdir and --data_dir are required')
-  from vrash_jax import train
+  from vrash_jax import evaluation
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
-  print(json.dumps(train.evaluate_checkpoint(FLAGS.workdir, FLAGS.data_dir, FLAGS.split, FLAGS.step)),
+  print(json.dumps(evaluation.evaluate_checkpoint(FLAGS.workdir, FLAGS.data_dir, FLAGS.split, FLAGS.step)),
         flush=True)
 
 

@@ -1,4 +1,7 @@
 """`vrash-train --config experiments/configs/vrash.py --data_dir OUT --workdir W [--config.x=y]`."""
+import os
+
+import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -14,18 +17,31 @@ flags.DEFINE_integer('num_processes', None, 'How many processes take part (multi
 flags.DEFINE_integer('process_id', None, 'This process\'s index (multi-host).')
 
 
+def load_config() -> ml_collections.ConfigDict:
+  """The --config flag's value; a missing or broken file becomes a one-line VrashError."""
+  path = config_flags.get_config_filename(FLAGS['config'])
+  if not path or not os.path.isfile(path):
+    raise VrashError(f'--config {path!r} is not a file (the configs live in experiments/configs/)')
+  try:
+    return FLAGS.config.lock()  # ml_collections reports load errors on first access
+  except (OSError, AttributeError) as e:
+    raise VrashError(f'cannot load --config {path!r}: {str(e).strip().splitlines()[-1]}') from None
+
+
 @exit_on_user_error
 def main(argv: list[str]) -> None:
   if len(argv) > 1:
     raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if FLAGS.config is None or not FLAGS.data_dir or not FLAGS.workdir:
+  if not FLAGS.data_dir or not FLAGS.workdir:
     raise VrashError('--config, --data_dir and --workdir are required')
+  config = load_config()
   from vrash_jax import sharding, train  # after flag parsing: jax starts here
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
   if FLAGS.distributed or FLAGS.coordinator_address:
     sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  result = train.train_and_evaluate(FLAGS.config, FLAGS.data_dir, FLAGS.workdir)
+  train.enable_compilation_cache(os.path.join(FLAGS.workdir, 'jax_cache'))
+  result = train.train_and_evaluate(config, FLAGS.data_dir, FLAGS.workdir)
   logging.info('finished at step %d', result['step'])
 
 

@@ -1,10 +1,14 @@
 """Test-wide set-up: eight CPU devices for data-parallel tests, quiet TensorFlow."""
 import os
+import tempfile
 
 # Must happen before jax is imported anywhere in the test session.
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
+# Tests compile the same tiny steps many times: share compilations within the session.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='vrash-jax-cache-'))
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 
 import pytest  # noqa: E402
 

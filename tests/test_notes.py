@@ -47,3 +47,9 @@ def test_track_decodes_to_legato_notes_and_midi(tmp_path):
   assert midi.instruments[0].program == 73
   got = [(n.pitch, round(n.start, 3), round(n.end, 3)) for n in midi.instruments[0].notes]
   assert got == [(60, 0.0, 0.25), (64, 0.25, 0.75), (79, 0.75, 1.0)]
+
+
+def test_pitches_beyond_midi_are_played_an_octave_lower():
+  one = notes.DELAY_RATIOS.index(1)
+  track = notes.Track(np.array([11, 7]), np.array([10, 10]), np.array([one, one]), 0, 0.5)
+  assert [p for p, _, _ in notes.track_to_notes(track)] == [119, 127]

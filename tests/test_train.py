@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import smoke
-from vrash_jax import checkpoint, input_pipeline, sharding, train
+from vrash_jax import checkpoint, evaluation, input_pipeline, sharding, train
 from vrash_jax.errors import VrashError
 
 
@@ -70,10 +70,10 @@ def test_resumed_run_continues_where_it_stopped(tiny_dataset, tmp_path):
   config = smoke.get_config('vrash')  # 8 steps, a checkpoint every 4
   workdir = str(tmp_path / 'run')
   assert train.train_and_evaluate(config, tiny_dataset, workdir)['step'] == 8
-  straight = train.evaluate_checkpoint(workdir, tiny_dataset, 'valid')
+  straight = evaluation.evaluate_checkpoint(workdir, tiny_dataset, 'valid')
   shutil.rmtree(os.path.join(checkpoint.checkpoint_dir(workdir), '8'))  # as if it died after step 4
   assert train.train_and_evaluate(config, tiny_dataset, workdir)['step'] == 8
-  resumed = train.evaluate_checkpoint(workdir, tiny_dataset, 'valid')
+  resumed = evaluation.evaluate_checkpoint(workdir, tiny_dataset, 'valid')
   lines = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert [l['step'] for l in lines if l['split'] == 'train'] == [2, 4, 6, 8, 6, 8]
   assert resumed['step'] == straight['step'] == 8
@@ -87,6 +87,34 @@ def test_workdir_of_another_model_is_refused(tiny_dataset, tmp_path):
   with pytest.raises(VrashError, match="model='lm', but the config asks for model='vae'"):
     train.train_and_evaluate(smoke.get_config('vae'), tiny_dataset, str(tmp_path))
   with pytest.raises(VrashError, match='no checkpoints'):
-    train.evaluate_checkpoint(str(tmp_path / 'nothing'), tiny_dataset)
+    evaluation.evaluate_checkpoint(str(tmp_path / 'nothing'), tiny_dataset)
   with pytest.raises(VrashError, match='no prepared vrash_midi'):
     train.train_and_evaluate(config, str(tmp_path), str(tmp_path / 'w'))
+
+
+def test_dataset_of_another_schema_is_refused(tiny_dataset, tmp_path):
+  copy = tmp_path / 'old'
+  shutil.copytree(tiny_dataset, copy)
+  (meta_path,) = list(copy.glob('vrash_midi/*/metadata.json'))
+  meta = json.loads(meta_path.read_text())
+  meta['vocabularies']['schema_version'] = 0
+  meta_path.write_text(json.dumps(meta))
+  with pytest.raises(VrashError, match='uses note schema 0'):
+    input_pipeline.load_split(str(copy), 'train')
+
+
+def test_launcher_errors_are_one_line(tiny_dataset, tmp_path):
+  import subprocess
+  import sys
+  run = lambda *args: subprocess.run([sys.executable, '-m', 'experiments.train', *args],
+                                     capture_output=True, text=True, timeout=120)
+  missing_config = run('--config=experiments/configs/nope.py', f'--data_dir={tiny_dataset}',
+                       f'--workdir={tmp_path}')
+  missing_data = run('--config=experiments/configs/smoke.py', f'--data_dir={tmp_path}/none',
+                     f'--workdir={tmp_path}')
+  for result, message in ((missing_config, "--config 'experiments/configs/nope.py' is not a file"),
+                          (missing_data, 'does not exist: run `vrash-prep` first')):
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 2
+    assert last_line.startswith('error: ') and message in last_line
+    assert 'Traceback' not in result.stderr

@@ -7,6 +7,7 @@ which makes batch order a pure function of (seed, step) and resuming exact.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import os
 from typing import Any
@@ -63,7 +64,15 @@ def load_split(data_dir: str, split: str, max_len: int | None = None) -> dict[st
 
   T is `max_len` (longer examples are cut to it) or, when None, the longest example.
   Example order is the dataset's own (deterministic); text fields come back as str lists.
+  Results are cached per dataset build (a sweep reads each split once): treat them as read-only.
   """
+  info = os.path.join(dataset_dir(data_dir), 'dataset_info.json')
+  return _load_split(os.path.abspath(data_dir), split, max_len, os.stat(info).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_split(data_dir: str, split: str, max_len: int | None, built_ns: int) -> dict[str, Any]:
+  del built_ns  # part of the cache key only
   builder = open_dataset(data_dir)
   if split not in builder.info.splits:
     raise VrashError(f'the dataset in {data_dir!r} has no {split!r} split '

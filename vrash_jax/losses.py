@@ -19,6 +19,18 @@ def cross_entropy_sums(logits: Mapping[str, Array], batch: Mapping[str, Array]) 
           for f in HEADS}
 
 
+def sequence_log_likelihood(logits: Mapping[str, Array], batch: Mapping[str, Array]) -> Array:
+  """log p(melody) summed over the real notes and the three heads, per sequence [B]."""
+  mask = batch['mask'].astype(jnp.float32)
+  return -sum((optax.softmax_cross_entropy_with_integer_labels(logits[f], batch[f]) * mask).sum(-1)
+              for f in HEADS)
+
+
+def gaussian_log_density(z: Array, mean: Array, log_var: Array) -> Array:
+  """log N(z; mean, exp(log_var)) summed over the last axis."""
+  return -0.5 * (jnp.log(2 * jnp.pi) + log_var + (z - mean) ** 2 / jnp.exp(log_var)).sum(-1)
+
+
 def gaussian_kl(mean: Array, log_var: Array) -> Array:
   """KL(N(mean, exp(log_var)) || N(0, 1)) per latent dimension, [B, Z]."""
   return 0.5 * (mean**2 + jnp.exp(log_var) - 1.0 - log_var)
@@ -69,5 +81,7 @@ def per_note(sums: Mapping[str, float]) -> dict[str, float]:
   out['kl'] = float(sums['kl']) / max(float(sums['sequences']), 1.0)  # nats per sequence
   out['kl_per_note'] = float(sums['kl']) / notes
   out['nll_bound'] = out['ce_total'] + out['kl_per_note']
+  if 'iw_nll' in sums:  # importance-weighted bound, tighter than nll_bound
+    out['nll_iw'] = float(sums['iw_nll']) / notes
   out['notes'] = int(sums['notes'])
   return out

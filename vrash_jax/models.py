@@ -99,6 +99,12 @@ class MelodyModel(nn.Module):
     mean, log_var = jnp.split(self.posterior(final), 2, axis=-1)
     return mean, log_var
 
+  def initial_decoder_state(self, z: Array | None, batch_size: int) -> Array:
+    """The decoder's state before the first note: from z for VAE/VRASH, zeros for the LM."""
+    if self.has_latent:
+      return jnp.tanh(self.latent_to_state(z))
+    return jnp.zeros((batch_size, self.config.hidden), jnp.float32)
+
   def decode(self, batch: Mapping[str, Array], z: Array | None, deterministic: bool = True,
              initial_state: Array | None = None) -> tuple[dict[str, Array], Array]:
     """Teacher-forced decoding -> (logits per head [B, T, V], final decoder state).
@@ -110,10 +116,10 @@ class MelodyModel(nn.Module):
     mask = batch['mask']
     length = mask.shape[1]
     parts = [_broadcast_time(self.meta_embed(batch), length)]
+    if initial_state is None:
+      initial_state = self.initial_decoder_state(z, mask.shape[0])
     if self.has_latent:
       parts.append(_broadcast_time(z, length))
-      if initial_state is None:
-        initial_state = jnp.tanh(self.latent_to_state(z))
     if self.has_history:
       history = self.note_embed(batch['history'] if 'history' in batch else
                                 {f: shift_right(batch[f], notes.VOCAB_SIZES[f]) for f in HEADS})

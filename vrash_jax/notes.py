@@ -108,6 +108,13 @@ def delay_ratios(tokens: np.ndarray) -> np.ndarray:
   return np.exp(_LOG_DELAYS[np.asarray(tokens, np.int32)])
 
 
+def pitch_entropy(pitches: Sequence[int] | np.ndarray) -> float:
+  """Shannon entropy (bits) of a melody's pitch histogram (the paper's entropy filter)."""
+  _, counts = np.unique(np.asarray(pitches), return_counts=True)
+  p = counts / counts.sum()
+  return float(-(p * np.log2(p)).sum())
+
+
 def program_family(program: int) -> int:
   return int(program) // 8
 
@@ -124,8 +131,13 @@ def bucket_median_pause_s(bucket: int) -> float:
 
 
 def track_to_notes(track: Track) -> list[tuple[int, float, float]]:
-  """Decodes a track into (pitch, start_s, end_s) notes, each held until the next onset."""
+  """Decodes a track into (pitch, start_s, end_s) notes, each held until the next onset.
+
+  Octave token 10 with pitch class G# or above (MIDI 128-131) exists only in sampled
+  melodies; such notes are played an octave lower, the highest octave MIDI has.
+  """
   pitches = tokens_to_pitch(track.pitch_class, track.octave)
+  pitches = np.where(pitches > 127, pitches - 12, pitches)
   lengths = delay_ratios(track.delay) * track.median_pause_s
   starts = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
   return [(int(p), float(s), float(s + d)) for p, s, d in zip(pitches, starts, lengths)]

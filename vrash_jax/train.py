@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +18,12 @@ from vrash_jax.metric_writers import MetricWriter
 
 Batch = Mapping[str, jax.Array]
 TrainState = train_state.TrainState
+
+
+def enable_compilation_cache(directory: str) -> None:
+  """Keeps compiled steps on disk: resumed runs and further seeds skip recompiling."""
+  jax.config.update('jax_compilation_cache_dir', directory)
+  jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
 
 
 def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
@@ -81,29 +87,12 @@ def make_train_step(config: ml_collections.ConfigDict
   return train_step
 
 
-def eval_step(state: TrainState, batch: Batch, rng: jax.Array) -> dict[str, jax.Array]:
-  """Summed statistics with dropout off and z sampled from the posterior (a valid bound)."""
-  logits, posterior = state.apply_fn({'params': state.params}, batch, deterministic=True,
-                                     sample_latent=True, rngs={'latent': rng})
-  return losses.loss_and_sums(logits, posterior, batch, jnp.ones(()), 0.0)[1]
-
-
-def evaluate(state: TrainState, batches: Iterable[dict], mesh, rng: jax.Array) -> dict[str, float]:
-  """Per-note figures over every batch (CE per head, KL, NLL bound)."""
-  step = jax.jit(eval_step)
-  totals = None
-  for i, batch in enumerate(batches):
-    sums = step(state, sharding.shard_batch(batch, mesh), jax.random.fold_in(rng, i))
-    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-  if totals is None:
-    raise VrashError('nothing to evaluate: the split is empty')
-  return losses.per_note(jax.device_get(totals))
-
-
 class Trainer:
   """Everything a run needs on this host: mesh, data, compiled steps, checkpoints."""
 
   def __init__(self, config: ml_collections.ConfigDict, data_dir: str, workdir: str):
+    if config.model not in models.MODELS:
+      raise VrashError(f'config.model must be one of {", ".join(models.MODELS)}, not {config.model!r}')
     self.config, self.workdir = config, workdir
     self.mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, self.mesh)
@@ -141,9 +130,8 @@ class Trainer:
     if self.valid is None:
       logging.warning('the dataset has no valid split: skipping evaluation')
       return {}
-    return evaluate(self.state, input_pipeline.eval_batches(
-        self.valid, self.config.eval_batch_size, *self.process), self.mesh,
-        purpose_rng(self.config.seed, 'eval'))
+    from vrash_jax import evaluation  # evaluation builds on this module
+    return evaluation.evaluate_state(self.state, self.config, self.valid)
 
 
 SUM_KEYS = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'notes', 'sequences')
@@ -193,21 +181,3 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
     writer.close()
     trainer.checkpoints.close()
   return {'step': step, 'valid': valid}
-
-
-def evaluate_checkpoint(workdir: str, data_dir: str, split: str = 'test',
-                        step: int | None = None) -> dict[str, Any]:
-  """Figures of WORKDIR's latest (or given) checkpoint on a split, config from the checkpoint."""
-  store = checkpoint.Checkpoints(workdir, read_only=True)
-  config = store.config(step)
-  mesh = sharding.data_mesh()
-  init = jax.jit(functools.partial(create_state, config), out_shardings=sharding.replicated(mesh))
-  target = checkpoint.abstract_like(jax.eval_shape(init, jax.random.key(0)), sharding.replicated(mesh))
-  state, _ = store.restore(target, step)
-  store.close()
-  arrays = input_pipeline.load_split(data_dir, split, config.max_len)
-  batch = config.eval_batch_size - config.eval_batch_size % mesh.size or mesh.size
-  figures = evaluate(state, input_pipeline.eval_batches(arrays, batch, jax.process_index(),
-                                                        jax.process_count()),
-                     mesh, purpose_rng(config.seed, 'eval'))
-  return {'model': config.model, 'split': split, 'step': int(jax.device_get(state.step)), **figures}

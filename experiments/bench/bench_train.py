@@ -1,0 +1,123 @@
+"""Training throughput of the full train step, against the machine's dense matmul peak.
+
+  vrash-bench train --model vrash --batch 64 --length 64 --hidden 256 --depth 3 [--steps 20]
+
+Synthetic batches (no dataset needed, so it runs on accelerator images without TensorFlow).
+Compilation is timed separately; the step time is the median over `--repeats` timings of
+`--steps` steps each. The last line printed is one JSON object.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags
+
+from experiments.configs import base
+from vrash_jax import notes, sharding, train
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash'], 'Which architecture.')
+flags.DEFINE_integer('batch', 64, 'Global batch size.')
+flags.DEFINE_integer('length', 64, 'Notes per sequence.')
+flags.DEFINE_integer('hidden', 256, 'RHN state size.')
+flags.DEFINE_integer('depth', 3, 'RHN recurrence depth.')
+flags.DEFINE_integer('steps', 10, 'Steps per timing.')
+flags.DEFINE_integer('repeats', 5, 'Timings; the median is reported.')
+flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Matmul compute dtype.')
+
+
+def synthetic_batch(batch: int, length: int, seed: int = 0) -> dict[str, np.ndarray]:
+  rng = np.random.default_rng(seed)
+  out = {f: rng.integers(0, n, (batch, length)).astype(np.int32) for f, n in notes.VOCAB_SIZES.items()}
+  out['mask'] = np.ones((batch, length), bool)
+  out.update({f: rng.integers(0, n, (batch,)).astype(np.int32) for f, n in notes.META_FIELDS.items()})
+  return out
+
+
+def matmul_peak_flops(dtype: Any = jnp.float32, n: int = 2048, repeats: int = 5) -> float:
+  """Dense FLOP/s of an n x n matmul on the default device (median of `repeats`)."""
+  a = jax.random.normal(jax.random.key(0), (n, n), dtype)
+  f = jax.jit(lambda x: x @ x)
+  f(a).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    f(a).block_until_ready()
+    times.append(time.perf_counter() - start)
+  return 2 * n**3 / statistics.median(times)
+
+
+def rhn_matmul_flops_per_note(input_dim: int, hidden: int, depth: int) -> int:
+  """Forward matmul FLOPs of one RHN layer per note: input projection + L recurrent matmuls."""
+  return 2 * input_dim * 2 * hidden + depth * 2 * hidden * 2 * hidden
+
+
+def model_flops_per_note(config) -> int:
+  """Matmul FLOPs per note of a train step (forward + backward = 3x forward)."""
+  note = config.pitch_embed + config.octave_embed + config.delay_embed
+  meta = 2 * config.meta_embed
+  decoder_in = meta + (config.latent_dim if config.model != 'lm' else 0) + (note if config.model != 'vae' else 0)
+  forward = rhn_matmul_flops_per_note(decoder_in, config.hidden, config.depth)
+  if config.model != 'lm':
+    forward += rhn_matmul_flops_per_note(note + meta, config.hidden, config.depth)
+  forward += 2 * config.hidden * sum(notes.VOCAB_SIZES.values())
+  return 3 * forward
+
+
+def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps: int = 10,
+            repeats: int = 5, dtype: str = 'float32') -> dict[str, Any]:
+  config = base.get_config()
+  config.model, config.batch_size, config.max_len = model, batch, length
+  config.hidden, config.depth = hidden, depth
+  mesh = sharding.data_mesh()
+  compute = jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32
+  state = jax.jit(lambda r: train.create_state(config, r, compute),
+                  out_shardings=sharding.replicated(mesh))(jax.random.key(0))
+  data = sharding.shard_batch(synthetic_batch(batch, length), mesh)
+  step = jax.jit(train.make_train_step(config), donate_argnums=0)
+  rng = jax.random.key(1)
+  start = time.perf_counter()
+  compiled = step.lower(state, data, rng).compile()
+  compile_s = time.perf_counter() - start
+  state, metrics = compiled(state, data, rng)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(steps):
+      state, metrics = compiled(state, data, rng)
+    jax.block_until_ready(metrics)
+    times.append((time.perf_counter() - start) / steps)
+  step_s = statistics.median(times)
+  peak = matmul_peak_flops(compute)
+  notes_per_s = batch * length / step_s
+  flops = model_flops_per_note(config)
+  return {
+      'model': model, 'batch': batch, 'length': length, 'hidden': hidden, 'depth': depth,
+      'dtype': dtype, 'device': jax.devices()[0].device_kind, 'devices': jax.device_count(),
+      'compile_s': compile_s, 'step_s': step_s, 'notes_per_s': notes_per_s,
+      'model_gflop_per_note': flops / 1e9, 'matmul_peak_gflops': peak / 1e9,
+      'notes_per_s_at_peak': peak / flops, 'fraction_of_peak': notes_per_s * flops / peak,
+  }
+
+
+def main(argv: list[str]) -> None:
+  if len(argv) < 2 or argv[1] != 'train':
+    sys.exit('usage: vrash-bench train [--model ...]')
+  print(json.dumps(measure(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
+                           FLAGS.steps, FLAGS.repeats, FLAGS.dtype)), flush=True)
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

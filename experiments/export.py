@@ -1,0 +1,29 @@
+"""`vrash-export --workdir W --out PATH`: a self-contained export for sampling."""
+from absl import app, flags
+
+from vrash_jax.errors import VrashError, exit_on_user_error
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('workdir', None, 'A training workdir.')
+flags.DEFINE_string('out', None, 'Where the export is written (replaced if it is an export).')
+flags.DEFINE_integer('step', None, 'Export this checkpoint step instead of the latest.')
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if not FLAGS.workdir or not FLAGS.out:
+    raise VrashError('--workdir and --out are required')
+  from vrash_jax import export
+  from vrash_jax.metric_writers import quiet_library_logs
+  quiet_library_logs()
+  print(f'exported to {export.export_workdir(FLAGS.workdir, FLAGS.out, FLAGS.step)}', flush=True)
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,63 @@
+"""`vrash-sample --model PATH --out_dir DIR [--num 16] [--temperature 1.0] [--length 64] [--seed 0]`
+or `... --interpolate a.mid,b.mid --steps 8`: melodies as MIDI files."""
+import os
+
+from absl import app, flags
+
+from vrash_jax.errors import VrashError, exit_on_user_error
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string('model', None, 'An export written by vrash-export.')
+flags.DEFINE_string('out_dir', None, 'Where the MIDI files go.')
+flags.DEFINE_integer('num', 16, 'Melodies to sample.')
+flags.DEFINE_float('temperature', 1.0, 'Softmax temperature (> 0).')
+flags.DEFINE_integer('length', 64, 'Notes per melody.')
+flags.DEFINE_integer('seed', 0, 'Random seed.')
+flags.DEFINE_integer('program', 73, 'General MIDI program of the melodies (meta-information).')
+flags.DEFINE_integer('tempo_bucket', 3, 'Tempo bucket (meta-information), 0 = fastest.')
+flags.DEFINE_list('interpolate', None, 'Two MIDI files: decode the slerp between their latents.')
+flags.DEFINE_integer('steps', 8, 'Points on the interpolation path, ends included.')
+
+
+def sample_to_files(model: str, out_dir: str, num: int, temperature: float, length: int, seed: int,
+                    program: int, tempo_bucket: int, interpolate: list[str] | None = None,
+                    steps: int = 8) -> list[str]:
+  """Samples (or interpolates) with an export and writes one MIDI file per melody."""
+  from vrash_jax import Melodist
+  if temperature <= 0 or length <= 0 or num <= 0:
+    raise VrashError(f'--temperature, --length and --num must be > 0 '
+                     f'(got {temperature}, {length}, {num})')
+  melodist = Melodist.load(model)
+  if interpolate:
+    if len(interpolate) != 2:
+      raise VrashError('--interpolate takes exactly two MIDI files: a.mid,b.mid')
+    for path in interpolate:
+      if not os.path.isfile(path):
+        raise VrashError(f'--interpolate: {path!r} is not a file')
+    tracks = melodist.decode(melodist.interpolate(*interpolate, steps=steps), length=length,
+                             program=program, tempo_bucket=tempo_bucket)
+    prefix = 'interpolation'
+  else:
+    tracks = melodist.sample(num, temperature, seed, length, program, tempo_bucket)
+    prefix = 'sample'
+  os.makedirs(out_dir, exist_ok=True)
+  return [melodist.to_midi(t, os.path.join(out_dir, f'{prefix}_{i:02d}.mid')) for i, t in enumerate(tracks)]
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if not FLAGS.model or not FLAGS.out_dir:
+    raise VrashError('--model and --out_dir are required')
+  paths = sample_to_files(FLAGS.model, FLAGS.out_dir, FLAGS.num, FLAGS.temperature, FLAGS.length,
+                          FLAGS.seed, FLAGS.program, FLAGS.tempo_bucket, FLAGS.interpolate, FLAGS.steps)
+  print(f'wrote {len(paths)} MIDI files to {FLAGS.out_dir}', flush=True)
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

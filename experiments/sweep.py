@@ -1,0 +1,66 @@
+"""`vrash-sweep --data_dir OUT --workdir W [--models lm,vae,vrash] [--seeds 0,1,2] [--config.x=y]`.
+
+Trains every model x seed (each run resumable), evaluates them on the test split and writes
+W/results.json, W/results.md, W/figure5.png and W/figure6.png. `--config.FIELD=VALUE` overrides
+a field of every model's config (experiments/configs/{lm,vae,vrash}.py).
+"""
+import importlib
+from typing import Any
+
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments.configs import base
+from vrash_jax.errors import VrashError, exit_on_user_error
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_dict('config', base.get_config(), 'Overrides for every model (--config.x=y).')
+flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset.')
+flags.DEFINE_string('workdir', None, 'Runs, results and figures go here.')
+flags.DEFINE_list('models', ['lm', 'vae', 'vrash'], 'Which models to compare.')
+flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per model.')
+flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound.', lower_bound=1)
+flags.DEFINE_integer('num_samples', 64, 'Melodies sampled per model for the objective metrics.', lower_bound=1)
+
+
+def model_configs(overrides: dict[str, Any]):
+  """config_for(model): that model's config file with the overrides applied."""
+  def config_for(model: str) -> ml_collections.ConfigDict:
+    config = importlib.import_module(f'experiments.configs.{model}').get_config()
+    config.update_from_flattened_dict(overrides)
+    return config
+  return config_for
+
+
+def parse_seeds(values: list[str]) -> list[int]:
+  try:
+    return [int(v) for v in values]
+  except ValueError:
+    raise VrashError(f'--seeds must be integers, got {",".join(values)}') from None
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+  if len(argv) > 1:
+    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
+  if not FLAGS.data_dir or not FLAGS.workdir:
+    raise VrashError('--data_dir and --workdir are required')
+  unknown = sorted(set(FLAGS.models) - {'lm', 'vae', 'vrash'})
+  if unknown or not FLAGS.models:
+    raise VrashError(f'--models must be a non-empty subset of lm,vae,vrash (unknown: {",".join(unknown)})')
+  from vrash_jax import sweep
+  from vrash_jax.metric_writers import quiet_library_logs
+  quiet_library_logs()
+  overrides = config_flags.get_override_values(FLAGS['config'])
+  sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, model_configs(overrides), FLAGS.models,
+                  parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples)
+  print(open(f'{FLAGS.workdir}/results.md').read(), flush=True)
+
+
+def run() -> None:
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

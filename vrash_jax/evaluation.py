@@ -1,0 +1,113 @@
+"""Evaluation: per-note cross-entropy, KL and two upper bounds on the NLL per note.
+
+* `ce_*`: reconstruction (VAE, VRASH) or next-note (LM) cross-entropy, z drawn once from the
+  posterior q(z | melody) -- what the paper's Fig. 5 compares.
+* `nll_bound`: CE + KL per note, the negative ELBO: an upper bound on -log p(melody) per note.
+* `nll_iw`: the importance-weighted bound with K posterior samples (Burda et al. 2015),
+  tighter than the ELBO; for the LM both bounds equal its exact NLL (the CE).
+The gap between `ce_total` and these bounds is how much the latent code, which has seen the
+melody, helps the decoder beyond what the model could predict without it.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable, Mapping
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from vrash_jax import checkpoint, input_pipeline, losses, models, sharding, train
+from vrash_jax.errors import VrashError
+
+Batch = Mapping[str, jax.Array]
+
+
+def importance_weighted_log_likelihood(state: train.TrainState, batch: Batch, posterior,
+                                       rng: jax.Array, samples: int) -> jax.Array:
+  """log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x), per sequence [B]."""
+  mean, log_var = posterior
+
+  def weight(key):
+    z = models.reparameterize(key, mean, log_var)
+    logits, _ = state.apply_fn({'params': state.params}, batch, z, True,
+                               method=models.MelodyModel.decode)
+    return (losses.sequence_log_likelihood(logits, batch) + losses.gaussian_log_density(z, 0.0, 0.0)
+            - losses.gaussian_log_density(z, mean, log_var))
+
+  weights = jax.vmap(weight)(jax.random.split(rng, samples))
+  return jax.nn.logsumexp(weights, axis=0) - jnp.log(samples)
+
+
+def eval_step(state: train.TrainState, batch: Batch, rng: jax.Array, iw_samples: int = 0
+              ) -> dict[str, jax.Array]:
+  """Summed statistics with dropout off and z sampled from the posterior."""
+  sample_rng, iw_rng = jax.random.split(rng)
+  logits, posterior = state.apply_fn({'params': state.params}, batch, deterministic=True,
+                                     sample_latent=True, rngs={'latent': sample_rng})
+  sums = losses.loss_and_sums(logits, posterior, batch, jnp.ones(()), 0.0)[1]
+  if iw_samples > 0:
+    if posterior is None:
+      sums['iw_nll'] = sums['ce_total']  # no latent: the CE is the exact NLL
+    else:
+      real = batch['mask'].any(axis=1)
+      log_likelihood = importance_weighted_log_likelihood(state, batch, posterior, iw_rng, iw_samples)
+      sums['iw_nll'] = -jnp.where(real, log_likelihood, 0.0).sum()
+  return sums
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_eval_step(iw_samples: int):
+  return jax.jit(functools.partial(eval_step, iw_samples=iw_samples))
+
+
+def evaluate(state: train.TrainState, batches: Iterable[dict], mesh, rng: jax.Array,
+             iw_samples: int = 0) -> dict[str, float]:
+  """Per-note figures over every batch."""
+  step = _compiled_eval_step(iw_samples)
+  totals = None
+  for i, batch in enumerate(batches):
+    sums = step(state, sharding.shard_batch(batch, mesh), jax.random.fold_in(rng, i))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  if totals is None:
+    raise VrashError('nothing to evaluate: the split is empty')
+  return losses.per_note(jax.device_get(totals))
+
+
+def restore_for_inference(workdir: str, step: int | None = None
+                          ) -> tuple[ml_collections.ConfigDict, train.TrainState]:
+  """(config, state) of WORKDIR's latest (or given) checkpoint, replicated on every device."""
+  store = checkpoint.Checkpoints(workdir, read_only=True)
+  config = store.config(step)
+  mesh = sharding.data_mesh()
+  init = jax.jit(functools.partial(train.create_state, config), out_shardings=sharding.replicated(mesh))
+  target = checkpoint.abstract_like(jax.eval_shape(init, jax.random.key(0)), sharding.replicated(mesh))
+  state, _ = store.restore(target, step)
+  store.close()
+  return config, state
+
+
+def evaluate_state(state: train.TrainState, config: ml_collections.ConfigDict,
+                   arrays: dict[str, Any], iw_samples: int = 0) -> dict[str, float]:
+  """Figures of `state` on a loaded split (every host passes the same arrays)."""
+  mesh = sharding.data_mesh()
+  batch = max(config.eval_batch_size - config.eval_batch_size % mesh.size, mesh.size)
+  return evaluate(state, input_pipeline.eval_batches(arrays, batch, jax.process_index(),
+                                                     jax.process_count()),
+                  mesh, train.purpose_rng(config.seed, 'eval'), iw_samples)
+
+
+def evaluate_checkpoint(workdir: str, data_dir: str, split: str = 'test', step: int | None = None,
+                        iw_samples: int = 0) -> dict[str, Any]:
+  """Figures of WORKDIR's latest (or given) checkpoint on a split, config from the checkpoint."""
+  config, state = restore_for_inference(workdir, step)
+  arrays = input_pipeline.load_split(data_dir, split, config.max_len)
+  figures = evaluate_state(state, config, arrays, iw_samples)
+  return {'model': config.model, 'split': split, 'step': int(jax.device_get(state.step)), **figures}
+
+
+def evaluate_untrained(config: ml_collections.ConfigDict, arrays: dict[str, Any]) -> dict[str, float]:
+  """The paper's reference baseline: the same network with its initial parameters."""
+  mesh = sharding.data_mesh()
+  init = jax.jit(functools.partial(train.create_state, config), out_shardings=sharding.replicated(mesh))
+  return evaluate_state(init(train.purpose_rng(config.seed, 'init')), config, arrays)

@@ -1,0 +1,80 @@
+"""Self-contained model exports: parameters (orbax) + config + vocabularies.
+
+    PATH/export.json        format name and version, model, training step
+    PATH/config.json        the run's config (the model is rebuilt from it alone)
+    PATH/vocabularies.json  the note vocabulary the model was trained on
+    PATH/params/            the parameters, an orbax StandardCheckpointer directory
+
+No optimizer state, no dataset, no training code is needed to load it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+import vrash_jax
+from vrash_jax import checkpoint, evaluation, models, notes, train
+from vrash_jax.errors import VrashError
+
+FORMAT = 'vrash_jax.export'
+FORMAT_VERSION = 1
+
+
+def _abstract_params(config: ml_collections.ConfigDict) -> Any:
+  model = models.MelodyModel(config)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), train.dummy_batch(config))['params'])
+  return checkpoint.abstract_like(shapes, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
+
+
+def export_params(params: Any, config: ml_collections.ConfigDict, out: str, step: int) -> str:
+  """Writes an export of `params` to `out` (replacing what is there); returns the path."""
+  out = os.path.abspath(out)
+  if os.path.exists(out):
+    if not os.path.isfile(os.path.join(out, 'export.json')):
+      raise VrashError(f'--out {out!r} exists and is not a vrash_jax export: choose a new path')
+    shutil.rmtree(out)
+  os.makedirs(out)
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(os.path.join(out, 'params'), jax.device_get(params))
+  for name, data in (('config.json', config.to_dict()), ('vocabularies.json', notes.vocabularies()),
+                     ('export.json', {'format': FORMAT, 'version': FORMAT_VERSION, 'model': config.model,
+                                      'step': step, 'vrash_jax': vrash_jax.__version__})):
+    with open(os.path.join(out, name), 'w') as f:
+      json.dump(data, f, indent=2)
+  return out
+
+
+def export_workdir(workdir: str, out: str, step: int | None = None) -> str:
+  """Exports the parameters of WORKDIR's latest (or given) training checkpoint."""
+  config, state = evaluation.restore_for_inference(workdir, step)
+  return export_params(state.params, config, out, int(jax.device_get(state.step)))
+
+
+def _read_json(path: str) -> Any:
+  with open(path) as f:
+    return json.load(f)
+
+
+def load(path: str) -> tuple[ml_collections.ConfigDict, Any, dict[str, Any]]:
+  """(config, params, export info) of an export, after checking it is one this version reads."""
+  info_path = os.path.join(path, 'export.json')
+  if not os.path.isfile(info_path):
+    raise VrashError(f'{path!r} is not a vrash_jax export (no export.json): make one with `vrash-export`')
+  info = _read_json(info_path)
+  if info.get('format') != FORMAT or info.get('version') != FORMAT_VERSION:
+    raise VrashError(f'{path!r} is export format {info.get("format")} v{info.get("version")}; this '
+                     f'vrash_jax reads {FORMAT} v{FORMAT_VERSION}: re-export it with this version')
+  vocab = _read_json(os.path.join(path, 'vocabularies.json'))
+  if vocab != json.loads(json.dumps(notes.vocabularies())):
+    raise VrashError(f'{path!r} was trained on note schema {vocab.get("schema_version")}, this '
+                     f'vrash_jax uses schema {notes.SCHEMA_VERSION}: retrain or use a matching version')
+  config = ml_collections.ConfigDict(_read_json(os.path.join(path, 'config.json')))
+  with ocp.StandardCheckpointer() as ckptr:
+    params = ckptr.restore(os.path.join(path, 'params'), _abstract_params(config))
+  return config, params, info

@@ -1,0 +1,147 @@
+"""`Melodist`: load a trained model and sample, encode, decode and interpolate melodies.
+
+    from vrash_jax import Melodist
+    m = Melodist.load('exports/vrash')
+    tracks = m.sample(4, temperature=0.9, seed=0)
+    Melodist.to_midi(tracks[0], 'a.mid')
+    path = m.interpolate('a.mid', 'b.mid', steps=8)      # latents along the slerp
+    tracks = m.decode(path)
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from vrash_jax import export, models, notes, sampling
+from vrash_jax.errors import VrashError
+
+Melody = Union[str, os.PathLike, notes.Track]
+DEFAULT_PROGRAM = 73  # flute, as the default corpus's Essen tunes
+DEFAULT_TEMPO_BUCKET = 3  # median pause 0.2-0.3 s
+
+
+def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
+  """`steps` points from a to b along the great circle (linear where a and b are parallel)."""
+  t = np.linspace(0.0, 1.0, steps)[:, None]
+  cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+  omega = np.arccos(np.clip(cos, -1.0, 1.0))
+  if omega < 1e-6:
+    return (1 - t) * a + t * b
+  return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
+
+
+def track_from_midi(path: str) -> notes.Track:
+  """The first track the data pipeline keeps from a MIDI file, normalized as in training."""
+  from data_prep import process  # the MIDI rules live in the pipeline; loaded only for files
+
+  result = process.process_file((os.fspath(path), os.path.basename(path)), process.PrepOptions(max_len=0))
+  if result['status'] != 'ok':
+    raise VrashError(f'{path}: the pipeline rejects this file ({result["status"]} {result["detail"]})'.strip())
+  if not result['examples']:
+    reasons = ', '.join(sorted({r[1] for r in result['rejected']})) or 'no track'
+    raise VrashError(f'{path}: the pipeline keeps no track of this file ({reasons})')
+  e = result['examples'][0]
+  return notes.Track(*(np.asarray(e[f], np.int32) for f in notes.TOKEN_FIELDS),
+                     e['program'], e['median_pause_s'])
+
+
+class Melodist:
+  """A trained LM, VAE or VRASH ready to make melodies."""
+
+  def __init__(self, config, params: Any):
+    self.config, self.params = config, params
+    self.model = models.MelodyModel(config)
+    self._sampler = sampling.Sampler(self.model)
+
+  @classmethod
+  def load(cls, path: str) -> 'Melodist':
+    """From an export written by `vrash-export`."""
+    config, params, _ = export.load(path)
+    return cls(config, params)
+
+  @classmethod
+  def from_workdir(cls, workdir: str, step: int | None = None) -> 'Melodist':
+    """From a training checkpoint (the latest unless `step`)."""
+    from vrash_jax import evaluation
+    config, state = evaluation.restore_for_inference(workdir, step)
+    return cls(config, jax.device_get(state.params))
+
+  def _meta(self, n: int, program: int, tempo_bucket: int) -> dict[str, jax.Array]:
+    if not 0 <= program < 128 or not 0 <= tempo_bucket < notes.NUM_TEMPO_BUCKETS:
+      raise VrashError(f'program must be in 0..127 and tempo_bucket in 0..{notes.NUM_TEMPO_BUCKETS - 1}')
+    return {'family': jnp.full((n,), notes.program_family(program), jnp.int32),
+            'tempo_bucket': jnp.full((n,), tempo_bucket, jnp.int32)}
+
+  def _tracks(self, tokens, program: int, tempo_bucket: int) -> list[notes.Track]:
+    tokens = jax.device_get(tokens)
+    pause = notes.bucket_median_pause_s(tempo_bucket)
+    return [notes.Track(*(np.asarray(tokens[f][i]) for f in notes.TOKEN_FIELDS), program, pause)
+            for i in range(len(tokens['delay']))]
+
+  def sample(self, n: int = 16, temperature: float = 1.0, seed: int = 0, length: int = 64,
+             program: int = DEFAULT_PROGRAM, tempo_bucket: int = DEFAULT_TEMPO_BUCKET,
+             z: np.ndarray | None = None) -> list[notes.Track]:
+    """`n` new melodies; VAE/VRASH draw z from the prior unless `z` [n, Z] is given."""
+    if temperature <= 0:
+      raise VrashError(f'temperature must be > 0, got {temperature}')
+    if length <= 0 or n <= 0:
+      raise VrashError(f'length and n must be > 0, got length={length}, n={n}')
+    tokens = self._sampler.sample(self.params, jax.random.key(seed), self._meta(n, program, tempo_bucket),
+                                  length, temperature, None if z is None else jnp.asarray(z))
+    return self._tracks(tokens, program, tempo_bucket)
+
+  def _require_latent(self) -> None:
+    if not self.model.has_latent:
+      raise VrashError(f'a {self.config.model!r} model has no latent code: use a vae or vrash model')
+
+  def encode(self, melodies: Melody | Sequence[Melody]) -> np.ndarray:
+    """Posterior means z [N, Z] (or [Z] for one melody) of MIDI files or tracks."""
+    self._require_latent()
+    single = isinstance(melodies, (str, os.PathLike, notes.Track))
+    tracks = [m if isinstance(m, notes.Track) else track_from_midi(m)
+              for m in ([melodies] if single else melodies)]
+    width = self.config.max_len
+    batch = {f: np.zeros((len(tracks), width), np.int32) for f in notes.TOKEN_FIELDS}
+    batch['mask'] = np.zeros((len(tracks), width), bool)
+    for i, t in enumerate(tracks):
+      n = min(len(t), width)
+      for f in notes.TOKEN_FIELDS:
+        batch[f][i, :n] = getattr(t, f)[:n]
+      batch['mask'][i, :n] = True
+    batch['family'] = np.array([t.family for t in tracks], np.int32)
+    batch['tempo_bucket'] = np.array([t.tempo_bucket for t in tracks], np.int32)
+    mean, _ = self._sampler.encode(self.params, batch)
+    mean = np.asarray(mean)
+    return mean[0] if single else mean
+
+  def decode(self, z: np.ndarray, length: int | None = None, temperature: float | None = None,
+             seed: int = 0, program: int = DEFAULT_PROGRAM,
+             tempo_bucket: int = DEFAULT_TEMPO_BUCKET) -> list[notes.Track]:
+    """Melodies from latents z [N, Z]: the most likely note at each step, or sampled at a
+    `temperature` > 0."""
+    self._require_latent()
+    z = np.atleast_2d(np.asarray(z, np.float32))
+    length = length or self.config.max_len
+    if temperature is not None and temperature <= 0:
+      raise VrashError(f'temperature must be > 0, got {temperature}')
+    tokens = self._sampler.sample(self.params, jax.random.key(seed), self._meta(len(z), program, tempo_bucket),
+                                  length, temperature or 1.0, jnp.asarray(z), greedy=temperature is None)
+    return self._tracks(tokens, program, tempo_bucket)
+
+  def interpolate(self, a: Melody | np.ndarray, b: Melody | np.ndarray, steps: int = 8) -> np.ndarray:
+    """`steps` latents [steps, Z] on the slerp from a to b (melodies are encoded first)."""
+    self._require_latent()
+    if steps < 2:
+      raise VrashError(f'steps must be at least 2, got {steps}')
+    za, zb = (np.asarray(x) if isinstance(x, np.ndarray) else self.encode(x) for x in (a, b))
+    return slerp(za, zb, steps)
+
+  @staticmethod
+  def to_midi(track: notes.Track, path: str) -> str:
+    """Writes a track as MIDI at its median pause (the tempo of its source, or of its bucket)."""
+    notes.track_to_midi(track, path)
+    return path

@@ -1,0 +1,157 @@
+"""Sweep results as files a person can open: results.json, results.md, figure5.png, figure6.png."""
+from __future__ import annotations
+
+import collections
+import json
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+PAPER_CE = {'lm': 2.34, 'vrash': 2.11}  # per note, Sec. 4; the VAE's value is not given
+NAMES = {'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH'}
+
+
+def collection_group(collection: str) -> str:
+  """'essen/han1' -> 'essen/han', 'ryans/SomeReel' -> 'ryans' (what Fig. 6 colours by)."""
+  parts = collection.split('/')
+  if parts[0] == 'ryans' or len(parts) < 2:
+    return parts[0]
+  return f'{parts[0]}/{re.sub(r"[0-9]+$", "", parts[1])}'
+
+
+def _matplotlib():
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  return plt
+
+
+def plot_latents(z: np.ndarray, labels: list[str], path: str, seed: int = 0) -> dict[str, Any]:
+  """t-SNE of latents coloured by label; silhouette score of the labels in the latent space."""
+  from sklearn.manifold import TSNE
+  from sklearn.metrics import silhouette_score
+
+  counts = collections.Counter(labels)
+  out: dict[str, Any] = {'method': 't-SNE of posterior means', 'points': len(labels),
+                         'collections': dict(counts.most_common())}
+  usable = 2 <= len(counts) < len(labels)
+  out['silhouette_by_collection'] = float(silhouette_score(z, labels)) if usable else None
+  if len(labels) < 5:
+    return out
+  xy = TSNE(2, perplexity=min(30.0, (len(labels) - 1) / 3), init='pca', random_state=seed).fit_transform(z)
+  plt = _matplotlib()
+  fig, ax = plt.subplots(figsize=(8, 6))
+  cmap = plt.get_cmap('tab20')
+  for i, (label, _) in enumerate(counts.most_common()):
+    pick = np.array([l == label for l in labels])
+    ax.scatter(xy[pick, 0], xy[pick, 1], s=8, color=cmap(i % 20), label=label)
+  ax.set_title(f'VRASH latents of test melodies (t-SNE), silhouette by collection '
+               f'{out["silhouette_by_collection"] if out["silhouette_by_collection"] is None else round(out["silhouette_by_collection"], 3)}')
+  ax.legend(fontsize=7, markerscale=2, ncol=2, loc='best')
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return out
+
+
+def plot_figure5(results: dict[str, Any], path: str) -> None:
+  """Bars of CE per note (mean +- std over seeds) like the paper's Fig. 5, with NLL bounds."""
+  plt = _matplotlib()
+  models = list(results['models'])
+  untrained = np.mean([results['untrained'][m]['ce_total'] for m in models])
+  names = ['untrained'] + [NAMES[m] for m in models]
+  ce = [untrained] + [results['models'][m]['ce_total']['mean'] for m in models]
+  err = [0.0] + [results['models'][m]['ce_total']['std'] for m in models]
+  bound = [np.nan] + [results['models'][m].get('nll_iw', results['models'][m]['nll_bound'])['mean']
+                      for m in models]
+  x = np.arange(len(names))
+  fig, ax = plt.subplots(figsize=(7, 4))
+  ax.bar(x - 0.2, ce, 0.4, yerr=err, capsize=4, color='#4477aa', label='cross-entropy (z from posterior)')
+  ax.bar(x + 0.2, bound, 0.4, color='#bbbbbb', label='upper bound on NLL (importance-weighted)')
+  for i, m in enumerate(models, 1):
+    if m in PAPER_CE:
+      ax.plot([i - 0.4, i], [PAPER_CE[m]] * 2, color='#cc3311', linewidth=2,
+              label='paper' if m == 'lm' else None)
+  for i, v in enumerate(ce):
+    ax.text(i - 0.2, v, f'{v:.2f}', ha='center', va='bottom', fontsize=8)
+  ax.set_xticks(x, names)
+  ax.set_ylabel('nats per note')
+  ax.set_title(f'Test cross-entropy per note ({results["models"][models[0]]["seeds"]} seeds)')
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def _pm(stats: dict[str, float] | None) -> str:
+  return '-' if stats is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
+
+
+def target_check(results: dict[str, Any]) -> list[str]:
+  """The issue's target, criterion by criterion, with the numbers."""
+  m = results['models']
+  if not all(k in m for k in ('lm', 'vae', 'vrash')):
+    return ['(the target needs lm, vae and vrash)']
+  ce = {k: m[k]['ce_total']['mean'] for k in m}
+  untrained = min(results['untrained'][k]['ce_total'] for k in m)
+  lm_nll = ce['lm']
+  vrash_nll = m['vrash'].get('nll_iw', m['vrash']['nll_bound'])['mean']
+  gap = 1 - ce['vrash'] / ce['lm']
+  checks = [
+      (untrained > ce['vae'] > ce['lm'] > ce['vrash'],
+       f"ordering untrained > VAE > LM > VRASH: {untrained:.3f} > {ce['vae']:.3f} > {ce['lm']:.3f} > {ce['vrash']:.3f}"),
+      (gap >= 0.10, f'VRASH CE {100 * gap:.1f}% below LM (target >= 10%; paper 9.8%)'),
+      (vrash_nll <= 1.02 * lm_nll, f'VRASH NLL bound {vrash_nll:.3f} vs LM NLL {lm_nll:.3f} '
+                                   f'({100 * (vrash_nll / lm_nll - 1):+.1f}%, target within +2%)'),
+      (m['vrash']['kl']['mean'] >= 2.0, f"VRASH KL {m['vrash']['kl']['mean']:.2f} nats per sequence (target >= 2)"),
+  ]
+  return [f"- [{'x' if ok else ' '}] {text}" for ok, text in checks]
+
+
+def results_markdown(results: dict[str, Any]) -> str:
+  models = list(results['models'])
+  seeds = sorted({r['seed'] for r in results['runs']})
+  k = results.get('iw_samples', 0)
+  lines = ['# Cross-entropy comparison (Tikhonov & Yamshchikov 2017, Fig. 5)', '',
+           f"Test split: {results['test_notes']} notes. Seeds: {', '.join(map(str, seeds))}. "
+           f'Figures are nats per note (KL: nats per melody), mean ± std over seeds.', '',
+           f'| model | CE | pitch | octave | delay | KL | NLL ≤ (ELBO) | NLL ≤ (IW, K={k}) | paper CE |',
+           '|---|---|---|---|---|---|---|---|---|']
+  untrained = ' / '.join(f"{results['untrained'][m]['ce_total']:.3f}" for m in models)
+  lines.append(f"| untrained ({' / '.join(NAMES[m] for m in models)}) | {untrained} | | | | | | | |")
+  for m in models:
+    s = results['models'][m]
+    lines.append(f"| {NAMES[m]} | {_pm(s['ce_total'])} | {_pm(s['ce_pitch'])} | {_pm(s['ce_octave'])} | "
+                 f"{_pm(s['ce_delay'])} | {_pm(s.get('kl'))} | {_pm(s['nll_bound'])} | {_pm(s.get('nll_iw'))} | "
+                 f"{PAPER_CE.get(m, '-')} |")
+  lines += ['', 'CE uses z drawn from the posterior, which has seen the melody (what the paper plots); '
+            'the two bounds charge for that information, so they compare VAE/VRASH with the LM as density models.',
+            '', '## Target', ''] + target_check(results)
+  lines += ['', '## Samples: objective metrics', '',
+            '| source | ' + ' | '.join(results['data']) + ' |', '|---|' + '---|' * len(results['data'])]
+  for name, row in [('test data', results['data'])] + [(NAMES[m], results['samples'][m]) for m in results['samples']]:
+    lines.append(f'| {name} | ' + ' | '.join(f'{v:.3f}' for v in row.values()) + ' |')
+  if 'latent' in results:
+    lat = results['latent']
+    lines += ['', '## Latent space (VRASH, seed 0)', '',
+              f"Silhouette score of the test melodies' posterior means by collection: "
+              f"{lat['silhouette_by_collection']} ({lat['points']} melodies, {len(lat['collections'])} collections). "
+              'See figure6.png.']
+  if results.get('notes'):
+    lines += ['', '## Choices', '', results['notes']]
+  lines += ['', '## Runs', '', '| model | seed | steps | train s | CE | KL | NLL ≤ (IW) |', '|---|---|---|---|---|---|---|']
+  for r in results['runs']:
+    lines.append(f"| {NAMES[r['model']]} | {r['seed']} | {r['steps']} | {r['train_wall_s']:.0f} | "
+                 f"{r['ce_total']:.3f} | {r['kl']:.2f} | {r.get('nll_iw', float('nan')):.3f} |")
+  return '\n'.join(lines) + '\n'
+
+
+def write_all(results: dict[str, Any], workdir: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, 'results.json'), 'w') as f:
+    json.dump(results, f, indent=2)
+  with open(os.path.join(workdir, 'results.md'), 'w') as f:
+    f.write(results_markdown(results))
+  plot_figure5(results, os.path.join(workdir, 'figure5.png'))

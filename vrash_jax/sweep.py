@@ -1,0 +1,113 @@
+"""The paper's comparison (Sec. 4, Fig. 5): every model x seed trained, evaluated on test.
+
+Each run lives in WORKDIR/runs/<model>-seed<seed> and resumes like any `vrash-train` run, so
+an interrupted sweep picks up where it stopped and finished runs are only re-evaluated.
+Beyond the paper, the untrained network's CE (its reference baseline), the ELBO and
+importance-weighted NLL bounds, objective metrics of samples, and the latent space of VRASH.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from vrash_jax import evaluation, input_pipeline, metrics, report, train
+from vrash_jax import notes as note_schema
+from vrash_jax.melodist import Melodist
+
+FIGURES = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'kl_per_note', 'nll_bound', 'nll_iw')
+
+
+def run_dir(workdir: str, model: str, seed: int) -> str:
+  return os.path.join(workdir, 'runs', f'{model}-seed{seed}')
+
+
+def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str) -> float:
+  """Trains (or resumes) one run; returns its total training wall time over all sessions."""
+  info_path = os.path.join(directory, 'run.json')
+  info = json.load(open(info_path)) if os.path.exists(info_path) else {'train_wall_s': 0.0}
+  start = time.perf_counter()
+  train.train_and_evaluate(config, data_dir, directory)
+  info['train_wall_s'] += time.perf_counter() - start
+  if jax.process_index() == 0:
+    with open(info_path, 'w') as f:
+      json.dump(info, f)
+  return info['train_wall_s']
+
+
+def aggregate(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+  """Mean and standard deviation (over seeds) of every figure."""
+  out = {}
+  for key in FIGURES:
+    values = np.array([r[key] for r in runs if key in r], np.float64)
+    if values.size:
+      out[key] = {'mean': float(values.mean()), 'std': float(values.std(ddof=1)) if values.size > 1 else 0.0}
+  return out
+
+
+def sample_metrics(melodist: Melodist, test: list[note_schema.Track], training_ngrams: set,
+                   num: int, length: int, sample_dir: str, write: int = 8) -> dict[str, float]:
+  """Objective metrics of `num` samples; the first `write` are saved as MIDI files."""
+  tracks = melodist.sample(num, temperature=1.0, seed=0, length=length)
+  os.makedirs(sample_dir, exist_ok=True)
+  for i, track in enumerate(tracks[:write]):
+    Melodist.to_midi(track, os.path.join(sample_dir, f'sample_{i:02d}.mid'))
+  return metrics.melody_metrics(tracks, test, training_ngrams)
+
+
+def latent_space(melodist: Melodist, test_arrays: dict, test: list[note_schema.Track], path: str
+                 ) -> dict[str, Any]:
+  """Posterior means of the test melodies: t-SNE plot by collection and silhouette score."""
+  z = np.concatenate([melodist.encode(test[i:i + 256]) for i in range(0, len(test), 256)])
+  labels = [report.collection_group(c) for c in test_arrays['collection']]
+  return report.plot_latents(z, labels, path)
+
+
+def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
+              models: Sequence[str], seeds: Sequence[int], iw_samples: int = 16,
+              num_samples: int = 64, notes: str = '') -> dict[str, Any]:
+  """Trains and evaluates everything; writes results.json, results.md and the figures."""
+  started = time.perf_counter()
+  train.enable_compilation_cache(os.path.join(workdir, 'jax_cache'))
+  max_len = config_for(models[0]).max_len
+  test_arrays = input_pipeline.load_split(data_dir, 'test', max_len)
+  test_tracks = metrics.tracks_from_arrays(test_arrays)
+  training_ngrams = metrics.ngram_set(
+      metrics.tracks_from_arrays(input_pipeline.load_split(data_dir, 'train', max_len)), 8)
+  results: dict[str, Any] = {'models': {}, 'runs': [], 'untrained': {}, 'samples': {},
+                             'data': metrics.melody_metrics(test_tracks, test_tracks, training_ngrams)}
+  for model in models:
+    runs = []
+    for seed in seeds:
+      config = config_for(model)
+      config.seed = seed
+      directory = run_dir(workdir, model, seed)
+      wall = train_run(config, data_dir, directory)
+      _, state = evaluation.restore_for_inference(directory)
+      figures = evaluation.evaluate_state(state, config, test_arrays, iw_samples)
+      runs.append({'model': model, 'seed': seed, 'steps': int(jax.device_get(state.step)),
+                   'train_wall_s': wall, **figures})
+      logging.info('%s seed %d: test %s', model, seed, {k: round(figures[k], 4) for k in FIGURES if k in figures})
+    results['runs'].extend(runs)
+    results['models'][model] = {'seeds': len(runs), **aggregate(runs)}
+    results['untrained'][model] = evaluation.evaluate_untrained(config_for(model), test_arrays)
+    melodist = Melodist.from_workdir(run_dir(workdir, model, seeds[0]))
+    results['samples'][model] = sample_metrics(melodist, test_tracks, training_ngrams, num_samples,
+                                               max_len, os.path.join(workdir, 'samples', model))
+    if model == 'vrash':
+      results['latent'] = latent_space(melodist, test_arrays, test_tracks,
+                                       os.path.join(workdir, 'figure6.png'))
+  results['config'] = {m: config_for(m).to_dict() for m in models}
+  results['iw_samples'] = iw_samples
+  results['notes'] = notes
+  results['test_notes'] = int(test_arrays['mask'].sum())
+  results['wall_time_s'] = time.perf_counter() - started
+  if jax.process_index() == 0:
+    report.write_all(results, workdir)
+  return results
