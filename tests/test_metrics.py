@@ -1,0 +1,48 @@
+"""Objective melody metrics against hand-computed values."""
+import numpy as np
+import pytest
+
+from vrash_jax import metrics, notes
+
+
+def track(pitches, delays=None):
+  pitches = np.array(pitches)
+  pc, octave = notes.pitch_to_tokens(pitches)
+  delays = np.zeros(len(pitches), np.int32) if delays is None else np.array(delays)
+  return notes.Track(pc, octave, delays, 0, 0.25)
+
+
+def test_repeated_note_rate():
+  # pairs: (60,60) (60,62) (62,62) | (70,71): 2 repeats of 4 pairs
+  assert metrics.repeated_note_rate([track([60, 60, 62, 62]), track([70, 71])]) == 0.5
+  assert metrics.repeated_note_rate([track([72, 60])]) == 0.0  # same class, other octave
+
+
+def test_mean_pitch_entropy():
+  assert metrics.mean_pitch_entropy([track([60, 62]), track([60, 60, 62, 64])]) == pytest.approx((1 + 1.5) / 2)
+
+
+def test_pitch_class_distance_is_total_variation():
+  a = [track([60, 60, 62, 64])]  # C .5, D .25, E .25
+  b = [track([60, 62, 62, 65])]  # C .25, D .5, F .25
+  assert metrics.pitch_class_distance(a, b) == pytest.approx(0.5 * (0.25 + 0.25 + 0.25 + 0.25))
+  assert metrics.pitch_class_distance(a, a) == 0
+
+
+def test_distinct_and_copied_ngrams():
+  t = track([60, 62, 60, 62, 60])  # 2-grams: (60,62) (62,60) (60,62) (62,60)
+  assert metrics.distinct_ngram_rate([t], 2) == 0.5
+  training = metrics.ngram_set([track([60, 62, 64])], 2)  # {(60,62), (62,64)}
+  assert metrics.copied_ngram_share([t], training, 2) == 0.5
+  assert metrics.copied_ngram_share([track([60, 62], [0, 1])], training, 2) == 0  # delays differ
+
+
+def test_melody_metrics_keys_and_tracks_from_arrays():
+  arrays = {'pitch_class': np.array([[0, 2, 0], [4, 0, 0]]), 'octave': np.array([[5, 5, 0], [5, 0, 0]]),
+            'delay': np.array([[11, 11, 0], [11, 0, 0]]), 'length': np.array([2, 1]),
+            'program': np.array([73, 40]), 'median_pause_s': np.array([0.25, 0.5])}
+  tracks = metrics.tracks_from_arrays(arrays)
+  assert [len(t) for t in tracks] == [2, 1] and tracks[1].program == 40
+  out = metrics.melody_metrics(tracks, tracks, set())
+  assert set(out) == {'repeated_note_rate', 'pitch_entropy_bits', 'pitch_class_distance',
+                      'distinct_4gram_rate', 'copied_8gram_share'}
