@@ -16,6 +16,7 @@ import re
 import warnings
 from typing import Any, NamedTuple
 
+import numpy as np
 from absl import app, flags, logging
 
 from data_prep import parallel
@@ -119,9 +120,16 @@ def convert_tune(item: tuple[Tune, str]) -> dict[str, Any]:
   return {'file': tune.out_rel, 'status': 'ok', 'detail': ''}
 
 
+def spread(items: list, limit: int) -> list:
+  """`limit` items evenly spaced over the list (all when 0), so every ABC file is represented."""
+  if not limit or limit >= len(items):
+    return items
+  return [items[i] for i in sorted(set(np.linspace(0, len(items) - 1, limit).round().astype(int)))]
+
+
 def build_corpus(out_dir: str, collections: list[str] | None = None, limit: int = 0,
                  workers: int | None = None) -> dict[str, Any]:
-  """Converts the chosen collections (the first `limit` tunes of each, 0 = all) to MIDI."""
+  """Converts the chosen collections (`limit` tunes of each, spread over its files; 0 = all)."""
   collections = collections or list(COLLECTIONS)
   unknown = sorted(set(collections) - set(COLLECTIONS))
   if unknown:
@@ -134,7 +142,7 @@ def build_corpus(out_dir: str, collections: list[str] | None = None, limit: int 
     raise VrashError(f'cannot create --out_dir {out_dir!r}: {e.strerror or e}') from None
   tunes = []
   for name in collections:
-    tunes.extend(list_tunes([name])[:limit or None])
+    tunes.extend(spread(list_tunes([name]), limit))
   todo = [t for t in tunes if not os.path.exists(os.path.join(out_dir, t.out_rel))]
   logging.info('%d tunes, %d already converted, converting %d', len(tunes), len(tunes) - len(todo), len(todo))
   results = parallel.robust_map(
@@ -152,10 +160,14 @@ def build_corpus(out_dir: str, collections: list[str] | None = None, limit: int 
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('out_dir', None, 'Where the MIDI files are written.')
-flags.DEFINE_list('collections', list(COLLECTIONS), f'Which of {sorted(COLLECTIONS)} to convert.')
-flags.DEFINE_integer('limit', 0, 'Convert only the first N tunes of each collection (0 = all).')
-flags.DEFINE_integer('workers', None, 'Worker processes (default: all cores).', lower_bound=1)
+
+
+def define_flags() -> None:
+  """The launcher's flags (defined on demand, so importing this module defines none)."""
+  flags.DEFINE_string('out_dir', None, 'Where the MIDI files are written.')
+  flags.DEFINE_list('collections', list(COLLECTIONS), f'Which of {sorted(COLLECTIONS)} to convert.')
+  flags.DEFINE_integer('limit', 0, 'Convert N tunes of each collection, spread over its files (0 = all).')
+  flags.DEFINE_integer('workers', None, 'Worker processes (default: all cores).', lower_bound=1)
 
 
 @exit_on_user_error
@@ -170,6 +182,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+  define_flags()
   app.run(main)
 
 

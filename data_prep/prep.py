@@ -143,15 +143,19 @@ def prepare(midi_dir: str, data_dir: str, options: PrepOptions = PrepOptions(),
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('midi_dir', None, 'Folder searched recursively for .mid/.midi files.')
-flags.DEFINE_string('data_dir', None, 'Where the dataset, stats.json and entropy.png go.')
-flags.DEFINE_integer('workers', None, 'Worker processes (default: all cores).', lower_bound=1)
-flags.DEFINE_enum('stage', 'all', STAGES, 'process, build, or all (both on this host).')
-flags.DEFINE_integer('shard_index', 0, 'This host\'s share of the files (stage process).', lower_bound=0)
-flags.DEFINE_integer('num_shards', 1, 'How many hosts share the files.', lower_bound=1)
-for _field in dataclasses.fields(PrepOptions):
-  _define = flags.DEFINE_float if _field.type == 'float' else flags.DEFINE_integer
-  _define(_field.name, _field.default, _field.metadata['help'])
+
+
+def define_flags() -> None:
+  """The launcher's flags (defined on demand, so importing this module defines none)."""
+  flags.DEFINE_string('midi_dir', None, 'Folder searched recursively for .mid/.midi files.')
+  flags.DEFINE_string('data_dir', None, 'Where the dataset, stats.json and entropy.png go.')
+  flags.DEFINE_integer('workers', None, 'Worker processes (default: all cores).', lower_bound=1)
+  flags.DEFINE_enum('stage', 'all', STAGES, 'process, build, or all (both on this host).')
+  flags.DEFINE_integer('shard_index', 0, 'This host\'s share of the files (stage process).', lower_bound=0)
+  flags.DEFINE_integer('num_shards', 1, 'How many hosts share the files.', lower_bound=1)
+  for field in dataclasses.fields(PrepOptions):
+    define = flags.DEFINE_float if field.type == 'float' else flags.DEFINE_integer
+    define(field.name, field.default, field.metadata['help'])
 
 
 @exit_on_user_error
@@ -168,6 +172,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+  define_flags()
   app.run(main)
 
 

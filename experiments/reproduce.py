@@ -11,6 +11,7 @@ same preset finished: converted tunes, a dataset prepared with the same options,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -18,6 +19,7 @@ from typing import Any
 
 from absl import app, flags, logging
 
+from experiments.configs import MODELS, model_config
 from vrash_jax.errors import VrashError, exit_on_user_error
 
 
@@ -82,10 +84,10 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None) -> dic
   logging.info('corpus: %d tunes (%d skipped)', manifest['tunes'], manifest['skipped'])
   prepare_data(midi_dir, data_dir, preset.prep, workers)
 
-  from experiments.sweep import model_configs
   from vrash_jax import sweep
-  results = sweep.run_sweep(data_dir, workdir, model_configs(preset.config), ('lm', 'vae', 'vrash'),
-                            preset.seeds, preset.iw_samples, preset.num_samples, notes=preset.notes)
+  config_for = functools.partial(model_config, overrides=preset.config)
+  results = sweep.run_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.iw_samples,
+                            preset.num_samples, notes=preset.notes)
   logging.info('reproduction (%s) took %.0f s', preset_name, time.perf_counter() - started)
   return results
 

@@ -4,14 +4,12 @@ Trains every model x seed (each run resumable), evaluates them on the test split
 W/results.json, W/results.md, W/figure5.png and W/figure6.png. `--config.FIELD=VALUE` overrides
 a field of every model's config (experiments/configs/{lm,vae,vrash}.py).
 """
-import importlib
-from typing import Any
+import functools
 
-import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
-from experiments.configs import base
+from experiments.configs import base, model_config
 from vrash_jax.errors import VrashError, exit_on_user_error
 
 FLAGS = flags.FLAGS
@@ -22,15 +20,6 @@ flags.DEFINE_list('models', ['lm', 'vae', 'vrash'], 'Which models to compare.')
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per model.')
 flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound.', lower_bound=1)
 flags.DEFINE_integer('num_samples', 64, 'Melodies sampled per model for the objective metrics.', lower_bound=1)
-
-
-def model_configs(overrides: dict[str, Any]):
-  """config_for(model): that model's config file with the overrides applied."""
-  def config_for(model: str) -> ml_collections.ConfigDict:
-    config = importlib.import_module(f'experiments.configs.{model}').get_config()
-    config.update_from_flattened_dict(overrides)
-    return config
-  return config_for
 
 
 def parse_seeds(values: list[str]) -> list[int]:
@@ -53,7 +42,8 @@ def main(argv: list[str]) -> None:
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
   overrides = config_flags.get_override_values(FLAGS['config'])
-  sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, model_configs(overrides), FLAGS.models,
+  config_for = functools.partial(model_config, overrides=overrides)
+  sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models,
                   parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples)
   print(open(f'{FLAGS.workdir}/results.md').read(), flush=True)
 

@@ -23,7 +23,7 @@ def test_sweep_writes_every_result_with_finite_numbers(tiny_dataset, tmp_path):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
   on_disk = json.load(open(os.path.join(workdir, 'results.json')))
   assert set(on_disk['models']) == {'lm', 'vae', 'vrash'}
-  for model, stats in on_disk['models'].items():
+  for stats in on_disk['models'].values():
     assert stats['seeds'] == 2
     for key in sweep.FIGURES:
       assert np.isfinite(stats[key]['mean']) and np.isfinite(stats[key]['std'])

@@ -20,7 +20,7 @@ from data_prep import prep
 from data_prep.process import PrepOptions
 
 FLAGS = flags.FLAGS
-# --midi_dir is vrash-prep's own flag (defined by importing data_prep.prep).
+flags.DEFINE_string('midi_dir', None, 'Folder of MIDI files (e.g. the output of vrash-corpus).')
 flags.DEFINE_list('worker_counts', ['1', '2'], 'Worker counts to measure.')
 flags.DEFINE_string('out', 'bench_prep.json', 'Where the JSON figures go.')
 

@@ -1,9 +1,9 @@
 """A tiny variant of any model for CPU tests: `--config experiments/configs/smoke.py:lm`."""
-import importlib
+from experiments.configs import model_config
 
 
 def get_config(model: str = 'vrash'):
-  c = importlib.import_module(f'experiments.configs.{model}').get_config()
+  c = model_config(model)
   c.max_len = 16
   c.batch_size = 8
   c.eval_batch_size = 8
