@@ -20,7 +20,7 @@ flags.DEFINE_integer('process_id', None, 'This process\'s index (multi-host).')
 def load_config() -> ml_collections.ConfigDict:
   """The --config flag's value; a missing or broken file becomes a one-line VrashError."""
   path = config_flags.get_config_filename(FLAGS['config'])
-  if not path or not os.path.isfile(path):
+  if not path or not os.path.isfile(path.split(':', 1)[0]):  # 'file.py:arg' passes arg
     raise VrashError(f'--config {path!r} is not a file (the configs live in experiments/configs/)')
   try:
     return FLAGS.config.lock()  # ml_collections reports load errors on first access
@@ -42,7 +42,8 @@ def main(argv: list[str]) -> None:
     sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   train.enable_compilation_cache(os.path.join(FLAGS.workdir, 'jax_cache'))
   result = train.train_and_evaluate(config, FLAGS.data_dir, FLAGS.workdir)
-  logging.info('finished at step %d', result['step'])
+  if not result['stopped_by']:
+    logging.info('finished at step %d', result['step'])
 
 
 def run() -> None:

@@ -110,7 +110,7 @@ def test_launcher_errors_are_one_line(tiny_dataset, tmp_path):
                                      capture_output=True, text=True, timeout=120)
   missing_config = run('--config=experiments/configs/nope.py', f'--data_dir={tiny_dataset}',
                        f'--workdir={tmp_path}')
-  missing_data = run('--config=experiments/configs/smoke.py', f'--data_dir={tmp_path}/none',
+  missing_data = run('--config=experiments/configs/smoke.py:lm', f'--data_dir={tmp_path}/none',
                      f'--workdir={tmp_path}')
   for result, message in ((missing_config, "--config 'experiments/configs/nope.py' is not a file"),
                           (missing_data, 'does not exist: run `vrash-prep` first')):

@@ -6,12 +6,17 @@ mesh, so a checkpoint written on 8 devices restores on 1 (or on 2 hosts) and vic
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import shutil
+import time
 from typing import Any
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+
 
 from vrash_jax.errors import VrashError
 
@@ -43,11 +48,33 @@ class Checkpoints:
 
   def save(self, step: int, state: Any, config: ml_collections.ConfigDict,
            data_position: dict[str, Any]) -> None:
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state),
-        config=ocp.args.JsonSave(config.to_dict()),
-        data=ocp.args.JsonSave(data_position)))
-    self.manager.wait_until_finished()
+    """Writes a checkpoint atomically; a failed write leaves the earlier ones intact."""
+    try:
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state),
+          config=ocp.args.JsonSave(config.to_dict()),
+          data=ocp.args.JsonSave(data_position)))
+      self.manager.wait_until_finished()
+    except Exception as e:  # orbax wraps the OSError of a full or read-only disk
+      cause = _os_error(e)
+      if cause is None:
+        raise
+      reason = 'the disk is full' if cause.errno == errno.ENOSPC else (cause.strerror or str(cause))
+      raise VrashError(f'could not write checkpoint {step} in {self.manager.directory} ({reason}); '
+                       f'the previous checkpoint (step {self.latest_step()}) is intact') from None
+
+  def all_steps(self) -> list[int]:
+    return sorted(self.manager.all_steps())
+
+  def quarantine(self, step: int) -> str:
+    """Moves an unreadable checkpoint out of the way (to WORKDIR/corrupt_checkpoints/)."""
+    source = os.path.join(os.fspath(self.manager.directory), str(step))
+    target = os.path.join(os.path.dirname(os.fspath(self.manager.directory)), 'corrupt_checkpoints',
+                          f'{step}-{int(time.time())}')
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.move(source, target)
+    self.manager.reload()
+    return target
 
   def config(self, step: int | None = None) -> ml_collections.ConfigDict:
     step = self._step(step)
@@ -69,6 +96,43 @@ class Checkpoints:
 
   def close(self) -> None:
     self.manager.close()
+
+
+def _os_error(e: BaseException | None) -> OSError | None:
+  while e is not None:
+    if isinstance(e, OSError):
+      return e
+    e = e.__cause__ or e.__context__
+  return None
+
+
+class WorkdirLock:
+  """An exclusive lock on a workdir for one training process (released even on kill -9)."""
+
+  def __init__(self, workdir: str):
+    os.makedirs(workdir, exist_ok=True)
+    self.path = os.path.join(workdir, '.train.lock')
+    self._file = None
+
+  def __enter__(self) -> 'WorkdirLock':
+    self._file = open(self.path, 'a+')
+    try:
+      fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      self._file.seek(0)
+      owner = self._file.read().strip() or 'another process'
+      self._file.close()
+      raise VrashError(f'{os.path.dirname(self.path)!r} is in use by a training process ({owner}); '
+                       'wait for it to finish or use another --workdir') from None
+    self._file.seek(0)
+    self._file.truncate()
+    self._file.write(f'pid {os.getpid()} on {os.uname().nodename}')
+    self._file.flush()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    fcntl.flock(self._file, fcntl.LOCK_UN)
+    self._file.close()
 
 
 def check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict,

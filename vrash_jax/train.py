@@ -1,13 +1,17 @@
 """Training: state, the pure jit-compiled step, evaluation, and the resumable loop."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
+import threading
 import time
 from typing import Any, Callable, Mapping
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from absl import logging
 from flax.training import train_state
@@ -111,17 +115,33 @@ class Trainer:
                               out_shardings=(replicated, replicated))
 
   def _restore_or_init(self) -> TrainState:
+    """The newest readable checkpoint's state; unreadable ones are set aside with a warning."""
     init = jax.jit(functools.partial(create_state, self.config),
                    out_shardings=sharding.replicated(self.mesh))
     init_rng = purpose_rng(self.config.seed, 'init')
-    latest = self.checkpoints.latest_step()
-    if latest is None:
-      return init(init_rng)
-    checkpoint.check_compatible(self.checkpoints.config(latest), self.config, self.workdir)
-    target = checkpoint.abstract_like(jax.eval_shape(init, init_rng), sharding.replicated(self.mesh))
-    state, data = self.checkpoints.restore(target, latest)
-    logging.info('resumed from step %d (data position %s)', latest, data)
-    return state
+    target = None
+    for step in reversed(self.checkpoints.all_steps()):
+      try:
+        saved = self.checkpoints.config(step)
+      except Exception as e:  # a truncated or garbled checkpoint raises anything
+        self._set_aside(step, e)
+        continue
+      checkpoint.check_compatible(saved, self.config, self.workdir)
+      if target is None:
+        target = checkpoint.abstract_like(jax.eval_shape(init, init_rng), sharding.replicated(self.mesh))
+      try:
+        state, data = self.checkpoints.restore(target, step)
+      except Exception as e:
+        self._set_aside(step, e)
+        continue
+      logging.info('resumed from step %d (data position %s)', step, data)
+      return state
+    return init(init_rng)
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    where = self.checkpoints.quarantine(step) if jax.process_index() == 0 else 'aside'
+    logging.warning('checkpoint %d is unreadable (%s: %s); moved to %s, falling back to the previous one',
+                    step, type(error).__name__, str(error)[:200], where)
 
   def data_position(self, step: int) -> dict[str, Any]:
     return {'step': step, 'seed': self.config.seed, 'examples_seen': step * self.config.batch_size}
@@ -135,6 +155,8 @@ class Trainer:
 
 
 SUM_KEYS = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'notes', 'sequences')
+FINITE_TERMS = (('ce_total', 'cross-entropy'), ('kl', 'KL'), ('grad_norm', 'gradient norm'))
+STOP_CHECK_EVERY = 10  # steps between multi-host agreements on a stop signal
 
 
 def summarize_train(history: list[dict], seconds: float) -> dict[str, float]:
@@ -150,34 +172,94 @@ def summarize_train(history: list[dict], seconds: float) -> dict[str, float]:
   return out
 
 
+def check_finite(steps: list[tuple[int, dict]], last_good: int | None) -> None:
+  """Raises, naming the first step and term that went bad, if any loss term is NaN or Inf."""
+  values = jax.device_get([(step, {k: m[k] for k, _ in FINITE_TERMS}) for step, m in steps])
+  for step, terms in values:
+    for key, name in FINITE_TERMS:
+      if not np.isfinite(terms[key]):
+        raise VrashError(f'the {name} became {float(terms[key])} at step {step}: training stopped '
+                         f'and the last good checkpoint (step {last_good}) is kept; lower the '
+                         'learning rate or check the data')
+
+
+class StopSignals:
+  """SIGTERM/SIGINT (a preemption, Ctrl-C) ask the loop to checkpoint and return."""
+
+  def __init__(self):
+    self.received: str | None = None
+    self._previous: dict[int, Any] = {}
+
+  def __enter__(self) -> 'StopSignals':
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame) -> None:
+    del frame
+    self.received = signal.Signals(signum).name
+
+  def __exit__(self, *exc) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def requested(self, step: int) -> bool:
+    """Whether to stop after `step`; every host agrees (multi-host: every few steps)."""
+    if jax.process_count() == 1:
+      return self.received is not None
+    if step % STOP_CHECK_EVERY:
+      return False
+    from jax.experimental import multihost_utils
+    return bool(multihost_utils.process_allgather(np.int32(self.received is not None)).any())
+
+
 def _due(step: int, every: int, last: int) -> bool:
   return step == last or (every > 0 and step % every == 0)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir: str
                        ) -> dict[str, Any]:
-  """Trains (resuming from WORKDIR's latest checkpoint) to `config.train_steps`."""
-  trainer = Trainer(config, data_dir, workdir)
-  writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
-  step = int(jax.device_get(trainer.state.step))
-  valid: dict[str, float] = {}
-  history, started = [], time.perf_counter()
-  try:
-    while step < config.train_steps:
-      batch = sharding.shard_batch(trainer.batches(step), trainer.mesh)
-      trainer.state, metrics = trainer.train_step(trainer.state, batch, trainer.rng)
-      step += 1
-      history.append(metrics)
-      if _due(step, config.log_every, config.train_steps):
-        writer.write(step, 'train', summarize_train(history, time.perf_counter() - started))
-        history, started = [], time.perf_counter()
-      if _due(step, config.eval_every, config.train_steps):
-        valid = trainer.evaluate_valid()
-        if valid:
-          writer.write(step, 'valid', valid)
-      if _due(step, config.checkpoint_every, config.train_steps):
-        trainer.checkpoints.save(step, trainer.state, config, trainer.data_position(step))
-  finally:
-    writer.close()
-    trainer.checkpoints.close()
-  return {'step': step, 'valid': valid}
+  """Trains (resuming from WORKDIR's latest checkpoint) to `config.train_steps`.
+
+  Stops early, after checkpointing, on SIGTERM or SIGINT; refuses a workdir another process
+  trains in; never checkpoints a state whose loss went NaN or Inf.
+  """
+  lock = checkpoint.WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
+  with lock, StopSignals() as signals:
+    trainer = Trainer(config, data_dir, workdir)
+    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
+    step = int(jax.device_get(trainer.state.step))
+    last_saved = trainer.checkpoints.latest_step()
+    valid: dict[str, float] = {}
+    history, unchecked, started = [], [], time.perf_counter()
+    try:
+      while step < config.train_steps:
+        batch = sharding.shard_batch(trainer.batches(step), trainer.mesh)
+        trainer.state, metrics = trainer.train_step(trainer.state, batch, trainer.rng)
+        step += 1
+        history.append(metrics)
+        unchecked.append((step, metrics))
+        stopping = signals.requested(step)
+        if _due(step, config.log_every, config.train_steps):
+          check_finite(unchecked, last_saved)
+          unchecked = []
+          writer.write(step, 'train', summarize_train(history, time.perf_counter() - started))
+          history, started = [], time.perf_counter()
+        if _due(step, config.eval_every, config.train_steps):
+          valid = trainer.evaluate_valid()
+          if valid:
+            writer.write(step, 'valid', valid)
+        if _due(step, config.checkpoint_every, config.train_steps) or stopping:
+          check_finite(unchecked, last_saved)
+          unchecked = []
+          trainer.checkpoints.save(step, trainer.state, config, trainer.data_position(step))
+          last_saved = step
+        if stopping:
+          logging.warning('%s received: stopped after step %d with a checkpoint; run the same '
+                          'command to resume', signals.received, step)
+          break
+    finally:
+      writer.close()
+      trainer.checkpoints.close()
+  return {'step': step, 'valid': valid, 'stopped_by': signals.received}

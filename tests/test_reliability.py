@@ -1,0 +1,135 @@
+"""Training survives signals, kill -9, corrupt checkpoints, NaNs, a second process, a full disk."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from experiments.configs import smoke
+from vrash_jax import checkpoint, evaluation, train
+from vrash_jax.errors import VrashError
+
+OVERRIDES = {'checkpoint_every': 2, 'log_every': 1, 'eval_every': 0}
+
+
+def config(**extra):
+  c = smoke.get_config('vrash')
+  c.update_from_flattened_dict({**OVERRIDES, **extra})
+  return c
+
+
+def launch(data_dir, workdir, **extra):
+  """`vrash-train` as a real process, its absl log lines readable from stderr."""
+  flags = [f'--config.{k}={v}' for k, v in {**OVERRIDES, **extra}.items()]
+  return subprocess.Popen([sys.executable, '-m', 'experiments.train',
+                           '--config=experiments/configs/smoke.py:vrash', f'--data_dir={data_dir}',
+                           f'--workdir={workdir}', *flags],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def read_until(process, marker):
+  """Blocks on the process's stderr until a line contains `marker`; returns what was read."""
+  seen = []
+  for line in process.stderr:
+    seen.append(line)
+    if marker in line:
+      return ''.join(seen)
+  raise AssertionError(f'process ended before {marker!r}:\n' + ''.join(seen[-30:]))
+
+
+def final_params(workdir):
+  return jax.device_get(evaluation.restore_for_inference(workdir)[1].params)
+
+
+def assert_identical(a, b):
+  jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+@pytest.fixture(scope='module')
+def straight(tiny_dataset, tmp_path_factory):
+  """An uninterrupted 8-step run: the reference every recovered run must equal bit for bit."""
+  workdir = str(tmp_path_factory.mktemp('straight'))
+  train.train_and_evaluate(config(), tiny_dataset, workdir)
+  return final_params(workdir)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tiny_dataset, tmp_path):
+  process = launch(tiny_dataset, tmp_path, train_steps=100000, checkpoint_every=100000)
+  read_until(process, '[train] step 3 ')
+  process.send_signal(signal.SIGTERM)
+  rest = process.communicate(timeout=120)[1]
+  assert process.returncode == 0
+  assert 'SIGTERM received: stopped after step' in rest and 'run the same command to resume' in rest
+  stopped = checkpoint.Checkpoints(str(tmp_path), read_only=True).latest_step()
+  assert stopped >= 3
+  train.train_and_evaluate(config(train_steps=stopped + 2), tiny_dataset, str(tmp_path))
+  records = [json.loads(line) for line in open(tmp_path / 'metrics.jsonl')]
+  assert [r['step'] for r in records if r['split'] == 'train'][-2:] == [stopped + 1, stopped + 2]
+
+
+@pytest.mark.slow
+def test_kill_9_then_the_same_command_ends_bit_identical(tiny_dataset, tmp_path, straight):
+  process = launch(tiny_dataset, tmp_path)
+  read_until(process, '[train] step 5 ')
+  process.kill()
+  process.wait()
+  assert checkpoint.Checkpoints(str(tmp_path), read_only=True).latest_step() in (4, 6)
+  again = launch(tiny_dataset, tmp_path)
+  log = again.communicate(timeout=300)[1]
+  assert again.returncode == 0 and 'resumed from step' in log
+  assert_identical(final_params(str(tmp_path)), straight)
+
+
+def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(tiny_dataset, tmp_path, straight):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(config(), tiny_dataset, workdir)
+  latest = os.path.join(checkpoint.checkpoint_dir(workdir), '8')
+  files = [os.path.join(r, f) for r, _, fs in os.walk(latest) for f in fs]
+  biggest = max(files, key=os.path.getsize)
+  with open(biggest, 'r+b') as f:
+    f.truncate(os.path.getsize(biggest) // 2)
+  train.train_and_evaluate(config(), tiny_dataset, workdir)  # retrains steps 7-8 from step 6
+  assert os.listdir(os.path.join(workdir, 'corrupt_checkpoints'))[0].startswith('8-')
+  assert_identical(final_params(workdir), straight)
+
+
+def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path):
+  with pytest.raises(VrashError, match=r'became nan at step (\d+): training stopped') as e:
+    train.train_and_evaluate(config(learning_rate=1e30, warmup_steps=1, checkpoint_every=1),
+                             tiny_dataset, str(tmp_path))
+  bad_step = int(str(e.value).split('at step ')[1].split(':')[0])
+  saved = checkpoint.Checkpoints(str(tmp_path), read_only=True).all_steps()
+  assert saved and max(saved) == bad_step - 1
+  assert f'(step {bad_step - 1}) is kept' in str(e.value)
+
+
+def test_a_second_process_on_the_same_workdir_is_refused(tiny_dataset, tmp_path):
+  with checkpoint.WorkdirLock(str(tmp_path)):
+    second = launch(tiny_dataset, tmp_path)
+    err = second.communicate(timeout=120)[1]
+  assert second.returncode == 2
+  assert 'is in use by a training process (pid' in err.strip().splitlines()[-1]
+  assert not os.path.exists(checkpoint.checkpoint_dir(str(tmp_path)))
+
+
+def test_a_full_disk_at_save_time_is_a_clear_error_and_keeps_the_old_checkpoint(tiny_dataset, tmp_path,
+                                                                                monkeypatch):
+  workdir = str(tmp_path)
+  train.train_and_evaluate(config(train_steps=2), tiny_dataset, workdir)
+  import orbax.checkpoint as ocp
+
+  def full_disk(self, *args, **kwargs):
+    raise RuntimeError('save failed') from OSError(errno.ENOSPC, 'No space left on device')
+
+  monkeypatch.setattr(ocp.CheckpointManager, 'save', full_disk)
+  with pytest.raises(VrashError, match=r'the disk is full\); the previous checkpoint \(step 2\) is intact'):
+    train.train_and_evaluate(config(train_steps=4), tiny_dataset, workdir)
+  monkeypatch.undo()
+  assert checkpoint.Checkpoints(workdir, read_only=True).all_steps() == [2]
+  assert int(evaluation.restore_for_inference(workdir)[1].step) == 2
