@@ -97,7 +97,12 @@ def build_dataset(data_dir: str, started: float | None = None) -> dict[str, Any]
   if any(h['options'] != headers[0]['options'] for h in headers):
     raise VrashError(f'the parts in {parts_dir} were processed with different options; re-run them alike')
   dataset = builder.VrashMidi(data_dir=data_dir, file_format='tfrecord')
-  if os.path.isdir(dataset.data_dir):  # rebuild from the current parts
+  # Rebuild from the current parts; the reports of an older build go first, so that an
+  # interrupted rebuild leaves neither a dataset nor reports that TFDS or a reader would trust.
+  for stale in ('stats.json', 'rejections.jsonl', 'entropy.png'):
+    if os.path.exists(os.path.join(data_dir, stale)):
+      os.remove(os.path.join(data_dir, stale))
+  if os.path.isdir(dataset.data_dir):
     shutil.rmtree(dataset.data_dir)
   dataset.download_and_prepare(download_config=tfds.download.DownloadConfig(
       manual_dir=parts_dir, compute_stats=tfds.download.ComputeStatsMode.SKIP))

@@ -22,6 +22,15 @@ flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weig
 flags.DEFINE_integer('num_samples', 64, 'Melodies sampled per model for the objective metrics.', lower_bound=1)
 
 
+def check_overrides(overrides: dict, models: list[str]) -> None:
+  """Refuses overrides that would silently change what distinguishes the models."""
+  if 'model' in overrides:
+    raise VrashError('--config.model cannot be overridden in a sweep: use --models')
+  if 'note_dropout' in overrides and set(models) & {'lm', 'vae'}:
+    raise VrashError('--config.note_dropout would also change the LM/VAE configs; sweep '
+                     '--models vrash to vary it')
+
+
 def parse_seeds(values: list[str]) -> list[int]:
   try:
     return [int(v) for v in values]
@@ -42,6 +51,7 @@ def main(argv: list[str]) -> None:
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
   overrides = config_flags.get_override_values(FLAGS['config'])
+  check_overrides(overrides, FLAGS.models)
   config_for = functools.partial(model_config, overrides=overrides)
   sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models,
                   parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples)

@@ -24,9 +24,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.output_dropout = 0.1  # variational dropout on RHN outputs
   # Latent code (VAE, VRASH).
   c.latent_dim = 16  # size of z (the paper's Fig. 6 shows 16-d latents)
-  c.note_dropout = 0.25  # share of history inputs the decoder cannot see (Bowman et al. 2015)
+  c.note_dropout = 0.5  # share of history inputs the decoder cannot see (Bowman et al. 2015)
   c.kl_anneal_steps = 2000  # KL weight rises linearly from 0 to 1 over these steps
-  c.free_bits = 0.0  # nats per latent dimension below which KL is not penalized
+  c.free_bits = 1.0  # nats per latent dimension below which KL is not penalized
   # Optimization (optax Adam).
   c.learning_rate = 2e-3  # peak learning rate
   c.warmup_steps = 200  # linear warm-up, then cosine decay to 10% of the peak
