@@ -59,13 +59,14 @@ def straight(tiny_dataset, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tiny_dataset, tmp_path):
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_checkpoints_the_current_step_and_exits_cleanly(tiny_dataset, tmp_path, sig):
   process = launch(tiny_dataset, tmp_path, train_steps=100000, checkpoint_every=100000)
   read_until(process, '[train] step 3 ')
-  process.send_signal(signal.SIGTERM)
+  process.send_signal(sig)
   rest = process.communicate(timeout=120)[1]
   assert process.returncode == 0
-  assert 'SIGTERM received: stopped after step' in rest and 'run the same command to resume' in rest
+  assert f'{sig.name} received: stopped after step' in rest and 'run the same command to resume' in rest
   stopped = checkpoint.Checkpoints(str(tmp_path), read_only=True).latest_step()
   assert stopped >= 3
   train.train_and_evaluate(config(train_steps=stopped + 2), tiny_dataset, str(tmp_path))

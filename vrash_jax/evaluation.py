@@ -91,6 +91,7 @@ def evaluate_state(state: train.TrainState, config: ml_collections.ConfigDict,
                    arrays: dict[str, Any], iw_samples: int = 0) -> dict[str, float]:
   """Figures of `state` on a loaded split (every host passes the same arrays)."""
   mesh = sharding.data_mesh()
+  # The largest multiple of the device count not above eval_batch_size (at least one row each).
   batch = max(config.eval_batch_size - config.eval_batch_size % mesh.size, mesh.size)
   return evaluate(state, input_pipeline.eval_batches(arrays, batch, jax.process_index(),
                                                      jax.process_count()),

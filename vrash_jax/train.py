@@ -1,4 +1,4 @@
-"""Training: state, the pure jit-compiled step, evaluation, and the resumable loop."""
+"""Training: state, the pure jit-compiled step, and the resumable, preemption-safe loop."""
 from __future__ import annotations
 
 import contextlib
@@ -100,7 +100,6 @@ class Trainer:
     self.config, self.workdir = config, workdir
     self.mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, self.mesh)
-    sharding.check_batch_size(config.eval_batch_size, self.mesh)
     self.process = (jax.process_index(), jax.process_count())
     train = input_pipeline.load_split(data_dir, 'train', config.max_len)
     self.batches = input_pipeline.TrainBatches(train, config.batch_size, config.seed, *self.process)
