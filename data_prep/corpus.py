@@ -20,7 +20,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from data_prep import parallel
-from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 
 class Collection(NamedTuple):
@@ -172,10 +172,7 @@ def define_flags() -> None:
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.out_dir:
-    raise VrashError('--out_dir is required')
+  require(out_dir=FLAGS.out_dir)
   m = build_corpus(FLAGS.out_dir, FLAGS.collections, FLAGS.limit, FLAGS.workers)
   print(f"corpus: {m['tunes']} tunes in {FLAGS.out_dir} ({m['reused']} reused, {m['written']} "
         f"written, {m['skipped']} skipped as unrenderable: see corpus.json)", flush=True)

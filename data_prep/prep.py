@@ -20,7 +20,7 @@ from absl import app, flags, logging
 
 from data_prep import parallel, parts, report
 from data_prep.process import PrepOptions, failed, process_file
-from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 MIDI_SUFFIXES = ('.mid', '.midi')
 PARTS_DIR = '_parts'
@@ -165,10 +165,7 @@ def define_flags() -> None:
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.data_dir or (FLAGS.stage != 'build' and not FLAGS.midi_dir):
-    raise VrashError('--data_dir is required, and --midi_dir unless --stage build')
+  require(data_dir=FLAGS.data_dir, **({} if FLAGS.stage == 'build' else {'midi_dir': FLAGS.midi_dir}))
   options = PrepOptions(**{f.name: FLAGS[f.name].value for f in dataclasses.fields(PrepOptions)})
   stats = prepare(FLAGS.midi_dir, FLAGS.data_dir, options, FLAGS.workers, FLAGS.stage,
                   FLAGS.shard_index, FLAGS.num_shards)

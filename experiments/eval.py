@@ -3,7 +3,7 @@ import json
 
 from absl import app, flags
 
-from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.errors import exit_on_user_error, require
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'A training workdir (its latest checkpoint is evaluated).')
@@ -14,10 +14,7 @@ flags.DEFINE_integer('step', None, 'Evaluate this checkpoint step instead of the
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.workdir or not FLAGS.data_dir:
-    raise VrashError('--workdir and --data_dir are required')
+  require(workdir=FLAGS.workdir, data_dir=FLAGS.data_dir)
   from vrash_jax import evaluation
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()

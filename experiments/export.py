@@ -1,7 +1,7 @@
 """`vrash-export --workdir W --out PATH`: a self-contained export for sampling."""
 from absl import app, flags
 
-from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.errors import exit_on_user_error, require
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'A training workdir.')
@@ -11,10 +11,7 @@ flags.DEFINE_integer('step', None, 'Export this checkpoint step instead of the l
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.workdir or not FLAGS.out:
-    raise VrashError('--workdir and --out are required')
+  require(workdir=FLAGS.workdir, out=FLAGS.out)
   from vrash_jax import export
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()

@@ -102,8 +102,6 @@ flags.DEFINE_integer('workers', None, 'Worker processes for the data stages (def
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
   workdir = FLAGS.workdir or os.path.join('runs', FLAGS.preset)

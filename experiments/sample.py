@@ -4,7 +4,7 @@ import os
 
 from absl import app, flags
 
-from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('model', None, 'An export written by vrash-export.')
@@ -46,10 +46,7 @@ def sample_to_files(model: str, out_dir: str, num: int, temperature: float, leng
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.model or not FLAGS.out_dir:
-    raise VrashError('--model and --out_dir are required')
+  require(model=FLAGS.model, out_dir=FLAGS.out_dir)
   paths = sample_to_files(FLAGS.model, FLAGS.out_dir, FLAGS.num, FLAGS.temperature, FLAGS.length,
                           FLAGS.seed, FLAGS.program, FLAGS.tempo_bucket, FLAGS.interpolate, FLAGS.steps)
   print(f'wrote {len(paths)} MIDI files to {FLAGS.out_dir}', flush=True)

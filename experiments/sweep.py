@@ -10,7 +10,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments.configs import base, model_config
-from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_dict('config', base.get_config(), 'Overrides for every model (--config.x=y).')
@@ -40,10 +40,7 @@ def parse_seeds(values: list[str]) -> list[int]:
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.data_dir or not FLAGS.workdir:
-    raise VrashError('--data_dir and --workdir are required')
+  require(data_dir=FLAGS.data_dir, workdir=FLAGS.workdir)
   unknown = sorted(set(FLAGS.models) - {'lm', 'vae', 'vrash'})
   if unknown or not FLAGS.models:
     raise VrashError(f'--models must be a non-empty subset of lm,vae,vrash (unknown: {",".join(unknown)})')

@@ -5,7 +5,7 @@ import ml_collections
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'A config file from experiments/configs/.')
@@ -30,10 +30,7 @@ def load_config() -> ml_collections.ConfigDict:
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  if len(argv) > 1:
-    raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
-  if not FLAGS.data_dir or not FLAGS.workdir:
-    raise VrashError('--config, --data_dir and --workdir are required')
+  require(data_dir=FLAGS.data_dir, workdir=FLAGS.workdir)
   config = load_config()
   from vrash_jax import sharding, train  # after flag parsing: jax starts here
   from vrash_jax.metric_writers import quiet_library_logs

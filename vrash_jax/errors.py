@@ -13,14 +13,24 @@ class VrashError(Exception):
 
 
 def exit_on_user_error(main: Callable[..., T]) -> Callable[..., T]:
-  """Wraps an absl `main`: a VrashError becomes one line on stderr and exit code 2."""
+  """Wraps an absl `main(argv)`: stray arguments and any VrashError become one line on stderr
+  and exit code 2."""
 
   @functools.wraps(main)
-  def wrapped(*args, **kwargs):
+  def wrapped(argv, *args, **kwargs):
     try:
-      return main(*args, **kwargs)
+      if len(argv) > 1:
+        raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
+      return main(argv, *args, **kwargs)
     except VrashError as e:
       print(f'error: {e}', file=sys.stderr, flush=True)
       sys.exit(2)
 
   return wrapped
+
+
+def require(**values) -> None:
+  """Raises a VrashError naming every required flag left empty (`require(data_dir=...)`)."""
+  missing = [f'--{name}' for name, value in values.items() if value in (None, '')]
+  if missing:
+    raise VrashError(f'{" and ".join(missing)} {"is" if len(missing) == 1 else "are"} required')
