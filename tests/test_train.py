@@ -118,3 +118,19 @@ def test_launcher_errors_are_one_line(tiny_dataset, tmp_path):
     assert result.returncode == 2
     assert last_line.startswith('error: ') and message in last_line
     assert 'Traceback' not in result.stderr
+
+
+def test_throughput_counts_the_time_the_device_spends(monkeypatch):
+  """notes/s must cover the computation, not just Python's (asynchronous) dispatch of it."""
+  now = {'t': 97.0}  # dispatching took 1 s ...
+
+  def device_get(x):
+    now['t'] = 100.0  # ... then waiting for the device 3 s more
+    return x
+
+  monkeypatch.setattr(train.time, 'perf_counter', lambda: now['t'])
+  monkeypatch.setattr(train.jax, 'device_get', device_get)
+  step = {k: 10.0 for k in train.SUM_KEYS}
+  step.update(loss=1.0, grad_norm=1.0, kl_weight=1.0, learning_rate=1e-3)
+  out = train.summarize_train([step, step], started=96.0)
+  assert out['notes_per_s'] == pytest.approx(20 / 4.0)  # 20 notes in 4 s, not in 1 s

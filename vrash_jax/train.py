@@ -158,9 +158,14 @@ FINITE_TERMS = (('ce_total', 'cross-entropy'), ('kl', 'KL'), ('grad_norm', 'grad
 STOP_CHECK_EVERY = 10  # steps between multi-host agreements on a stop signal
 
 
-def summarize_train(history: list[dict], seconds: float) -> dict[str, float]:
-  """Per-step device metrics of one logging interval -> one record (a single host sync)."""
+def summarize_train(history: list[dict], started: float) -> dict[str, float]:
+  """Per-step device metrics of one logging interval -> one record (a single host sync).
+
+  `started` is when the interval began; the clock is read after the fetch, which waits for
+  the device, since with asynchronous dispatch the loop runs ahead of the computation.
+  """
   history = jax.device_get(history)
+  seconds = time.perf_counter() - started
   sums = {k: sum(float(m[k]) for m in history) for k in SUM_KEYS}
   out = losses.per_note(sums)
   out['loss'] = sum(float(m['loss']) for m in history) / len(history)
@@ -243,7 +248,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
         if _due(step, config.log_every, config.train_steps):
           check_finite(unchecked, last_saved)
           unchecked = []
-          writer.write(step, 'train', summarize_train(history, time.perf_counter() - started))
+          writer.write(step, 'train', summarize_train(history, started))
           history, started = [], time.perf_counter()
         if _due(step, config.eval_every, config.train_steps):
           valid = trainer.evaluate_valid()
