@@ -71,3 +71,49 @@ def test_dropout_masks_are_per_sequence():
   assert (dropped == dropped[:, :1]).all()  # the same units are dropped at every step
   again, _ = module.apply({'params': params}, x, np.ones((B, T), bool))
   assert not (np.asarray(again) == 0).any()
+
+
+def test_custom_backward_matches_scan_autodiff():
+  """rhn_scan's hand-written VJP gives JAX autodiff's gradients, with padding and dropout."""
+  rng = np.random.default_rng(4)
+  x = jnp.asarray(rng.normal(size=(B, T, D)).astype(np.float32))
+  mask = np.arange(T)[None, :] < np.array([[6], [4], [1]])
+  state0 = jnp.asarray(rng.normal(size=(B, H)).astype(np.float32))
+  cotangent = jnp.asarray(rng.normal(size=(B, T, H)).astype(np.float32))
+  kwargs = dict(hidden=H, depth=L, input_dropout=0.2, state_dropout=0.3, output_dropout=0.2)
+  params = RHN(**kwargs).init(jax.random.key(0), x, mask)['params']
+
+  def grads(custom_backward):
+    module = RHN(**kwargs, custom_backward=custom_backward)
+
+    def loss(params, x, state0):
+      outputs, final = module.apply({'params': params}, x, mask, state0, deterministic=False,
+                                    rngs={'dropout': jax.random.key(5)})
+      return (outputs * cotangent).sum() + (final ** 2).sum()
+
+    return jax.value_and_grad(loss, argnums=(0, 1, 2))(params, x, state0)
+
+  (want_loss, want), (got_loss, got) = grads(False), grads(True)
+  np.testing.assert_allclose(got_loss, want_loss, rtol=1e-6)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert np.abs(np.asarray(w)).max() > 0
+    np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+
+
+def test_custom_backward_gives_the_dropout_masks_their_gradient():
+  from vrash_jax.rhn import rhn_scan
+  rng = np.random.default_rng(6)
+  args = (jnp.asarray(rng.normal(size=(T, B, 2 * H)), jnp.float32), jnp.ones((T, B), bool),
+          jnp.asarray(rng.normal(size=(B, H)), jnp.float32),
+          jnp.asarray(rng.normal(size=(L, H, 2 * H)) / H**0.5, jnp.float32),
+          jnp.zeros((L, 2 * H), jnp.float32))
+  keep = jnp.asarray(rng.uniform(0.5, 1.5, size=(L, B, H)), jnp.float32)
+
+  def reference(keep):
+    def step(state, xs):
+      return (s := jnp.where(xs[1][:, None], rhn_step(state, xs[0], args[3], args[4], keep),
+                             state)), s
+    return jax.lax.scan(step, args[2], args[:2])[1].sum()
+
+  got = jax.grad(lambda k: rhn_scan(*args, jnp.float32, k).sum())(keep)
+  np.testing.assert_allclose(got, jax.grad(reference)(keep), rtol=1e-4, atol=1e-5)

@@ -74,7 +74,9 @@ class MelodyModel(nn.Module):
     self.meta_embed = MetaEmbed(c.meta_embed)
     rhn = dict(hidden=c.hidden, depth=c.depth, transform_bias=c.transform_bias,
                input_dropout=c.input_dropout, state_dropout=c.state_dropout,
-               output_dropout=c.output_dropout, dtype=self.dtype)
+               output_dropout=c.output_dropout, dtype=self.dtype,
+               # Configs saved before the field existed used scan autodiff.
+               custom_backward=c.get('custom_backward', False))
     self.decoder = RHN(**rhn)
     if self.has_latent:
       self.encoder = RHN(**rhn)

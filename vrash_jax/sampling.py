@@ -6,6 +6,7 @@ not change. z comes from the prior unless given (e.g. an encoded melody).
 """
 from __future__ import annotations
 
+import functools
 from typing import Mapping
 
 import jax
@@ -45,24 +46,29 @@ class Sampler:
   def _encode_impl(self, params, batch):
     return self.model.apply({'params': params}, batch, method=MelodyModel.encode)
 
-  def _sample_impl(self, params, rng, meta, z, temperature, length, greedy):
-    variables = {'params': params}
+  def start(self, params, meta: Mapping[str, Array], z: Array | None):
+    """The scan carry before the first note: decoder state and start tokens."""
     num = meta[next(iter(notes.META_FIELDS))].shape[0]
-    state = self.model.apply(variables, z, num, method=MelodyModel.initial_decoder_state)
-    start = {f: jnp.full((num,), notes.VOCAB_SIZES[f], jnp.int32) for f in HEADS}
+    state = self.model.apply({'params': params}, z, num, method=MelodyModel.initial_decoder_state)
+    return state, {f: jnp.full((num,), notes.VOCAB_SIZES[f], jnp.int32) for f in HEADS}
 
-    def step(carry, key):
-      state, previous = carry
-      batch = dict(meta, mask=jnp.ones((num, 1), bool),
-                   history={f: previous[f][:, None] for f in HEADS})
-      logits, state = self.model.apply(variables, batch, z, True, state, method=MelodyModel.decode)
-      keys = jax.random.split(key, len(HEADS))
-      tokens = {}
-      for f, k in zip(HEADS, keys):
-        last = logits[f][:, 0]
-        tokens[f] = (jnp.argmax(last, -1) if greedy else
-                     jax.random.categorical(k, last / temperature)).astype(jnp.int32)
-      return (state, tokens), tokens
+  def step(self, params, meta: Mapping[str, Array], z: Array | None, temperature: Array,
+           greedy: bool, carry, key: Array):
+    """Draws one note per melody: (carry, tokens) -> (new carry, tokens {head: [N]})."""
+    state, previous = carry
+    num = previous[HEADS[0]].shape[0]
+    batch = dict(meta, mask=jnp.ones((num, 1), bool),
+                 history={f: previous[f][:, None] for f in HEADS})
+    logits, state = self.model.apply({'params': params}, batch, z, True, state,
+                                     method=MelodyModel.decode)
+    tokens = {}
+    for f, k in zip(HEADS, jax.random.split(key, len(HEADS))):
+      last = logits[f][:, 0]
+      tokens[f] = (jnp.argmax(last, -1) if greedy else
+                   jax.random.categorical(k, last / temperature)).astype(jnp.int32)
+    return (state, tokens), tokens
 
-    _, out = jax.lax.scan(step, (state, start), jax.random.split(rng, length))
+  def _sample_impl(self, params, rng, meta, z, temperature, length, greedy):
+    step = functools.partial(self.step, params, meta, z, temperature, greedy)
+    _, out = jax.lax.scan(step, self.start(params, meta, z), jax.random.split(rng, length))
     return {f: out[f].T for f in HEADS}

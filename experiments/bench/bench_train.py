@@ -4,7 +4,9 @@
 
 Synthetic batches (no dataset needed, so it runs on accelerator images without TensorFlow).
 Compilation is timed separately; the step time is the median over `--repeats` timings of
-`--steps` steps each. The last line printed is one JSON object.
+`--steps` steps each. Prints a Markdown table, then (the last line) one JSON object; `--out`
+also writes it to a file. `--peers eager,compile` times the PyTorch peer (`torch_peer.py`)
+right after ours, on the same batch.
 """
 from __future__ import annotations
 
@@ -31,6 +33,11 @@ flags.DEFINE_integer('depth', 3, 'RHN recurrence depth.')
 flags.DEFINE_integer('steps', 10, 'Steps per timing.')
 flags.DEFINE_integer('repeats', 5, 'Timings; the median is reported.')
 flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Matmul compute dtype.')
+flags.DEFINE_string('out', None, 'Also write the figures to this JSON file.')
+flags.DEFINE_bool('custom_backward', False, 'RHN gradients by the hand-written VJP (else scan '
+                  'autodiff).')
+flags.DEFINE_list('peers', [], 'Also time the PyTorch peer right after ours: any of eager, '
+                  'compile (needs `pip install torch==2.13.0`).')
 
 
 def synthetic_batch(batch: int, length: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -71,11 +78,38 @@ def model_flops_per_note(config) -> int:
   return 3 * forward
 
 
-def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps: int = 10,
-            repeats: int = 5, dtype: str = 'float32') -> dict[str, Any]:
+def bench_config(model: str, batch: int, length: int, hidden: int, depth: int,
+                 custom_backward: bool = False):
   config = base.get_config()
   config.model, config.batch_size, config.max_len = model, batch, length
-  config.hidden, config.depth = hidden, depth
+  config.hidden, config.depth, config.custom_backward = hidden, depth, custom_backward
+  return config
+
+
+def measure_peers(result: dict[str, Any], peers: list[str], steps: int, repeats: int
+                  ) -> dict[str, Any]:
+  """Adds the PyTorch peer's figures (same config, same batch) and our ratio to each."""
+  try:
+    from experiments.bench import torch_peer
+  except ImportError as e:
+    sys.exit(f'the PyTorch peer needs torch: pip install torch==2.13.0 ({e})')
+  config = bench_config(result['model'], result['batch'], result['length'], result['hidden'],
+                        result['depth'])
+  batch = synthetic_batch(result['batch'], result['length'])
+  for peer in peers:
+    timing = torch_peer.measure(config, batch, peer == 'compile', steps, repeats)
+    notes_per_s = result['batch'] * result['length'] / timing['step_s']
+    result.update({f'torch_{peer}_step_s': timing['step_s'],
+                   f'torch_{peer}_compile_s': timing['compile_s'],
+                   f'torch_{peer}_notes_per_s': notes_per_s,
+                   f'speedup_vs_torch_{peer}': result['notes_per_s'] / notes_per_s})
+  return result
+
+
+def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps: int = 10,
+            repeats: int = 5, dtype: str = 'float32', custom_backward: bool = False
+            ) -> dict[str, Any]:
+  config = bench_config(model, batch, length, hidden, depth, custom_backward)
   mesh = sharding.data_mesh()
   compute = jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32
   state = jax.jit(lambda r: train.create_state(config, r, compute),
@@ -101,18 +135,44 @@ def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps:
   flops = model_flops_per_note(config)
   return {
       'model': model, 'batch': batch, 'length': length, 'hidden': hidden, 'depth': depth,
-      'dtype': dtype, 'device': jax.devices()[0].device_kind, 'devices': jax.device_count(),
+      'dtype': dtype, 'custom_backward': custom_backward,
+      'device': jax.devices()[0].device_kind, 'devices': jax.device_count(),
       'compile_s': compile_s, 'step_s': step_s, 'notes_per_s': notes_per_s,
       'model_gflop_per_note': flops / 1e9, 'matmul_peak_gflops': peak / 1e9,
       'notes_per_s_at_peak': peak / flops, 'fraction_of_peak': notes_per_s * flops / peak,
   }
 
 
+def table(result: dict[str, Any]) -> str:
+  """A Markdown row per implementation: ours, then any PyTorch peer."""
+  lines = ['| implementation | compile s | step s | notes/s | share of peak | ours / theirs |',
+           '|---|---|---|---|---|---|',
+           f"| vrash_jax {result['model']} | {result['compile_s']:.1f} | {result['step_s']:.4f} "
+           f"| {result['notes_per_s']:,.0f} | {result['fraction_of_peak']:.1%} | - |"]
+  for peer in ('eager', 'compile'):
+    if f'torch_{peer}_step_s' in result:
+      lines.append(f"| torch {peer} | {result[f'torch_{peer}_compile_s']:.1f} "
+                   f"| {result[f'torch_{peer}_step_s']:.4f} "
+                   f"| {result[f'torch_{peer}_notes_per_s']:,.0f} | - "
+                   f"| {result[f'speedup_vs_torch_{peer}']:.2f}x |")
+  return '\n'.join(lines)
+
+
 def main(argv: list[str]) -> None:
   if len(argv) < 2 or argv[1] != 'train':
     sys.exit('usage: vrash-bench train [--model ...]')
-  print(json.dumps(measure(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
-                           FLAGS.steps, FLAGS.repeats, FLAGS.dtype)), flush=True)
+  unknown = set(FLAGS.peers) - {'eager', 'compile'}
+  if unknown:
+    sys.exit(f'--peers: unknown {sorted(unknown)}; choose from eager, compile')
+  result = measure(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
+                   FLAGS.steps, FLAGS.repeats, FLAGS.dtype, FLAGS.custom_backward)
+  if FLAGS.peers:
+    result = measure_peers(result, FLAGS.peers, FLAGS.steps, FLAGS.repeats)
+  print(table(result))
+  if FLAGS.out:
+    with open(FLAGS.out, 'w') as f:
+      json.dump(result, f, indent=1)
+  print(json.dumps(result), flush=True)
 
 
 def run() -> None:

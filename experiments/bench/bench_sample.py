@@ -1,0 +1,105 @@
+"""Sampling throughput: the jit-compiled scan sampler vs. per-note Python loops.
+
+  python -m experiments.bench.bench_sample --model vrash --batches 1,256 --length 64 --out bench_sample.json
+
+Three ways to draw the same melodies with the same (untrained) parameters:
+  scan         `Sampler.sample`: one compiled program, a `lax.scan` over notes;
+  loop_jit     a Python loop calling the compiled one-note step (one dispatch per note);
+  loop_eager   a Python loop calling the same step without jit (op-by-op, the naive way).
+Each is timed warm (compilation excluded), median of `--repeats`. Prints a Markdown table and
+writes the figures as JSON.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from experiments.configs import base
+from vrash_jax import models, notes, sampling
+
+FLAGS = flags.FLAGS
+flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash'], 'Which architecture.')
+flags.DEFINE_list('batches', ['1', '256'], 'Melodies drawn at once.')
+flags.DEFINE_integer('length', 64, 'Notes per melody.')
+flags.DEFINE_integer('hidden', 256, 'RHN state size.')
+flags.DEFINE_integer('depth', 3, 'RHN recurrence depth.')
+flags.DEFINE_integer('repeats', 3, 'Timings; the median is reported.')
+flags.DEFINE_string('out', 'bench_sample.json', 'Where the JSON figures go.')
+
+
+def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
+  jax.block_until_ready(fn())  # warm: compiles whatever the mode compiles
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def measure(model_name: str, batches: list[int], length: int, hidden: int, depth: int,
+            repeats: int) -> dict:
+  config = base.get_config()
+  config.model, config.hidden, config.depth = model_name, hidden, depth
+  model = models.MelodyModel(config)
+  sampler = sampling.Sampler(model)
+  rows = []
+  for num in batches:
+    meta = {f: jnp.zeros((num,), jnp.int32) for f in notes.META_FIELDS}
+    batch = {f: jnp.zeros((num, length), jnp.int32) for f in notes.TOKEN_FIELDS}
+    params = model.init(jax.random.key(0), dict(batch, mask=jnp.ones((num, length), bool), **meta)
+                        )['params']
+    z = sampler.prior(jax.random.key(1), num) if model.has_latent else None
+    temperature = jnp.float32(1.0)
+    rng = jax.random.key(2)
+
+    def loop(step):
+      carry = sampler.start(params, meta, z)
+      out = []
+      for key in jax.random.split(rng, length):
+        carry, tokens = step(params, meta, z, temperature, False, carry, key)
+        out.append(tokens)
+      return out
+
+    jit_step = jax.jit(sampler.step, static_argnums=4)
+    modes = {
+        'scan': lambda: sampler.sample(params, rng, meta, length, 1.0, z),
+        'loop_jit': lambda: loop(jit_step),
+        'loop_eager': lambda: loop(sampler.step),
+    }
+    for mode, fn in modes.items():
+      seconds = _median_seconds(fn, repeats)
+      rows.append({'mode': mode, 'batch': num, 'seconds': seconds,
+                   'notes_per_s': num * length / seconds})
+  return {'model': model_name, 'length': length, 'hidden': hidden, 'depth': depth, 'rows': rows,
+          'device': jax.devices()[0].device_kind, 'machine': platform.platform(),
+          'date': time.strftime('%Y-%m-%d')}
+
+
+def table(result: dict) -> str:
+  scan = {r['batch']: r['notes_per_s'] for r in result['rows'] if r['mode'] == 'scan'}
+  lines = ['| mode | batch | s per batch | notes/s | scan speed-up |', '|---|---|---|---|---|']
+  for r in result['rows']:
+    lines.append(f"| {r['mode']} | {r['batch']} | {r['seconds']:.4f} | {r['notes_per_s']:,.0f} "
+                 f"| {scan[r['batch']] / r['notes_per_s']:.1f}x |")
+  return '\n'.join(lines)
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  result = measure(FLAGS.model, [int(b) for b in FLAGS.batches], FLAGS.length, FLAGS.hidden,
+                   FLAGS.depth, FLAGS.repeats)
+  with open(FLAGS.out, 'w') as f:
+    json.dump(result, f, indent=1)
+  print(table(result))
+
+
+if __name__ == '__main__':
+  app.run(main)

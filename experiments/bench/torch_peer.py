@@ -1,0 +1,165 @@
+"""A plain PyTorch VRASH (and LM/VAE) train step: the benchmark's peer, same sizes and heads.
+
+Written the way a PyTorch user would: RHN cells unrolled with a Python loop over time steps
+and micro-layers (the input projection hoisted into one matmul, H and T gates fused, as in
+`vrash_jax.rhn`), variational dropout, note dropout, three softmax heads, CE + free-bits KL,
+Adam with global-norm clipping. Only the benchmark imports this module (`pip install
+torch==2.13.0`, the CPU build).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vrash_jax import notes
+
+HEADS = notes.TOKEN_FIELDS
+
+
+def _keep(rate: float, shape: tuple[int, ...], training: bool) -> torch.Tensor | None:
+  if not training or rate <= 0:
+    return None
+  return torch.bernoulli(torch.full(shape, 1.0 - rate)) / (1.0 - rate)
+
+
+def rhn_time_step(state: torch.Tensor, projected: torch.Tensor, mask: torch.Tensor,
+                  recurrent: torch.Tensor, bias: torch.Tensor,
+                  state_keep: torch.Tensor | None) -> torch.Tensor:
+  """One time step through every micro-layer; padded steps keep the state."""
+  hidden, new = state.shape[-1], state
+  for layer in range(recurrent.shape[0]):
+    s = new if state_keep is None else new * state_keep[layer]
+    pre = s @ recurrent[layer] + bias[layer]
+    if layer == 0:
+      pre = pre + projected
+    h, g = torch.tanh(pre[:, :hidden]), torch.sigmoid(pre[:, hidden:])
+    new = h * g + new * (1.0 - g)
+  return torch.where(mask, new, state)
+
+
+class RHN(nn.Module):
+  """Zilly et al.'s RHN with coupled carry gate; returns (outputs [B, T, H], final state)."""
+
+  def __init__(self, features: int, hidden: int, depth: int, transform_bias: float,
+               dropout: float):
+    super().__init__()
+    self.hidden, self.depth, self.dropout = hidden, depth, dropout
+    self.step = rhn_time_step
+    self.w_in = nn.Linear(features, 2 * hidden, bias=False)
+    self.recurrent = nn.Parameter(torch.randn(depth, hidden, 2 * hidden) / hidden**0.5)
+    bias = torch.zeros(depth, 2 * hidden)
+    bias[:, hidden:] = transform_bias
+    self.bias = nn.Parameter(bias)
+
+  def forward(self, x: torch.Tensor, mask: torch.Tensor, state: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    batch, length, features = x.shape
+    input_keep = _keep(self.dropout, (batch, 1, features), self.training)
+    state_keep = _keep(self.dropout, (self.depth, batch, self.hidden), self.training)
+    output_keep = _keep(self.dropout, (batch, 1, self.hidden), self.training)
+    projected = self.w_in(x if input_keep is None else x * input_keep)
+    outputs = []
+    for t in range(length):
+      state = self.step(state, projected[:, t], mask[:, t, None], self.recurrent, self.bias,
+                        state_keep)
+      outputs.append(state)
+    out = torch.stack(outputs, 1)
+    return (out if output_keep is None else out * output_keep), state
+
+
+class MelodyModel(nn.Module):
+  """LM / VAE / VRASH with the sizes of a `vrash_jax` config; forward returns the loss."""
+
+  def __init__(self, config: Any):
+    super().__init__()
+    c = self.config = config
+    self.embed = nn.ModuleDict({f: nn.Embedding(notes.VOCAB_SIZES[f] + 1, size) for f, size in
+                                zip(HEADS, (c.pitch_embed, c.octave_embed, c.delay_embed))})
+    self.meta = nn.ModuleDict({f: nn.Embedding(n, c.meta_embed)
+                               for f, n in notes.META_FIELDS.items()})
+    note, meta = c.pitch_embed + c.octave_embed + c.delay_embed, 2 * c.meta_embed
+    rhn = dict(hidden=c.hidden, depth=c.depth, transform_bias=c.transform_bias,
+               dropout=c.state_dropout)
+    decoder_in = meta + (c.latent_dim if c.model != 'lm' else 0) + (note if c.model != 'vae' else 0)
+    self.decoder = RHN(decoder_in, **rhn)
+    if c.model != 'lm':
+      self.encoder = RHN(note + meta, **rhn)
+      self.posterior = nn.Linear(c.hidden, 2 * c.latent_dim)
+      self.latent_to_state = nn.Linear(c.latent_dim, c.hidden)
+    self.heads = nn.ModuleDict({f: nn.Linear(c.hidden, notes.VOCAB_SIZES[f]) for f in HEADS})
+
+  def _notes(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+    return torch.cat([self.embed[f](tokens[f]) for f in HEADS], -1)
+
+  def forward(self, batch: dict[str, torch.Tensor], kl_weight: float) -> torch.Tensor:
+    c, mask = self.config, batch['mask']
+    size, length = mask.shape
+    meta = torch.cat([self.meta[f](batch[f]) for f in notes.META_FIELDS], -1)
+    meta = meta[:, None].expand(size, length, meta.shape[-1])
+    parts, kl = [meta], torch.zeros(())
+    state = torch.zeros(size, c.hidden)
+    if c.model != 'lm':
+      _, final = self.encoder(torch.cat([self._notes(batch), meta], -1), mask, state)
+      mean, log_var = self.posterior(final).chunk(2, -1)
+      z = mean + torch.exp(0.5 * log_var) * torch.randn_like(mean)
+      state = torch.tanh(self.latent_to_state(z))
+      parts.append(z[:, None].expand(size, length, z.shape[-1]))
+      per_dim = 0.5 * (mean**2 + log_var.exp() - 1.0 - log_var)
+      kl = torch.clamp(per_dim.mean(0), min=c.free_bits).sum() * size
+    if c.model != 'vae':
+      history = self._notes({f: F.pad(batch[f], (1, 0), value=notes.VOCAB_SIZES[f])[:, :-1]
+                             for f in HEADS})
+      keep = torch.bernoulli(torch.full(mask.shape, 1.0 - c.note_dropout))
+      parts.append(history * keep[..., None])
+    outputs, _ = self.decoder(torch.cat(parts, -1), mask, state)
+    weights = mask.float()
+    ce = sum((F.cross_entropy(self.heads[f](outputs).transpose(1, 2), batch[f], reduction='none')
+              * weights).sum() for f in HEADS)
+    return (ce + kl_weight * kl) / weights.sum()
+
+
+def to_torch(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+  return {k: torch.from_numpy(np.asarray(v)).long() if v.dtype != bool else torch.from_numpy(v)
+          for k, v in batch.items()}
+
+
+def measure(config: Any, batch: dict[str, np.ndarray], compiled: bool, steps: int,
+            repeats: int) -> dict[str, float]:
+  """Warm train-step seconds (median of `repeats` timings of `steps` steps) and compile time."""
+  torch.manual_seed(0)
+  model = MelodyModel(config).train()
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+  if compiled:
+    # The time step (forward and backward) is compiled; compiling the whole model instead
+    # unrolls the Python loop over notes into one graph, which took minutes to compile even
+    # at 8 notes on this machine.
+    step_fn = torch.compile(rhn_time_step)
+    for module in model.modules():
+      if isinstance(module, RHN):
+        module.step = step_fn
+  data = to_torch(batch)
+
+  def step():
+    optimizer.zero_grad(set_to_none=True)
+    loss = model(data, 1.0)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+  start = time.perf_counter()
+  step()  # first call: tracing and compilation for torch.compile
+  compile_s = time.perf_counter() - start
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    for _ in range(steps):
+      loss = step()
+    float(loss)
+    times.append((time.perf_counter() - start) / steps)
+  return {'step_s': float(np.median(times)), 'compile_s': compile_s}
