@@ -174,11 +174,13 @@ class RHN(nn.Module):
     time_mask = mask.T.astype(bool)
     if self.custom_backward:
       outputs = rhn_scan(projected, time_mask, state0, recurrent, bias, self.dtype, state_keep)
-    else:  # JAX's own scan autodiff, kept as the reference the custom backward is tested against
+    else:  # JAX's own scan autodiff (the default: as fast on CPU, see BENCHMARKS.md)
+      recurrent_c = recurrent.astype(self.dtype)
+
       def step(state, xs):
         x_t, m_t = xs
-        new = rhn_step(state.astype(self.dtype), x_t.astype(self.dtype),
-                       recurrent.astype(self.dtype), bias, state_keep).astype(jnp.float32)
+        new = rhn_step(state.astype(self.dtype), x_t.astype(self.dtype), recurrent_c, bias,
+                       state_keep).astype(jnp.float32)
         state = jnp.where(m_t[:, None], new, state)
         return state, state
       _, outputs = jax.lax.scan(step, state0, (projected, time_mask))
