@@ -34,14 +34,16 @@ class Preset:
   notes: str  # why these choices; copied into results.md
 
 
+# The CPU presets' model: melodies of 32 notes, a small RHN and small embeddings.
+SMALL_MODEL = {'max_len': 32, 'hidden': 128, 'depth': 2, 'pitch_embed': 16, 'octave_embed': 4,
+               'delay_embed': 8, 'meta_embed': 4}
+
 PRESETS = {
     'quick': Preset(
         tunes_per_collection=400,
-        prep={'max_len': 32},
-        config={'max_len': 32, 'batch_size': 32, 'eval_batch_size': 128, 'hidden': 128, 'depth': 2,
-                'pitch_embed': 16, 'octave_embed': 4, 'delay_embed': 8, 'meta_embed': 4,
-                'train_steps': 800, 'warmup_steps': 50, 'kl_anneal_steps': 300,
-                'log_every': 100, 'eval_every': 0, 'checkpoint_every': 800},
+        prep={'max_len': SMALL_MODEL['max_len']},
+        config={**SMALL_MODEL, 'batch_size': 32, 'eval_batch_size': 128, 'train_steps': 800,
+                'warmup_steps': 50, 'kl_anneal_steps': 300, 'log_every': 100, 'eval_every': 0, 'checkpoint_every': 800},
         seeds=(0, 1, 2), iw_samples=8, num_samples=32,
         notes=('quick preset: 400 tunes per collection (spread over every ABC file), melodies cut '
                'to 32 notes, RHN hidden 128 depth 2, 800 steps of batch 32: sized to finish well '
@@ -50,11 +52,9 @@ PRESETS = {
                'of {0.5, 0.75} x {0.5, 1.0} in 1000-step trials; higher note dropout hurt.')),
     'cpu': Preset(
         tunes_per_collection=0,
-        prep={'max_len': 32},
-        config={'max_len': 32, 'batch_size': 64, 'eval_batch_size': 256, 'hidden': 128, 'depth': 2,
-                'pitch_embed': 16, 'octave_embed': 4, 'delay_embed': 8, 'meta_embed': 4,
-                'train_steps': 4000, 'warmup_steps': 100, 'kl_anneal_steps': 1000,
-                'log_every': 200, 'eval_every': 2000, 'checkpoint_every': 1000},
+        prep={'max_len': SMALL_MODEL['max_len']},
+        config={**SMALL_MODEL, 'batch_size': 64, 'eval_batch_size': 256, 'train_steps': 4000,
+                'warmup_steps': 100, 'kl_anneal_steps': 1000, 'log_every': 200, 'eval_every': 2000, 'checkpoint_every': 1000},
         seeds=(0, 1, 2), iw_samples=16, num_samples=128,
         notes=('cpu preset: the whole default corpus, melodies cut to 32 notes, the quick '
                "preset's model (RHN hidden 128 depth 2) trained 4000 steps of batch 64 with KL "

@@ -17,7 +17,6 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-
 from vrash_jax.errors import VrashError
 
 # Fields that fix the parameter shapes: a checkpoint restores only into the same values.

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 from absl import app, flags
 
+from experiments.bench import timing
 from experiments.configs import base
-from vrash_jax import models, notes, sampling
+from vrash_jax import models, notes, sampling, train
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash'], 'Which architecture.')
@@ -34,28 +33,16 @@ flags.DEFINE_integer('repeats', 3, 'Timings; the median is reported.')
 flags.DEFINE_string('out', 'bench_sample.json', 'Where the JSON figures go.')
 
 
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-  jax.block_until_ready(fn())  # warm: compiles whatever the mode compiles
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def measure(model_name: str, batches: list[int], length: int, hidden: int, depth: int,
             repeats: int) -> dict:
   config = base.get_config()
   config.model, config.hidden, config.depth = model_name, hidden, depth
   model = models.MelodyModel(config)
   sampler = sampling.Sampler(model)
+  params = train.create_state(config, jax.random.key(0)).params
   rows = []
   for num in batches:
     meta = {f: jnp.zeros((num,), jnp.int32) for f in notes.META_FIELDS}
-    batch = {f: jnp.zeros((num, length), jnp.int32) for f in notes.TOKEN_FIELDS}
-    params = model.init(jax.random.key(0), dict(batch, mask=jnp.ones((num, length), bool), **meta)
-                        )['params']
     z = sampler.prior(jax.random.key(1), num) if model.has_latent else None
     temperature = jnp.float32(1.0)
     rng = jax.random.key(2)
@@ -75,7 +62,7 @@ def measure(model_name: str, batches: list[int], length: int, hidden: int, depth
         'loop_eager': lambda: loop(sampler.step),
     }
     for mode, fn in modes.items():
-      seconds = _median_seconds(fn, repeats)
+      seconds = timing.median_seconds(fn, repeats)
       rows.append({'mode': mode, 'batch': num, 'seconds': seconds,
                    'notes_per_s': num * length / seconds})
   return {'model': model_name, 'length': length, 'hidden': hidden, 'depth': depth, 'rows': rows,

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
+from experiments.bench import timing
 from experiments.configs import base
 from vrash_jax import notes, sharding, train
 
@@ -52,13 +53,7 @@ def matmul_peak_flops(dtype: Any = jnp.float32, n: int = 2048, repeats: int = 5)
   """Dense FLOP/s of an n x n matmul on the default device (median of `repeats`)."""
   a = jax.random.normal(jax.random.key(0), (n, n), dtype)
   f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    f(a).block_until_ready()
-    times.append(time.perf_counter() - start)
-  return 2 * n**3 / statistics.median(times)
+  return 2 * n**3 / timing.median_seconds(lambda: f(a), repeats)
 
 
 def rhn_matmul_flops_per_note(input_dim: int, hidden: int, depth: int) -> int:
