@@ -31,36 +31,41 @@ def rhn_step(state: Array, input_projection: Array, recurrent: Array, bias: Arra
   state [B, H]; input_projection [B, 2H] = x_t W (H half, then T half); recurrent [L, H, 2H];
   bias [L, 2H]; state_keep [L, B, H] variational dropout masks (already scaled) or None.
   """
-  hidden = state.shape[-1]
-  for layer in range(recurrent.shape[0]):
-    s = state if state_keep is None else state * state_keep[layer]
-    pre = s @ recurrent[layer].astype(s.dtype) + bias[layer]
-    if layer == 0:
-      pre = pre + input_projection
-    h = jnp.tanh(pre[..., :hidden])
-    t = jax.nn.sigmoid(pre[..., hidden:])
-    state = h * t + state * (1.0 - t)
-  return state
+  layers, biases, keeps = _per_layer(recurrent, bias, state_keep, state.dtype)
+  return _micro_layers(state, input_projection, layers, biases, keeps, state.dtype)[0]
 
 
-def _scan_step(recurrent, bias, state_keep, dtype, state, xs):
-  """One masked time step that also returns what the backward pass needs per micro-layer."""
-  projected, mask = xs
-  hidden, new = state.shape[-1], state
-  layer_inputs, hs, gs = [], [], []
-  for layer in range(recurrent.shape[0]):
-    s = new if state_keep is None else new * state_keep[layer]
-    pre = jnp.dot(s.astype(dtype), recurrent[layer].astype(dtype),
-                  preferred_element_type=jnp.float32) + bias[layer]
+def _per_layer(recurrent: Array, bias: Array, state_keep: Array | None, dtype: Any
+               ) -> tuple[list[Array], list[Array], list[Array] | None]:
+  """Splits the stacked weights by micro-layer once, outside any loop over time: indexing a
+  stacked weight inside the loop copies it at every step on CPU."""
+  depth = recurrent.shape[0]
+  layers = [recurrent[l].astype(dtype) for l in range(depth)]
+  biases = [bias[l] for l in range(depth)]
+  keeps = None if state_keep is None else [state_keep[l] for l in range(depth)]
+  return layers, biases, keeps
+
+
+def _micro_layers(state, projected, layers, biases, keeps, dtype):
+  """Eqs. 6-8 through every micro-layer -> (new state, [(layer input, h, t)] per layer)."""
+  hidden, saved = state.shape[-1], []
+  for layer, (weight, bias) in enumerate(zip(layers, biases)):
+    s = state if keeps is None else state * keeps[layer]
+    pre = jnp.dot(s.astype(dtype), weight, preferred_element_type=jnp.float32) + bias
     if layer == 0:
       pre = pre + projected
-    h, g = jnp.tanh(pre[:, :hidden]), jax.nn.sigmoid(pre[:, hidden:])
-    layer_inputs.append(new)
-    hs.append(h)
-    gs.append(g)
-    new = h * g + new * (1.0 - g)
+    h, t = jnp.tanh(pre[..., :hidden]), jax.nn.sigmoid(pre[..., hidden:])
+    saved.append((state, h, t))
+    state = (h * t + state * (1.0 - t)).astype(state.dtype)
+  return state, saved
+
+
+def _masked_step(layers, biases, keeps, dtype, state, xs):
+  """One time step over the batch; padded steps (mask False) keep their state."""
+  projected, mask = xs
+  new, saved = _micro_layers(state, projected, layers, biases, keeps, dtype)
   state = jnp.where(mask[:, None], new, state)
-  return state, (state, jnp.stack(layer_inputs), jnp.stack(hs), jnp.stack(gs))
+  return state, (state, tuple(saved))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
@@ -70,52 +75,57 @@ def rhn_scan(projected: Array, mask: Array, state0: Array, recurrent: Array, bia
 
   Differentiated by a hand-written backward pass: its reverse scan carries only the state
   gradient and emits each step's pre-activation gradient; the weight gradients are then one
-  large matmul over all time steps instead of a small one inside every step.
+  large matmul per micro-layer over all time steps instead of a small one inside every step.
   """
-  step = functools.partial(_scan_step, recurrent, bias, state_keep, dtype)
-  _, (states, *_) = jax.lax.scan(step, state0, (projected, mask))
-  return states
+  return _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep)[0]
 
 
 def _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep):
-  step = functools.partial(_scan_step, recurrent, bias, state_keep, dtype)
-  _, (states, layer_inputs, hs, gs) = jax.lax.scan(step, state0, (projected, mask))
-  return states, (mask, state0, recurrent, state_keep, layer_inputs, hs, gs)
+  step = functools.partial(_masked_step, *_per_layer(recurrent, bias, state_keep, dtype), dtype)
+  _, (states, saved) = jax.lax.scan(step, state0, (projected, mask))
+  return states, (mask, state0, recurrent, state_keep, saved)
 
 
 def _rhn_scan_bwd(dtype, residuals, d_states):
-  mask, state0, recurrent, state_keep, layer_inputs, hs, gs = residuals
-  depth, hidden = recurrent.shape[0], state0.shape[-1]
-  recurrent_t = jnp.swapaxes(recurrent, 1, 2).astype(dtype)
+  mask, state0, recurrent, state_keep, saved = residuals
+  depth = recurrent.shape[0]
+  weights_t = [recurrent[l].T.astype(dtype) for l in range(depth)]
+  keeps = None if state_keep is None else [state_keep[l] for l in range(depth)]
 
   def step(carry, xs):
-    d_state, d_keep = carry
-    d_out, m, inputs, h, g = xs
+    d_state, d_keeps = carry
+    d_out, m, per_layer = xs
     d_state = d_state + d_out
     d_new = jnp.where(m[:, None], d_state, 0.0)
     d_state = jnp.where(m[:, None], 0.0, d_state)  # padded steps pass the state through
-    d_pres = [None] * depth
+    d_pres, d_keeps = [None] * depth, list(d_keeps)
     for layer in reversed(range(depth)):
-      d_pre = jnp.concatenate([d_new * g[layer] * (1.0 - h[layer] ** 2),
-                               d_new * (h[layer] - inputs[layer]) * g[layer] * (1.0 - g[layer])],
+      s, h, t = per_layer[layer]
+      d_pre = jnp.concatenate([d_new * t * (1.0 - h * h), d_new * (h - s) * t * (1.0 - t)],
                               axis=-1)
-      d_s = jnp.dot(d_pre.astype(dtype), recurrent_t[layer], preferred_element_type=jnp.float32)
-      if state_keep is not None:
-        d_keep = d_keep.at[layer].add(d_s * inputs[layer])
-        d_s = d_s * state_keep[layer]
-      d_new = d_new * (1.0 - g[layer]) + d_s
+      d_in = jnp.dot(d_pre.astype(dtype), weights_t[layer], preferred_element_type=jnp.float32)
+      if keeps is not None:
+        d_keeps[layer] = d_keeps[layer] + d_in * s
+        d_in = d_in * keeps[layer]
+      d_new = d_new * (1.0 - t) + d_in
       d_pres[layer] = d_pre
-    return (d_state + d_new, d_keep), jnp.stack(d_pres)
+    return (d_state + d_new, tuple(d_keeps)), tuple(d_pres)
 
-  d_keep0 = None if state_keep is None else jnp.zeros_like(state_keep)
-  (d_state0, d_keep), d_pre = jax.lax.scan(
-      step, (jnp.zeros_like(state0), d_keep0), (d_states, mask, layer_inputs, hs, gs),
-      reverse=True)
-  # d_pre [T, L, B, 2H]: every weight gradient at once.
-  matmul_inputs = layer_inputs if state_keep is None else layer_inputs * state_keep[None]
-  d_recurrent = jnp.einsum('tlbh,tlbk->lhk', matmul_inputs.astype(dtype), d_pre.astype(dtype),
-                           preferred_element_type=jnp.float32)
-  return d_pre[:, 0], None, d_state0, d_recurrent, d_pre.sum((0, 2)), d_keep
+  d_keeps0 = () if keeps is None else tuple(jnp.zeros_like(k) for k in keeps)
+  (d_state0, d_keeps), d_pres = jax.lax.scan(
+      step, (jnp.zeros_like(state0), d_keeps0), (d_states, mask, saved), reverse=True)
+  # Every weight gradient at once per micro-layer: [H, T*B] x [T*B, 2H].
+  d_recurrent = []
+  for layer in range(depth):
+    s = saved[layer][0]
+    matmul_input = s if keeps is None else s * keeps[layer]
+    d_pre = d_pres[layer]
+    d_recurrent.append(jnp.dot(matmul_input.reshape(-1, s.shape[-1]).T.astype(dtype),
+                               d_pre.reshape(-1, d_pre.shape[-1]).astype(dtype),
+                               preferred_element_type=jnp.float32))
+  d_bias = jnp.stack([d.sum((0, 1)) for d in d_pres])
+  return (d_pres[0], None, d_state0, jnp.stack(d_recurrent), d_bias,
+          None if keeps is None else jnp.stack(d_keeps))
 
 
 rhn_scan.defvjp(_rhn_scan_fwd, _rhn_scan_bwd)
@@ -163,9 +173,10 @@ class RHN(nn.Module):
     input_keep = _dropout_keep(self, self.input_dropout, (batch, 1, features), deterministic)
     if input_keep is not None:
       inputs = inputs * input_keep
-    # One matmul for every time step, time-major for the scan.
-    projected = jnp.einsum('btd,dk->tbk', inputs.astype(self.dtype), w_in.astype(self.dtype),
-                           preferred_element_type=jnp.float32)
+    # One matmul for every time step. The (narrow) inputs go time-major first, so the wide
+    # projection is born in the scan's layout instead of being transposed.
+    projected = jnp.einsum('tbd,dk->tbk', inputs.transpose(1, 0, 2).astype(self.dtype),
+                           w_in.astype(self.dtype), preferred_element_type=jnp.float32)
     state_keep = _dropout_keep(self, self.state_dropout, (self.depth, batch, self.hidden),
                                deterministic)
 
@@ -174,15 +185,12 @@ class RHN(nn.Module):
     time_mask = mask.T.astype(bool)
     if self.custom_backward:
       outputs = rhn_scan(projected, time_mask, state0, recurrent, bias, self.dtype, state_keep)
-    else:  # JAX's own scan autodiff (the default: as fast on CPU, see BENCHMARKS.md)
-      recurrent_c = recurrent.astype(self.dtype)
+    else:  # JAX's own scan autodiff
+      layers, biases, keeps = _per_layer(recurrent, bias, state_keep, self.dtype)
 
       def step(state, xs):
-        x_t, m_t = xs
-        new = rhn_step(state.astype(self.dtype), x_t.astype(self.dtype), recurrent_c, bias,
-                       state_keep).astype(jnp.float32)
-        state = jnp.where(m_t[:, None], new, state)
-        return state, state
+        state, (output, _) = _masked_step(layers, biases, keeps, self.dtype, state, xs)
+        return state, output
       _, outputs = jax.lax.scan(step, state0, (projected, time_mask))
     final = outputs[-1]
     outputs = outputs.transpose(1, 0, 2)

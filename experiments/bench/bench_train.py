@@ -35,7 +35,7 @@ flags.DEFINE_integer('steps', 10, 'Steps per timing.')
 flags.DEFINE_integer('repeats', 5, 'Timings; the median is reported.')
 flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Matmul compute dtype.')
 flags.DEFINE_string('out', None, 'Also write the figures to this JSON file.')
-flags.DEFINE_bool('custom_backward', False, 'RHN gradients by the hand-written VJP (else scan '
+flags.DEFINE_bool('custom_backward', True, 'RHN gradients by the hand-written VJP (else scan '
                   'autodiff).')
 flags.DEFINE_list('peers', [], 'Also time the PyTorch peer right after ours: any of eager, '
                   'compile (needs `pip install torch==2.13.0`).')

@@ -22,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.input_dropout = 0.1  # variational (per-sequence) dropout on RHN inputs
   c.state_dropout = 0.1  # variational dropout on the recurrent state
   c.output_dropout = 0.1  # variational dropout on RHN outputs
-  c.custom_backward = False  # RHN gradients by rhn_scan's hand-written VJP (not faster on CPU)
+  c.custom_backward = True  # RHN gradients by rhn_scan's hand-written VJP (False: scan autodiff)
   # Latent code (VAE, VRASH).
   c.latent_dim = 16  # size of z (the paper's Fig. 6 shows 16-d latents)
   c.note_dropout = 0.5  # share of history inputs the decoder cannot see (Bowman et al. 2015)
