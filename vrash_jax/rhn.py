@@ -158,7 +158,7 @@ class RHN(nn.Module):
   state_dropout: float = 0.0
   output_dropout: float = 0.0
   dtype: Any = jnp.float32  # matmul compute dtype (bfloat16 on accelerators)
-  custom_backward: bool = False  # rhn_scan's hand-written VJP instead of scan autodiff
+  custom_backward: bool = True  # rhn_scan's hand-written VJP (False: scan autodiff)
 
   @nn.compact
   def __call__(self, inputs: Array, mask: Array, initial_state: Array | None = None,

@@ -1,0 +1,105 @@
+"""Where a train step spends its time: a `jax.profiler` trace summed per compiled kernel.
+
+  python -m experiments.bench.profile_step --model vrash [--steps 10] [--top 30] [--trace_dir D]
+
+(--batch, --length, --hidden, --depth and --custom_backward as in `vrash-bench train`.)
+
+Traces `--steps` warm steps of the benchmark's synthetic batch and prints a Markdown table of
+the kernels (XLA thunks) that took the most time, per step: total ms, calls per step, output
+shape and the JAX operation they came from. Kernels called ~T times per step sit inside a scan
+over notes; a `while` row spans its whole loop. The trace stays in `--trace_dir` for TensorBoard/Perfetto. Reading it needs the
+XPlane protobuf that ships with TensorFlow (a dependency of the data pipeline).
+"""
+from __future__ import annotations
+
+import collections
+import glob
+import re
+import tempfile
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+
+from experiments.bench import bench_train
+from vrash_jax import sharding, train
+
+FLAGS = flags.FLAGS  # --model, --batch, --length, --hidden, --depth, --steps and
+# --custom_backward are bench_train's flags.
+flags.DEFINE_integer('top', 30, 'Kernels to list.')
+flags.DEFINE_string('trace_dir', None, 'Where the trace goes (default: a new temporary folder).')
+
+
+def kernel_times(trace_dir: str, steps: int) -> tuple[collections.Counter, collections.Counter]:
+  """(ms per step, calls per step) of every kernel the XLA CPU runtime ran in the trace."""
+  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
+  path = glob.glob(f'{trace_dir}/**/*.xplane.pb', recursive=True)[0]
+  space = xplane_pb2.XSpace()
+  with open(path, 'rb') as f:
+    space.ParseFromString(f.read())
+  ms, calls = collections.Counter(), collections.Counter()
+  for plane in space.planes:
+    names = {k: v.name for k, v in plane.event_metadata.items()}
+    for line in plane.lines:
+      if 'XLAEigen' not in line.name:  # the runtime's worker threads
+        continue
+      for event in line.events:
+        name = names.get(event.metadata_id, '?')
+        if name.startswith(('ThunkExecutor', 'SlinkyThreadPool')):  # scheduling, not kernels
+          continue
+        ms[name] += event.duration_ps / 1e9 / steps
+        calls[name] += 1 / steps
+  return ms, calls
+
+
+def describe(hlo: str, kernel: str) -> tuple[str, str]:
+  """(output shape, JAX op name) of a kernel, from the compiled HLO text."""
+  line = re.search(rf'%{re.escape(kernel)} = (.*)', hlo)
+  if not line:
+    return '', ''
+  shape = line.group(1).split(' ')[0] if not line.group(1).startswith('(') else 'tuple'
+  op_name = re.search(r'op_name="([^"]+)"', line.group(1))
+  return shape, op_name.group(1).replace('jit(train_step)/', '') if op_name else ''
+
+
+def profile(model: str, batch: int, length: int, hidden: int, depth: int, steps: int,
+            custom_backward: bool, trace_dir: str) -> list[dict]:
+  config = bench_train.bench_config(model, batch, length, hidden, depth, custom_backward)
+  mesh = sharding.data_mesh()
+  state = jax.jit(lambda r: train.create_state(config, r, jnp.float32),
+                  out_shardings=sharding.replicated(mesh))(jax.random.key(0))
+  data = sharding.shard_batch(bench_train.synthetic_batch(batch, length), mesh)
+  rng = jax.random.key(1)
+  compiled = jax.jit(train.make_train_step(config), donate_argnums=0).lower(state, data, rng).compile()
+  for _ in range(2):  # warm
+    state, metrics = compiled(state, data, rng)
+  jax.block_until_ready(metrics)
+  with jax.profiler.trace(trace_dir):
+    for _ in range(steps):
+      state, metrics = compiled(state, data, rng)
+    jax.block_until_ready(metrics)
+  ms, calls = kernel_times(trace_dir, steps)
+  hlo = compiled.as_text()
+  rows = []
+  for kernel, t in ms.most_common():
+    shape, op = describe(hlo, kernel)
+    rows.append({'kernel': kernel, 'ms_per_step': t, 'calls_per_step': calls[kernel],
+                 'shape': shape, 'op': op})
+  return rows
+
+
+def main(argv: list[str]) -> None:
+  del argv
+  trace_dir = FLAGS.trace_dir or tempfile.mkdtemp(prefix='vrash-trace-')
+  rows = profile(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
+                 FLAGS.steps, FLAGS.custom_backward, trace_dir)
+  print(f'trace: {trace_dir}; kernel time per step, summed over the worker threads; a while '
+        'row spans its whole loop, whose body kernels are listed too')
+  print('| ms/step | calls/step | kernel | shape | from |\n|---|---|---|---|---|')
+  for r in rows[:FLAGS.top]:
+    print(f"| {r['ms_per_step']:.2f} | {r['calls_per_step']:.0f} | {r['kernel']} | {r['shape']} "
+          f"| {r['op'][-80:]} |")
+
+
+if __name__ == '__main__':
+  app.run(main)
