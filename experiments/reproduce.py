@@ -4,7 +4,7 @@ default corpus (music21's folk tunes) -> MIDI -> TFRecords -> sweep of LM/VAE/VR
 -> results.md, figure5.png, figure6.png, samples. Every stage reuses what a previous run of the
 same preset finished: converted tunes, a dataset prepared with the same options, trained runs.
 
-* quick: a subset of the corpus and small models; about 12 minutes on a 2-core CPU.
+* quick: a subset of the corpus and small models; about 5 minutes on a 2-core CPU.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
   GPU or TPU (see README for its cost).
 """
