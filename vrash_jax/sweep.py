@@ -29,7 +29,7 @@ def run_dir(workdir: str, model: str, seed: int) -> str:
 
 
 def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str) -> float:
-  """Trains (or resumes) one run; returns its total training wall time over every start and resume."""
+  """Trains (or resumes) one run; returns its training wall time summed over every resume."""
   info_path = os.path.join(directory, 'run.json')
   info = json.load(open(info_path)) if os.path.exists(info_path) else {'train_wall_s': 0.0}
   start = time.perf_counter()

@@ -74,11 +74,24 @@ def model_flops_per_note(config) -> int:
 
 
 def bench_config(model: str, batch: int, length: int, hidden: int, depth: int,
-                 custom_backward: bool = False):
+                 custom_backward: bool = True):
   config = base.get_config()
   config.model, config.batch_size, config.max_len = model, batch, length
   config.hidden, config.depth, config.custom_backward = hidden, depth, custom_backward
   return config
+
+
+def compiled_train_step(config, compute: Any = jnp.float32):
+  """(compiled step, replicated state, sharded synthetic batch, rng, compile seconds)."""
+  mesh = sharding.data_mesh()
+  state = jax.jit(lambda r: train.create_state(config, r, compute),
+                  out_shardings=sharding.replicated(mesh))(jax.random.key(0))
+  data = sharding.shard_batch(synthetic_batch(config.batch_size, config.max_len), mesh)
+  rng = jax.random.key(1)
+  start = time.perf_counter()
+  compiled = jax.jit(train.make_train_step(config), donate_argnums=0).lower(
+      state, data, rng).compile()
+  return compiled, state, data, rng, time.perf_counter() - start
 
 
 def measure_peers(result: dict[str, Any], peers: list[str], steps: int, repeats: int
@@ -92,29 +105,21 @@ def measure_peers(result: dict[str, Any], peers: list[str], steps: int, repeats:
                         result['depth'])
   batch = synthetic_batch(result['batch'], result['length'])
   for peer in peers:
-    timing = torch_peer.measure(config, batch, peer == 'compile', steps, repeats)
-    notes_per_s = result['batch'] * result['length'] / timing['step_s']
-    result.update({f'torch_{peer}_step_s': timing['step_s'],
-                   f'torch_{peer}_compile_s': timing['compile_s'],
+    peer_times = torch_peer.measure(config, batch, peer == 'compile', steps, repeats)
+    notes_per_s = result['batch'] * result['length'] / peer_times['step_s']
+    result.update({f'torch_{peer}_step_s': peer_times['step_s'],
+                   f'torch_{peer}_compile_s': peer_times['compile_s'],
                    f'torch_{peer}_notes_per_s': notes_per_s,
                    f'speedup_vs_torch_{peer}': result['notes_per_s'] / notes_per_s})
   return result
 
 
 def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps: int = 10,
-            repeats: int = 5, dtype: str = 'float32', custom_backward: bool = False
+            repeats: int = 5, dtype: str = 'float32', custom_backward: bool = True
             ) -> dict[str, Any]:
   config = bench_config(model, batch, length, hidden, depth, custom_backward)
-  mesh = sharding.data_mesh()
   compute = jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32
-  state = jax.jit(lambda r: train.create_state(config, r, compute),
-                  out_shardings=sharding.replicated(mesh))(jax.random.key(0))
-  data = sharding.shard_batch(synthetic_batch(batch, length), mesh)
-  step = jax.jit(train.make_train_step(config), donate_argnums=0)
-  rng = jax.random.key(1)
-  start = time.perf_counter()
-  compiled = step.lower(state, data, rng).compile()
-  compile_s = time.perf_counter() - start
+  compiled, state, data, rng, compile_s = compiled_train_step(config, compute)
   state, metrics = compiled(state, data, rng)
   jax.block_until_ready(metrics)
   times = []

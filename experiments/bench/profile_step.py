@@ -18,11 +18,9 @@ import re
 import tempfile
 
 import jax
-import jax.numpy as jnp
 from absl import app, flags
 
 from experiments.bench import bench_train
-from vrash_jax import sharding, train
 
 FLAGS = flags.FLAGS  # --model, --batch, --length, --hidden, --depth, --steps and
 # --custom_backward are bench_train's flags.
@@ -65,12 +63,7 @@ def describe(hlo: str, kernel: str) -> tuple[str, str]:
 def profile(model: str, batch: int, length: int, hidden: int, depth: int, steps: int,
             custom_backward: bool, trace_dir: str) -> list[dict]:
   config = bench_train.bench_config(model, batch, length, hidden, depth, custom_backward)
-  mesh = sharding.data_mesh()
-  state = jax.jit(lambda r: train.create_state(config, r, jnp.float32),
-                  out_shardings=sharding.replicated(mesh))(jax.random.key(0))
-  data = sharding.shard_batch(bench_train.synthetic_batch(batch, length), mesh)
-  rng = jax.random.key(1)
-  compiled = jax.jit(train.make_train_step(config), donate_argnums=0).lower(state, data, rng).compile()
+  compiled, state, data, rng, _ = bench_train.compiled_train_step(config)
   for _ in range(2):  # warm
     state, metrics = compiled(state, data, rng)
   jax.block_until_ready(metrics)
