@@ -1,8 +1,9 @@
 """`vrash-eval --workdir W --data_dir OUT --split test`: one JSON line of per-note figures."""
 import json
 
-from absl import app, flags
+from absl import flags
 
+from experiments import launcher
 from vrash_jax.errors import exit_on_user_error, require
 
 FLAGS = flags.FLAGS
@@ -23,7 +24,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  launcher.run(main)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,7 @@
 """`vrash-export --workdir W --out PATH`: a self-contained export for sampling."""
-from absl import app, flags
+from absl import flags
 
+from experiments import launcher
 from vrash_jax.errors import exit_on_user_error, require
 
 FLAGS = flags.FLAGS
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  launcher.run(main)
 
 
 if __name__ == '__main__':

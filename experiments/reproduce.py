@@ -17,8 +17,9 @@ import os
 import time
 from typing import Any
 
-from absl import app, flags, logging
+from absl import flags, logging
 
+from experiments import launcher
 from experiments.configs import MODELS, model_config
 from vrash_jax.errors import VrashError, exit_on_user_error
 
@@ -90,6 +91,9 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None) -> dic
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
   preset = PRESETS[preset_name]
+  config_for = functools.partial(model_config, overrides=preset.config)
+  for model in MODELS:
+    config_for(model)  # refuses a preset that breaks a config rule before any work
   started = time.perf_counter()
   from data_prep import corpus
   midi_dir, data_dir = os.path.join(workdir, 'midi'), os.path.join(workdir, 'data')
@@ -98,7 +102,6 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None) -> dic
   prepare_data(midi_dir, data_dir, preset.prep, workers)
 
   from vrash_jax import sweep
-  config_for = functools.partial(model_config, overrides=preset.config)
   results = sweep.run_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.iw_samples,
                             preset.num_samples, notes=preset.notes)
   logging.info('reproduction (%s) took %.0f s', preset_name, time.perf_counter() - started)
@@ -123,7 +126,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  launcher.run(main)
 
 
 if __name__ == '__main__':

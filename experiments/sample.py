@@ -2,8 +2,9 @@
 or `... --interpolate a.mid,b.mid --steps 8`: melodies as MIDI files."""
 import os
 
-from absl import app, flags
+from absl import flags
 
+from experiments import launcher
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
@@ -53,7 +54,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  launcher.run(main)
 
 
 if __name__ == '__main__':

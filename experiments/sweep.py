@@ -6,14 +6,14 @@ a field of every model's config (experiments/configs/{lm,vae,vrash}.py).
 """
 import functools
 
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
+from experiments import launcher
 from experiments.configs import base, model_config
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_dict('config', base.get_config(), 'Overrides for every model (--config.x=y).')
 flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset.')
 flags.DEFINE_string('workdir', None, 'Runs, results and figures go here.')
 flags.DEFINE_list('models', ['lm', 'vae', 'vrash'], 'Which models to compare.')
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  launcher.run(main, overridable=base.get_config())
 
 
 if __name__ == '__main__':

@@ -2,9 +2,11 @@
 import os
 
 import ml_collections
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
+from experiments import launcher
+from vrash_jax import config_rules
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
@@ -32,6 +34,7 @@ def load_config() -> ml_collections.ConfigDict:
 def main(argv: list[str]) -> None:
   require(data_dir=FLAGS.data_dir, workdir=FLAGS.workdir)
   config = load_config()
+  config_rules.validate(config)  # before jax starts (train_and_evaluate adds the device count)
   from vrash_jax import sharding, train  # after flag parsing: jax starts here
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
@@ -44,7 +47,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  launcher.run(main)
 
 
 if __name__ == '__main__':

@@ -110,7 +110,7 @@ def test_bad_input_is_refused_in_one_sentence(trained, tmp_path, tiny_dataset):
     Melodist.load(path)
   lm = str(tmp_path / 'lm')
   config = smoke.get_config('lm')
-  config.train_steps = 1
+  config.train_steps = config.warmup_steps = 1
   train.train_and_evaluate(config, tiny_dataset, lm)
   with pytest.raises(VrashError, match='has no latent code'):
     Melodist.from_workdir(lm).encode(drums)

@@ -17,6 +17,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from vrash_jax import config_rules
 from vrash_jax.errors import VrashError
 
 # Fields that fix the parameter shapes: a checkpoint restores only into the same values.
@@ -78,7 +79,7 @@ class Checkpoints:
   def config(self, step: int | None = None) -> ml_collections.ConfigDict:
     step = self._step(step)
     restored = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
-    return ml_collections.ConfigDict(restored['config'])
+    return config_rules.from_saved(restored['config'], f'checkpoint {step} in {self.manager.directory}')
 
   def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
     """(state, data position) of `step` (default: latest), placed as `abstract_state` says."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable, TypeVar
+from typing import Callable, NoReturn, TypeVar
 
 T = TypeVar('T')
 
@@ -12,9 +12,17 @@ class VrashError(Exception):
   """A problem with the user's input, flags or files; the message says what to do."""
 
 
+def exit_with(error: VrashError) -> NoReturn:
+  """Prints `error: ...` on stderr for each line of the message (one per problem), exits 2."""
+  for line in str(error).splitlines() or ['']:
+    print(f'error: {line}', file=sys.stderr)
+  sys.stderr.flush()
+  sys.exit(2)
+
+
 def exit_on_user_error(main: Callable[..., T]) -> Callable[..., T]:
-  """Wraps an absl `main(argv)`: stray arguments and any VrashError become one line on stderr
-  and exit code 2."""
+  """Wraps an absl `main(argv)`: stray arguments and any VrashError become `error:` lines on
+  stderr and exit code 2."""
 
   @functools.wraps(main)
   def wrapped(argv, *args, **kwargs):
@@ -23,8 +31,7 @@ def exit_on_user_error(main: Callable[..., T]) -> Callable[..., T]:
         raise VrashError(f'unexpected arguments: {" ".join(argv[1:])}')
       return main(argv, *args, **kwargs)
     except VrashError as e:
-      print(f'error: {e}', file=sys.stderr, flush=True)
-      sys.exit(2)
+      exit_with(e)
 
   return wrapped
 

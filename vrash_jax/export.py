@@ -19,7 +19,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 import vrash_jax
-from vrash_jax import checkpoint, evaluation, models, notes, train
+from vrash_jax import checkpoint, config_rules, evaluation, models, notes, train
 from vrash_jax.errors import VrashError
 
 FORMAT = 'vrash_jax.export'
@@ -74,7 +74,8 @@ def load(path: str) -> tuple[ml_collections.ConfigDict, Any, dict[str, Any]]:
   if vocab != json.loads(json.dumps(notes.vocabularies())):
     raise VrashError(f'{path!r} was trained on note schema {vocab.get("schema_version")}, this '
                      f'vrash_jax uses schema {notes.SCHEMA_VERSION}: retrain or use a matching version')
-  config = ml_collections.ConfigDict(_read_json(os.path.join(path, 'config.json')))
+  config_path = os.path.join(path, 'config.json')
+  config = config_rules.from_saved(_read_json(config_path), config_path)
   with ocp.StandardCheckpointer() as ckptr:
     params = ckptr.restore(os.path.join(path, 'params'), _abstract_params(config))
   return config, params, info

@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import ml_collections
 
 from vrash_jax import notes
+from vrash_jax.config_rules import MODELS
 from vrash_jax.rhn import RHN
 
 Array = jax.Array
-MODELS = ('lm', 'vae', 'vrash')
 HEADS = notes.TOKEN_FIELDS
 
 
@@ -74,9 +74,7 @@ class MelodyModel(nn.Module):
     self.meta_embed = MetaEmbed(c.meta_embed)
     rhn = dict(hidden=c.hidden, depth=c.depth, transform_bias=c.transform_bias,
                input_dropout=c.input_dropout, state_dropout=c.state_dropout,
-               output_dropout=c.output_dropout, dtype=self.dtype,
-               # Configs saved before the field existed used scan autodiff.
-               custom_backward=c.get('custom_backward', False))
+               output_dropout=c.output_dropout, dtype=self.dtype, custom_backward=c.custom_backward)
     self.decoder = RHN(**rhn)
     if self.has_latent:
       self.encoder = RHN(**rhn)

@@ -12,7 +12,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from vrash_jax.errors import VrashError
 
 DATA_AXIS = 'data'
 
@@ -36,11 +35,6 @@ def replicated(mesh: Mesh) -> NamedSharding:
 
 def batch_sharded(mesh: Mesh) -> NamedSharding:
   return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-
-
-def check_batch_size(global_batch: int, mesh: Mesh) -> None:
-  if global_batch % mesh.size:
-    raise VrashError(f'batch size {global_batch} must be a multiple of the {mesh.size} devices')
 
 
 def shard_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:

@@ -17,7 +17,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vrash_jax import evaluation, input_pipeline, metrics, report, train
+from vrash_jax import config_rules, evaluation, input_pipeline, metrics, report, train
 from vrash_jax import notes as note_schema
 from vrash_jax.melodist import Melodist
 
@@ -74,6 +74,8 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
               num_samples: int = 64, notes: str = '') -> dict[str, Any]:
   """Trains and evaluates everything; writes results.json, results.md and the figures."""
   started = time.perf_counter()
+  for model in models:  # every run's config, before any data is read
+    config_rules.validate(config_for(model), devices=jax.device_count())
   train.enable_compilation_cache(os.path.join(workdir, 'jax_cache'))
   max_len = config_for(models[0]).max_len
   test_arrays = input_pipeline.load_split(data_dir, 'test', max_len)

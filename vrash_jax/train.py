@@ -16,7 +16,7 @@ import optax
 from absl import logging
 from flax.training import train_state
 
-from vrash_jax import checkpoint, input_pipeline, losses, models, sharding
+from vrash_jax import checkpoint, config_rules, input_pipeline, losses, models, sharding
 from vrash_jax.errors import VrashError
 from vrash_jax.metric_writers import MetricWriter
 
@@ -95,11 +95,8 @@ class Trainer:
   """Everything a run needs on this host: mesh, data, compiled steps, checkpoints."""
 
   def __init__(self, config: ml_collections.ConfigDict, data_dir: str, workdir: str):
-    if config.model not in models.MODELS:
-      raise VrashError(f'config.model must be one of {", ".join(models.MODELS)}, not {config.model!r}')
     self.config, self.workdir = config, workdir
     self.mesh = sharding.data_mesh()
-    sharding.check_batch_size(config.batch_size, self.mesh)
     self.process = (jax.process_index(), jax.process_count())
     train = input_pipeline.load_split(data_dir, 'train', config.max_len)
     self.batches = input_pipeline.TrainBatches(train, config.batch_size, config.seed, *self.process)
@@ -122,6 +119,8 @@ class Trainer:
     for step in reversed(self.checkpoints.all_steps()):
       try:
         saved = self.checkpoints.config(step)
+      except VrashError:  # readable, but written for another version: not corrupt
+        raise
       except Exception as e:  # a truncated or garbled checkpoint raises anything
         self._set_aside(step, e)
         continue
@@ -227,8 +226,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
   """Trains (resuming from WORKDIR's latest checkpoint) to `config.train_steps`.
 
   Stops early, after checkpointing, on SIGTERM or SIGINT; refuses a workdir another process
-  trains in; never checkpoints a state whose loss went NaN or Inf.
+  trains in; never checkpoints a state whose loss went NaN or Inf. A config that breaks a
+  rule of `config_rules` is refused before anything is read or compiled.
   """
+  config_rules.validate(config, devices=jax.device_count())
   lock = checkpoint.WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
   with lock, StopSignals() as signals:
     trainer = Trainer(config, data_dir, workdir)

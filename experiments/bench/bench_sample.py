@@ -17,11 +17,13 @@ import time
 
 import jax
 import jax.numpy as jnp
-from absl import app, flags
+from absl import flags
 
+from experiments import launcher
 from experiments.bench import timing
-from experiments.configs import base
+from experiments.configs import model_config
 from vrash_jax import models, notes, sampling, train
+from vrash_jax.errors import exit_on_user_error
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash'], 'Which architecture.')
@@ -35,8 +37,7 @@ flags.DEFINE_string('out', 'bench_sample.json', 'Where the JSON figures go.')
 
 def measure(model_name: str, batches: list[int], length: int, hidden: int, depth: int,
             repeats: int) -> dict:
-  config = base.get_config()
-  config.model, config.hidden, config.depth = model_name, hidden, depth
+  config = model_config(model_name, {'hidden': hidden, 'depth': depth})
   model = models.MelodyModel(config)
   sampler = sampling.Sampler(model)
   params = train.create_state(config, jax.random.key(0)).params
@@ -79,8 +80,8 @@ def table(result: dict) -> str:
   return '\n'.join(lines)
 
 
+@exit_on_user_error
 def main(argv: list[str]) -> None:
-  del argv
   result = measure(FLAGS.model, [int(b) for b in FLAGS.batches], FLAGS.length, FLAGS.hidden,
                    FLAGS.depth, FLAGS.repeats)
   with open(FLAGS.out, 'w') as f:
@@ -89,4 +90,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  launcher.run(main)

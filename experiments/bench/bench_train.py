@@ -19,11 +19,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from experiments.bench import timing
-from experiments.configs import base
-from vrash_jax import notes, sharding, train
+from experiments import launcher
+from experiments.configs import model_config
+from vrash_jax import config_rules, notes, sharding, train
+from vrash_jax.errors import VrashError, exit_with
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash'], 'Which architecture.')
@@ -75,9 +77,10 @@ def model_flops_per_note(config) -> int:
 
 def bench_config(model: str, batch: int, length: int, hidden: int, depth: int,
                  custom_backward: bool = True):
-  config = base.get_config()
-  config.model, config.batch_size, config.max_len = model, batch, length
-  config.hidden, config.depth, config.custom_backward = hidden, depth, custom_backward
+  """The model's config at this shape, checked like a training run's."""
+  config = model_config(model, {'batch_size': batch, 'max_len': length, 'hidden': hidden,
+                                'depth': depth, 'custom_backward': custom_backward})
+  config_rules.validate(config, devices=jax.device_count())
   return config
 
 
@@ -164,8 +167,11 @@ def main(argv: list[str]) -> None:
   unknown = set(FLAGS.peers) - {'eager', 'compile'}
   if unknown:
     sys.exit(f'--peers: unknown {sorted(unknown)}; choose from eager, compile')
-  result = measure(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
-                   FLAGS.steps, FLAGS.repeats, FLAGS.dtype, FLAGS.custom_backward)
+  try:
+    result = measure(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
+                     FLAGS.steps, FLAGS.repeats, FLAGS.dtype, FLAGS.custom_backward)
+  except VrashError as e:
+    exit_with(e)
   if FLAGS.peers:
     result = measure_peers(result, FLAGS.peers, FLAGS.steps, FLAGS.repeats)
   print(table(result))
@@ -176,7 +182,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-  app.run(main)
+  launcher.run(main)
 
 
 if __name__ == '__main__':

@@ -18,9 +18,11 @@ import re
 import tempfile
 
 import jax
-from absl import app, flags
+from absl import flags
 
+from experiments import launcher
 from experiments.bench import bench_train
+from vrash_jax.errors import exit_on_user_error
 
 FLAGS = flags.FLAGS  # --model, --batch, --length, --hidden, --depth, --steps and
 # --custom_backward are bench_train's flags.
@@ -81,8 +83,8 @@ def profile(model: str, batch: int, length: int, hidden: int, depth: int, steps:
   return rows
 
 
+@exit_on_user_error
 def main(argv: list[str]) -> None:
-  del argv
   trace_dir = FLAGS.trace_dir or tempfile.mkdtemp(prefix='vrash-trace-')
   rows = profile(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
                  FLAGS.steps, FLAGS.custom_backward, trace_dir)
@@ -95,4 +97,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-  app.run(main)
+  launcher.run(main)

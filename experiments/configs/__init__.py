@@ -4,11 +4,18 @@ from typing import Any
 
 import ml_collections
 
-MODELS = ('lm', 'vae', 'vrash')
+from vrash_jax import config_rules
+from vrash_jax.config_rules import MODELS  # noqa: F401  (the models a config may name)
+from vrash_jax.errors import VrashError
 
 
 def model_config(model: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
-  """experiments/configs/<model>.py's config with flattened overrides ({'hidden': 128}) applied."""
+  """experiments/configs/<model>.py's config with flattened overrides ({'hidden': 128}) applied,
+  checked by `config_rules` (unknown fields and bad values are one VrashError)."""
+  if model not in MODELS:
+    raise VrashError(f'no config for model {model!r}; the models are {", ".join(MODELS)}')
   config = importlib.import_module(f'experiments.configs.{model}').get_config()
-  config.update_from_flattened_dict(dict(overrides or {}))
+  overrides = dict(overrides or {})
+  config_rules.validate({**config.to_dict(), **overrides})  # before ConfigDict's own type errors
+  config.update_from_flattened_dict(overrides)
   return config

@@ -1,0 +1,95 @@
+"""How every launcher starts: absl parses the flags, and whatever a user got wrong in them (a
+config file that does not load, an unknown or ill-typed `--config.FIELD`) is one `error:` line
+and exit code 2 instead of a traceback from inside absl or ml_collections."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import traceback
+from typing import Callable
+
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
+
+from vrash_jax import config_rules
+from vrash_jax.errors import VrashError, exit_with
+
+FLAGS = flags.FLAGS
+_OVERRIDE = re.compile(r'^--?(?:no)?config\.([^=]+)')
+_BAD_OVERRIDE = re.compile(r'flag --config\.(\w+)=(.*?): ')
+_CONFIG_FILE = re.compile(r'^--?config(?:=(.*))?$')
+
+
+def run(main: Callable[[list[str]], None], overridable: ml_collections.ConfigDict | None = None
+        ) -> None:
+  """app.run(main) with `parse_flags`; `overridable` defines `--config.FIELD=VALUE` flags
+  over that config (ml_collections applies them as it defines the flag, so it happens here)."""
+  if overridable is not None:
+    try:
+      check_override_names(sys.argv)
+    except VrashError as e:
+      exit_with(e)
+    config_flags.DEFINE_config_dict('config', overridable, 'Config overrides (--config.FIELD=VALUE).')
+  app.run(main, flags_parser=parse_flags)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """FLAGS(argv), with user errors turned into `error:` lines and exit code 2."""
+  try:
+    return _parse(argv)
+  except VrashError as e:
+    exit_with(e)
+
+
+def _parse(argv: list[str]) -> list[str]:
+  if 'config' in FLAGS:
+    check_override_names(argv)
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    raise VrashError(flag_error_line(str(e))) from None
+  except Exception as e:  # anything else is raised while the --config file loads
+    raise VrashError(config_file_error(config_file_arg(argv), e)) from None
+
+
+def check_override_names(argv: list[str]) -> None:
+  """Refuses `--config.FIELD=VALUE` (or `--noconfig.FIELD`) arguments naming no field."""
+  unknown = [m.group(1) for m in map(_OVERRIDE.match, argv) if m and m.group(1) not in config_rules.RULES]
+  if unknown:
+    raise VrashError('\n'.join(config_rules.unknown_field_message(name) for name in unknown))
+
+
+def flag_error_line(message: str) -> str:
+  """absl's flag error as one line; a `--config.FIELD` value in the rules' own words."""
+  match = _BAD_OVERRIDE.search(message)
+  if match and match.group(1) in config_rules.RULES:
+    name, value = match.groups()
+    rule = config_rules.RULES[name]
+    return f'config.{name}={value}: {rule.problem(value) or "cannot be parsed"}; allowed: {rule.allowed}'
+  return message.strip().splitlines()[0]
+
+
+def config_file_arg(argv: list[str]) -> str:
+  """The value of --config (`file.py` or `file.py:arg`), or '' when it is not given."""
+  for i, arg in enumerate(argv):
+    match = _CONFIG_FILE.match(arg)
+    if match:
+      return match.group(1) if match.group(1) is not None else (argv[i + 1] if i + 1 < len(argv) else '')
+  return ''
+
+
+def config_file_error(config_arg: str, error: Exception) -> str:
+  """One line naming the config file and the line of `error` in it."""
+  path = config_arg.split(':', 1)[0]
+  what = (str(error).strip().splitlines() or [''])[0]
+  if isinstance(error, SyntaxError):
+    where = f'{error.filename}, line {error.lineno}' if error.filename else 'a syntax error'
+    return f'--config {config_arg}: cannot be read ({where}: {error.msg})'
+  if isinstance(error, AttributeError) and 'get_config' in what:
+    return f'--config {config_arg}: defines no get_config() (a config file must)'
+  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+           if path and os.path.abspath(frame.filename) == os.path.abspath(path)]
+  where = f', line {lines[-1]}' if lines else ''
+  return f'--config {config_arg}{where}: {type(error).__name__}: {what}'

@@ -1,0 +1,155 @@
+"""What a run config may hold: a rule per field, the cross-field rules, and saved configs.
+
+Every entry point checks its config here before it loads data or compiles anything, so a
+nonsense value costs one line (`config.FIELD=VALUE: what is wrong; allowed: ...`) instead of
+a run that trains backwards or a traceback from inside the model. Pure Python: no jax.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from typing import Any, Callable, Mapping
+
+import ml_collections
+
+from vrash_jax.errors import VrashError
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+  """One field's type and range: `problem(value)` says what is wrong, or None."""
+  kind: type  # int, float, bool or str
+  allowed: str  # what is allowed, in words
+  within: Callable[[Any], bool] = lambda v: True
+  outside: str = 'out of range'  # what a value of the right type but outside `within` is
+
+  def problem(self, value: Any) -> str | None:
+    if not _is_kind(value, self.kind):
+      return f'not {KIND_NAMES[self.kind]}'
+    return None if self.within(value) else self.outside
+
+
+KIND_NAMES = {int: 'an integer', float: 'a finite number', bool: 'True or False', str: 'a string'}
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+  if isinstance(value, bool) or kind is bool:  # bool is an int to Python, never to a config
+    return isinstance(value, bool) and kind is bool
+  if kind is float:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+  return isinstance(value, kind)
+
+
+def _count(low: int) -> Rule:
+  return Rule(int, f'an integer >= {low}', lambda v: v >= low)
+
+
+def _rate(what: str) -> Rule:
+  return Rule(float, f'{what} in [0, 1)', lambda v: 0 <= v < 1)
+
+
+MODELS = ('lm', 'vae', 'vrash')
+
+# A rule for every field of experiments/configs/base.py (a test holds the two in step).
+RULES: dict[str, Rule] = {
+    'model': Rule(str, ' or '.join(repr(m) for m in MODELS), lambda v: v in MODELS, 'no such model'),
+    'seed': Rule(int, 'an integer in [0, 2**32)', lambda v: 0 <= v < 2**32),
+    'max_len': _count(1),
+    'batch_size': _count(1),
+    'eval_batch_size': _count(1),
+    'pitch_embed': _count(1),
+    'octave_embed': _count(1),
+    'delay_embed': _count(1),
+    'meta_embed': _count(1),
+    'hidden': _count(1),
+    'depth': _count(1),
+    'transform_bias': Rule(float, 'a finite number'),
+    'input_dropout': _rate('a dropout rate'),
+    'state_dropout': _rate('a dropout rate'),
+    'output_dropout': _rate('a dropout rate'),
+    'custom_backward': Rule(bool, 'True or False'),
+    'latent_dim': _count(1),
+    'note_dropout': _rate('a share of hidden history notes'),
+    'kl_anneal_steps': _count(0),
+    'free_bits': Rule(float, 'nats per latent dimension >= 0', lambda v: v >= 0),
+    'learning_rate': Rule(float, 'a number > 0', lambda v: v > 0),
+    'warmup_steps': _count(0),
+    'train_steps': _count(1),
+    'grad_clip': Rule(float, 'a global norm > 0', lambda v: v > 0),
+    'log_every': _count(1),
+    'eval_every': Rule(int, 'an integer >= 0 (0: evaluate only at the end)', lambda v: v >= 0),
+    'checkpoint_every': _count(1),
+    'max_to_keep': _count(1),
+}
+
+# Fields newer than the first saved configs, with the behaviour of the versions before them.
+LEGACY_DEFAULTS: dict[str, Any] = {
+    'custom_backward': False,  # RHN gradients by scan autodiff (identical up to float rounding)
+}
+
+
+def _shown(value: Any) -> str:
+  return repr(value) if isinstance(value, str) else str(value)
+
+
+def _cross_field_problems(c: Mapping[str, Any], devices: int | None) -> list[str]:
+  """Rules between fields; only asked once every field has a valid value."""
+  out = []
+  if c['warmup_steps'] > c['train_steps']:
+    out.append(f"config.warmup_steps={c['warmup_steps']}: longer than the run; "
+               f"allowed: at most config.train_steps={c['train_steps']}")
+  if devices and c['batch_size'] % devices:
+    out.append(f"config.batch_size={c['batch_size']}: does not split over the {devices} devices; "
+               f'allowed: a multiple of {devices}')
+  return out
+
+
+def problems(config: Mapping[str, Any], devices: int | None = None) -> list[str]:
+  """Every problem of `config`, one line each (empty when it is valid)."""
+  out = [f'config.{name}: missing; allowed: {rule.allowed}'
+         for name, rule in RULES.items() if name not in config]
+  for name in config:
+    if name not in RULES:
+      out.append(unknown_field_message(name))
+  for name, rule in RULES.items():
+    if name in config:
+      reason = rule.problem(config[name])
+      if reason:
+        out.append(f'config.{name}={_shown(config[name])}: {reason}; allowed: {rule.allowed}')
+  return out or _cross_field_problems(config, devices)
+
+
+def validate(config: ml_collections.ConfigDict | Mapping[str, Any], devices: int | None = None,
+             source: str = '') -> None:
+  """Raises one VrashError listing every problem (one per line); `devices`: check the batch
+  splits over that many devices; `source` prefixes each line (e.g. a saved config's path)."""
+  found = problems(config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config,
+                   devices)
+  if found:
+    raise VrashError('\n'.join(f'{source}: {p}' if source else p for p in found))
+
+
+def closest_field(name: str) -> str | None:
+  match = difflib.get_close_matches(name, RULES, n=1, cutoff=0.5)
+  return match[0] if match else None
+
+
+def unknown_field_message(name: str) -> str:
+  guess = closest_field(name)
+  hint = f'did you mean config.{guess}?' if guess else f'the fields are {", ".join(RULES)}'
+  return f'config.{name}: no such field; {hint}'
+
+
+def from_saved(saved: Mapping[str, Any], source: str) -> ml_collections.ConfigDict:
+  """A config read back from a checkpoint or export: fields added since it was written take
+  the behaviour of the version that wrote it (LEGACY_DEFAULTS); anything else that does not
+  fit this version is refused with the file named, never a KeyError later."""
+  config = dict(saved)
+  for name, value in LEGACY_DEFAULTS.items():
+    config.setdefault(name, value)
+  found = problems(config)
+  if found:
+    raise VrashError(f'{source} holds a config this version of vrash_jax cannot use '
+                     f'({"; ".join(found)}): retrain, or use the vrash_jax version that wrote it')
+  return ml_collections.ConfigDict(config)
