@@ -1,8 +1,9 @@
 """`vrash-reproduce [--preset quick|cpu|paper] [--workdir W]`: the paper end to end.
 
 default corpus (music21's folk tunes) -> MIDI -> TFRecords -> sweep of LM/VAE/VRASH x seeds
--> results.md, figure5.png, figure6.png, samples. Every stage reuses what a previous run of the
-same preset finished: converted tunes, a dataset prepared with the same options, trained runs.
+-> results.md, figure5.png, figure6.png, samples, results.html (piano rolls and audio). Every
+stage reuses what a previous run of the same preset finished: converted tunes, a dataset
+prepared with the same options, trained runs.
 
 * quick: a subset of the corpus and small models; about 5 minutes on a 2-core CPU.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
@@ -87,9 +88,13 @@ def prepare_data(midi_dir: str, data_dir: str, prep_overrides: dict[str, Any], w
   prep.prepare(midi_dir, data_dir, options, workers)
 
 
-def reproduce(preset_name: str, workdir: str, workers: int | None = None) -> dict[str, Any]:
+def reproduce(preset_name: str, workdir: str, workers: int | None = None,
+              soundfont: str | None = None) -> dict[str, Any]:
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
+  if soundfont:
+    from vrash_jax import audio
+    audio.check_soundfont(soundfont)
   preset = PRESETS[preset_name]
   config_for = functools.partial(model_config, overrides=preset.config)
   for model in MODELS:
@@ -103,7 +108,7 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None) -> dic
 
   from vrash_jax import sweep
   results = sweep.run_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.iw_samples,
-                            preset.num_samples, notes=preset.notes)
+                            preset.num_samples, notes=preset.notes, soundfont=soundfont)
   logging.info('reproduction (%s) took %.0f s', preset_name, time.perf_counter() - started)
   return results
 
@@ -114,6 +119,8 @@ flags.DEFINE_enum('preset', 'quick', list(PRESETS),
 flags.DEFINE_string('workdir', None, 'Everything goes here (default runs/PRESET); re-running reuses it.')
 flags.DEFINE_integer('workers', None, 'Worker processes for the data stages (default: all cores).',
                      lower_bound=1)
+flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
+                    'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 
 
 @exit_on_user_error
@@ -121,8 +128,9 @@ def main(argv: list[str]) -> None:
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
   workdir = FLAGS.workdir or os.path.join('runs', FLAGS.preset)
-  reproduce(FLAGS.preset, workdir, FLAGS.workers)
+  reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont)
   print(open(os.path.join(workdir, 'results.md')).read(), flush=True)
+  print(f'results page: {os.path.join(workdir, "results.html")}', flush=True)
 
 
 def run() -> None:

@@ -1,5 +1,5 @@
 """`vrash-sample --model PATH --out_dir DIR [--num 16] [--temperature 1.0] [--length 64] [--seed 0]`
-or `... --interpolate a.mid,b.mid --steps 8`: melodies as MIDI files."""
+or `... --interpolate a.mid,b.mid --steps 8`: melodies as MIDI files (`--audio`: and WAVs)."""
 import os
 
 from absl import flags
@@ -18,16 +18,24 @@ flags.DEFINE_integer('program', 73, 'General MIDI program of the melodies (meta-
 flags.DEFINE_integer('tempo_bucket', 3, 'Tempo bucket (meta-information), 0 = fastest.')
 flags.DEFINE_list('interpolate', None, 'Two MIDI files: decode the slerp between their latents.')
 flags.DEFINE_integer('steps', 8, 'Points on the interpolation path, ends included.')
+flags.DEFINE_bool('audio', False, 'Also write a WAV beside each MIDI file (sine waves, or the '
+                  'instruments of --soundfont).')
+flags.DEFINE_string('soundfont', None, 'A General MIDI SoundFont (.sf2) to render the WAVs with '
+                    'through fluidsynth (implies --audio).')
 
 
 def sample_to_files(model: str, out_dir: str, num: int, temperature: float, length: int, seed: int,
                     program: int, tempo_bucket: int, interpolate: list[str] | None = None,
-                    steps: int = 8) -> list[str]:
-  """Samples (or interpolates) with an export and writes one MIDI file per melody."""
+                    steps: int = 8, audio: bool = False, soundfont: str | None = None) -> list[str]:
+  """Samples (or interpolates) with an export and writes one MIDI file per melody, and with
+  `audio` (or a `soundfont`) a WAV beside each."""
   from vrash_jax import Melodist
+  from vrash_jax import audio as wav
   if temperature <= 0 or length <= 0 or num <= 0:
     raise VrashError(f'--temperature, --length and --num must be > 0 '
                      f'(got {temperature}, {length}, {num})')
+  if soundfont:
+    wav.check_soundfont(soundfont)
   melodist = Melodist.load(model)
   if interpolate:
     if len(interpolate) != 2:
@@ -42,15 +50,21 @@ def sample_to_files(model: str, out_dir: str, num: int, temperature: float, leng
     tracks = melodist.sample(num, temperature, seed, length, program, tempo_bucket)
     prefix = 'sample'
   os.makedirs(out_dir, exist_ok=True)
-  return [melodist.to_midi(t, os.path.join(out_dir, f'{prefix}_{i:02d}.mid')) for i, t in enumerate(tracks)]
+  paths = [melodist.to_midi(t, os.path.join(out_dir, f'{prefix}_{i:02d}.mid')) for i, t in enumerate(tracks)]
+  if audio or soundfont:
+    for path in paths:
+      wav.midi_to_wav(path, os.path.splitext(path)[0] + '.wav', soundfont)
+  return paths
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
   require(model=FLAGS.model, out_dir=FLAGS.out_dir)
   paths = sample_to_files(FLAGS.model, FLAGS.out_dir, FLAGS.num, FLAGS.temperature, FLAGS.length,
-                          FLAGS.seed, FLAGS.program, FLAGS.tempo_bucket, FLAGS.interpolate, FLAGS.steps)
-  print(f'wrote {len(paths)} MIDI files to {FLAGS.out_dir}', flush=True)
+                          FLAGS.seed, FLAGS.program, FLAGS.tempo_bucket, FLAGS.interpolate, FLAGS.steps,
+                          FLAGS.audio, FLAGS.soundfont)
+  wavs = ' and WAVs' if FLAGS.audio or FLAGS.soundfont else ''
+  print(f'wrote {len(paths)} MIDI files{wavs} to {FLAGS.out_dir}', flush=True)
 
 
 def run() -> None:

@@ -1,10 +1,11 @@
 """`vrash-sweep --data_dir OUT --workdir W [--models lm,vae,vrash] [--seeds 0,1,2] [--config.x=y]`.
 
 Trains every model x seed (each run resumable), evaluates them on the test split and writes
-W/results.json, W/results.md, W/figure5.png and W/figure6.png. `--config.FIELD=VALUE` overrides
+W/results.json, W/results.md, W/figure5.png, W/figure6.png and W/results.html. `--config.FIELD=VALUE` overrides
 a field of every model's config (experiments/configs/{lm,vae,vrash}.py).
 """
 import functools
+import os
 
 from absl import flags
 from ml_collections import config_flags
@@ -20,6 +21,8 @@ flags.DEFINE_list('models', ['lm', 'vae', 'vrash'], 'Which models to compare.')
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per model.')
 flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound.', lower_bound=1)
 flags.DEFINE_integer('num_samples', 64, 'Melodies sampled per model for the objective metrics.', lower_bound=1)
+flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
+                    'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 
 
 def check_overrides(overrides: dict, models: list[str]) -> None:
@@ -44,15 +47,19 @@ def main(argv: list[str]) -> None:
   unknown = sorted(set(FLAGS.models) - {'lm', 'vae', 'vrash'})
   if unknown or not FLAGS.models:
     raise VrashError(f'--models must be a non-empty subset of lm,vae,vrash (unknown: {",".join(unknown)})')
-  from vrash_jax import sweep
+  from vrash_jax import audio, sweep
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
+  if FLAGS.soundfont:
+    audio.check_soundfont(FLAGS.soundfont)
   overrides = config_flags.get_override_values(FLAGS['config'])
   check_overrides(overrides, FLAGS.models)
   config_for = functools.partial(model_config, overrides=overrides)
   sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models,
-                  parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples)
+                  parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples,
+                  soundfont=FLAGS.soundfont)
   print(open(f'{FLAGS.workdir}/results.md').read(), flush=True)
+  print(f'results page: {os.path.join(FLAGS.workdir, "results.html")}', flush=True)
 
 
 def run() -> None:

@@ -10,7 +10,7 @@ import pretty_midi
 import pytest
 
 from experiments.configs import smoke
-from vrash_jax import Melodist, export, input_pipeline, metrics, notes, train
+from vrash_jax import Melodist, audio, export, input_pipeline, metrics, notes, train
 from vrash_jax.errors import VrashError
 from vrash_jax.melodist import slerp
 import midi_factory
@@ -120,10 +120,14 @@ def test_sample_launcher_writes_midi_and_rejects_bad_flags(trained, tmp_path):
   model = export.export_workdir(trained, str(tmp_path / 'export'))
   run = lambda *a: subprocess.run([sys.executable, '-m', 'experiments.sample', f'--model={model}', *a],
                                   capture_output=True, text=True, timeout=180)
-  ok = run(f'--out_dir={tmp_path}/out', '--num=3', '--length=12')
+  ok = run(f'--out_dir={tmp_path}/out', '--num=3', '--length=12', '--audio')
   assert ok.returncode == 0, ok.stderr[-2000:]
   files = sorted(os.listdir(tmp_path / 'out'))
-  assert files == ['sample_00.mid', 'sample_01.mid', 'sample_02.mid']
-  assert len(pretty_midi.PrettyMIDI(str(tmp_path / 'out' / files[0])).instruments[0].notes) == 12
+  assert files == [f'sample_0{i}.{ext}' for i in range(3) for ext in ('mid', 'wav')]
+  midi = pretty_midi.PrettyMIDI(str(tmp_path / 'out' / files[0]))
+  assert len(midi.instruments[0].notes) == 12
+  samples, rate = audio.read_wav(str(tmp_path / 'out' / files[1]))
+  assert abs(len(samples) / rate - midi.get_end_time() - audio.TAIL_S) < 2 / rate
+  assert np.abs(samples).max() > 0.5
   bad = run(f'--out_dir={tmp_path}/bad', '--temperature=0')
   assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith('error: --temperature')

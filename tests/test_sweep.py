@@ -1,12 +1,16 @@
-"""The sweep on tiny configs writes results.json, results.md and the figures."""
+"""The sweep on tiny configs writes results.json, results.md, the figures and results.html."""
 import json
 import math
 import os
+import shutil
 
 import numpy as np
+import pytest
 
 from experiments.configs import smoke
-from vrash_jax import notes, report, sweep
+from test_html_report import parse_page
+from vrash_jax import audio, notes, report, sweep
+from vrash_jax.errors import VrashError
 
 
 def tiny(model):
@@ -15,10 +19,16 @@ def tiny(model):
   return config
 
 
-def test_sweep_writes_every_result_with_finite_numbers(tiny_dataset, tmp_path):
-  workdir = str(tmp_path)
+@pytest.fixture(scope='module')
+def swept(tiny_dataset, tmp_path_factory):
+  workdir = str(tmp_path_factory.mktemp('sweep'))
   results = sweep.run_sweep(tiny_dataset, workdir, tiny, ['lm', 'vae', 'vrash'], [0, 1],
                             iw_samples=2, num_samples=4)
+  return workdir, results
+
+
+def test_sweep_writes_every_result_with_finite_numbers(swept):
+  workdir, results = swept
   for name in ('results.json', 'results.md', 'figure5.png', 'figure6.png'):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
   on_disk = json.load(open(os.path.join(workdir, 'results.json')))
@@ -32,7 +42,8 @@ def test_sweep_writes_every_result_with_finite_numbers(tiny_dataset, tmp_path):
   for model, figures in on_disk['untrained'].items():
     assert abs(figures['ce_total'] - uniform) < 0.3, (model, figures['ce_total'], uniform)
   assert set(on_disk['samples']) == {'lm', 'vae', 'vrash'} and 'repeated_note_rate' in on_disk['data']
-  assert len(os.listdir(os.path.join(workdir, 'samples', 'vrash'))) == 4
+  assert sorted(os.listdir(os.path.join(workdir, 'samples', 'vrash'))) == [
+      f'sample_{i:02d}.{ext}' for i in range(4) for ext in ('mid', 'png', 'wav')]
   assert on_disk['latent']['points'] == results['latent']['points'] > 0
   markdown = open(os.path.join(workdir, 'results.md')).read()
   assert '| VRASH |' in markdown and '2.11' in markdown and '## Target' in markdown
@@ -43,3 +54,60 @@ def test_collection_groups_merge_numbered_essen_files():
   assert report.collection_group('essen/ballad80') == 'essen/ballad'
   assert report.collection_group('ryans/AcaciaReel') == 'ryans'
   assert report.collection_group('.') == '.'
+
+
+def test_results_page_shows_the_same_numbers_and_only_files_that_exist(swept):
+  workdir, _ = swept
+  results = json.load(open(os.path.join(workdir, 'results.json')))
+  page = parse_page(os.path.join(workdir, 'results.html'))
+  for link in page.links:
+    assert '://' not in link and not os.path.isabs(link), link
+    assert os.path.isfile(os.path.join(workdir, link)), link
+  assert all(img.get('alt') for img in page.images)
+  assert {'figure5.png', 'figure6.png', 'entropy.png'} <= {img['src'] for img in page.images}
+  rows = {tuple(row[:2]): row for row in page.rows}
+  pm = lambda s: f"{s['mean']:.3f} ± {s['std']:.3f}"
+  for model, stats in results['models'].items():
+    name = report.NAMES[model]
+    row = next(r for r in page.rows if r[0] == name and len(r) == 9)
+    assert row[1:8] == [pm(stats[k]) for k in ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl',
+                                               'nll_bound', 'nll_iw')]
+    metrics_row = next(r for r in page.rows if r[0] == name and len(r) == 1 + len(results['data']))
+    assert metrics_row[1:] == [f'{v:.3f}' for v in results['samples'][model].values()]
+  for run in results['runs']:
+    row = rows[(report.NAMES[run['model']], str(run['seed']))]
+    assert row[2:] == [str(run['steps']), f"{run['train_wall_s']:.0f}", f"{run['ce_total']:.3f}",
+                       f"{run['kl']:.2f}", f"{run['nll_iw']:.3f}"]
+  listening = results['listening']
+  shown = sum(map(len, listening['samples'].values())) + sum(
+      len(e['path']) + 2 for e in listening['interpolations'].values())
+  assert set(listening['interpolations']) == {'vae', 'vrash'} and len(page.audio) == shown
+  for wav in page.audio:
+    samples, rate = audio.read_wav(os.path.join(workdir, wav))
+    assert len(samples) > rate * audio.TAIL_S and np.abs(samples).max() > 0.5
+
+
+def test_report_rebuilds_the_page_from_results_json(swept, tmp_path):
+  workdir, _ = swept
+  page = os.path.join(workdir, 'results.html')
+  before = open(page).read()
+  wav = parse_page(page).audio[0]
+  os.remove(page)
+  os.remove(os.path.join(workdir, wav))
+  assert report.rebuild(workdir) == page
+  assert open(page).read() == before and os.path.isfile(os.path.join(workdir, wav))
+  shutil.copy(os.path.join(workdir, 'results.json'), tmp_path)
+  with pytest.raises(VrashError, match='lacks .* MIDI files that results.json names'):
+    report.rebuild(str(tmp_path))
+
+
+def test_report_launcher_prints_the_page_or_one_error_line(swept, tmp_path):
+  import subprocess
+  import sys
+  run = lambda workdir: subprocess.run([sys.executable, '-m', 'experiments.report', f'--workdir={workdir}'],
+                                       capture_output=True, text=True, timeout=120)
+  ok = run(swept[0])
+  assert ok.returncode == 0 and ok.stdout.strip() == f'results page: {swept[0]}/results.html'
+  missing = run(tmp_path)
+  assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
+      f'error: {tmp_path}/results.json does not exist: run `vrash-sweep` or `vrash-reproduce` there first']

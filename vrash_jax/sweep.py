@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from typing import Any, Callable, Sequence
 
@@ -17,7 +18,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vrash_jax import config_rules, evaluation, input_pipeline, metrics, report, train
+from vrash_jax import config_rules, evaluation, input_pipeline, listening, metrics, report, train
 from vrash_jax import notes as note_schema
 from vrash_jax.melodist import Melodist
 
@@ -51,14 +52,17 @@ def aggregate(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
   return out
 
 
-def sample_metrics(melodist: Melodist, test: list[note_schema.Track], training_ngrams: set,
-                   num: int, length: int, sample_dir: str, write: int = 8) -> dict[str, float]:
-  """Objective metrics of `num` samples; the first `write` are saved as MIDI files."""
-  tracks = melodist.sample(num, temperature=1.0, seed=0, length=length)
-  os.makedirs(sample_dir, exist_ok=True)
-  for i, track in enumerate(tracks[:write]):
-    Melodist.to_midi(track, os.path.join(sample_dir, f'sample_{i:02d}.mid'))
-  return metrics.melody_metrics(tracks, test, training_ngrams)
+def listening_start(test: list[note_schema.Track], groups: list[str], workdir: str
+                    ) -> tuple[dict[str, Any], tuple[int, int], list[str]]:
+  """The page's test melodies and the interpolation ends (indices, MIDI files), written as
+  MIDI; each model adds its samples and interpolation."""
+  a, b = listening.interpolation_ends(groups)
+  shown = [test[i] for i in listening.spread(len(test), listening.SHOWN)]
+  listen = {'description': "Samples at temperature 1.0 from each model's first seed (z from the "
+                           'prior for VAE and VRASH), beside test melodies spread over the test split.',
+            'samples': {'test': listening.write_tracks(shown, workdir, os.path.join('samples', 'test'), 'test')},
+            'interpolations': {}}
+  return listen, (a, b), listening.write_tracks([test[a], test[b]], workdir, 'interpolations', 'end')
 
 
 def latent_space(melodist: Melodist, test_arrays: dict, test: list[note_schema.Track], path: str
@@ -71,8 +75,9 @@ def latent_space(melodist: Melodist, test_arrays: dict, test: list[note_schema.T
 
 def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
               models: Sequence[str], seeds: Sequence[int], iw_samples: int = 16,
-              num_samples: int = 64, notes: str = '') -> dict[str, Any]:
-  """Trains and evaluates everything; writes results.json, results.md and the figures."""
+              num_samples: int = 64, notes: str = '', soundfont: str | None = None) -> dict[str, Any]:
+  """Trains and evaluates everything; writes results.json, results.md, the figures and
+  results.html (its audio rendered with `soundfont` when given, else sine waves)."""
   started = time.perf_counter()
   for model in models:  # every run's config, before any data is read
     config_rules.validate(config_for(model), devices=jax.device_count())
@@ -84,6 +89,10 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
       metrics.tracks_from_arrays(input_pipeline.load_split(data_dir, 'train', max_len)), 8)
   results: dict[str, Any] = {'models': {}, 'runs': [], 'untrained': {}, 'samples': {},
                              'data': metrics.melody_metrics(test_tracks, test_tracks, training_ngrams)}
+  groups = [report.collection_group(c) for c in test_arrays['collection']]
+  listen, (a, b), ends = listening_start(test_tracks, groups, workdir)
+  if os.path.isfile(os.path.join(data_dir, 'entropy.png')):
+    shutil.copy(os.path.join(data_dir, 'entropy.png'), workdir)  # the page links files in the workdir only
   for model in models:
     runs = []
     for seed in seeds:
@@ -100,16 +109,22 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
     results['models'][model] = {'seeds': len(runs), **aggregate(runs)}
     results['untrained'][model] = evaluation.evaluate_untrained(config_for(model), test_arrays)
     melodist = Melodist.from_workdir(run_dir(workdir, model, seeds[0]))
-    results['samples'][model] = sample_metrics(melodist, test_tracks, training_ngrams, num_samples,
-                                               max_len, os.path.join(workdir, 'samples', model))
+    samples = melodist.sample(num_samples, temperature=1.0, seed=0, length=max_len)
+    results['samples'][model] = metrics.melody_metrics(samples, test_tracks, training_ngrams)
+    written = listening.write_tracks(samples[:8], workdir, os.path.join('samples', model), 'sample')
+    listen['samples'][model] = written[:listening.SHOWN]
+    if melodist.model.has_latent:
+      listen['interpolations'][model] = listening.interpolation(
+          melodist, test_tracks[a], test_tracks[b], workdir, model, ends)
     if model == 'vrash':
       results['latent'] = latent_space(melodist, test_arrays, test_tracks,
                                        os.path.join(workdir, 'figure6.png'))
+  results['listening'] = listen
   results['config'] = {m: config_for(m).to_dict() for m in models}
   results['iw_samples'] = iw_samples
   results['notes'] = notes
   results['test_notes'] = int(test_arrays['mask'].sum())
   results['wall_time_s'] = time.perf_counter() - started
   if jax.process_index() == 0:
-    report.write_all(results, workdir)
+    logging.info('results page: %s', report.write_all(results, workdir, soundfont))
   return results
