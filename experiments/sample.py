@@ -18,6 +18,8 @@ flags.DEFINE_integer('program', 73, 'General MIDI program of the melodies (meta-
 flags.DEFINE_integer('tempo_bucket', 3, 'Tempo bucket (meta-information), 0 = fastest.')
 flags.DEFINE_list('interpolate', None, 'Two MIDI files: decode the slerp between their latents.')
 flags.DEFINE_integer('steps', 8, 'Points on the interpolation path, ends included.')
+flags.DEFINE_enum('dtype', None, ['float32', 'bfloat16'], 'Compute dtype (default: the one the '
+                  'model was trained with).')
 flags.DEFINE_bool('audio', False, 'Also write a WAV beside each MIDI file (sine waves, or the '
                   'instruments of --soundfont).')
 flags.DEFINE_string('soundfont', None, 'A General MIDI SoundFont (.sf2) to render the WAVs with '
@@ -26,7 +28,8 @@ flags.DEFINE_string('soundfont', None, 'A General MIDI SoundFont (.sf2) to rende
 
 def sample_to_files(model: str, out_dir: str, num: int, temperature: float, length: int, seed: int,
                     program: int, tempo_bucket: int, interpolate: list[str] | None = None,
-                    steps: int = 8, audio: bool = False, soundfont: str | None = None) -> list[str]:
+                    steps: int = 8, audio: bool = False, soundfont: str | None = None,
+                    dtype: str | None = None) -> list[str]:
   """Samples (or interpolates) with an export and writes one MIDI file per melody, and with
   `audio` (or a `soundfont`) a WAV beside each."""
   from vrash_jax import Melodist
@@ -36,7 +39,7 @@ def sample_to_files(model: str, out_dir: str, num: int, temperature: float, leng
                      f'(got {temperature}, {length}, {num})')
   if soundfont:
     wav.check_soundfont(soundfont)
-  melodist = Melodist.load(model)
+  melodist = Melodist.load(model, dtype)
   if interpolate:
     if len(interpolate) != 2:
       raise VrashError('--interpolate takes exactly two MIDI files: a.mid,b.mid')
@@ -62,7 +65,7 @@ def main(argv: list[str]) -> None:
   require(model=FLAGS.model, out_dir=FLAGS.out_dir)
   paths = sample_to_files(FLAGS.model, FLAGS.out_dir, FLAGS.num, FLAGS.temperature, FLAGS.length,
                           FLAGS.seed, FLAGS.program, FLAGS.tempo_bucket, FLAGS.interpolate, FLAGS.steps,
-                          FLAGS.audio, FLAGS.soundfont)
+                          FLAGS.audio, FLAGS.soundfont, FLAGS.dtype)
   wavs = ' and WAVs' if FLAGS.audio or FLAGS.soundfont else ''
   print(f'wrote {len(paths)} MIDI files{wavs} to {FLAGS.out_dir}', flush=True)
 

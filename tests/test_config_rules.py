@@ -26,6 +26,7 @@ INVALID = {
     'transform_bias': [float('nan'), float('-inf'), 'low'],
     'input_dropout': [1.0, -0.1], 'state_dropout': [1.5], 'output_dropout': [-1],
     'custom_backward': [1, 'yes'],
+    'dtype': ['float16', 'bf16', 32],
     'latent_dim': [0],
     'note_dropout': [1.5, 1.0, -0.5],
     'kl_anneal_steps': [-1],

@@ -50,6 +50,7 @@ def _rate(what: str) -> Rule:
 
 
 MODELS = ('lm', 'vae', 'vrash')
+DTYPES = ('float32', 'bfloat16')
 
 # A rule for every field of experiments/configs/base.py (a test holds the two in step).
 RULES: dict[str, Rule] = {
@@ -69,6 +70,7 @@ RULES: dict[str, Rule] = {
     'state_dropout': _rate('a dropout rate'),
     'output_dropout': _rate('a dropout rate'),
     'custom_backward': Rule(bool, 'True or False'),
+    'dtype': Rule(str, ' or '.join(repr(d) for d in DTYPES), lambda v: v in DTYPES, 'no such dtype'),
     'latent_dim': _count(1),
     'note_dropout': _rate('a share of hidden history notes'),
     'kl_anneal_steps': _count(0),
@@ -86,6 +88,7 @@ RULES: dict[str, Rule] = {
 # Fields newer than the first saved configs, with the behaviour of the versions before them.
 LEGACY_DEFAULTS: dict[str, Any] = {
     'custom_backward': False,  # RHN gradients by scan autodiff (identical up to float rounding)
+    'dtype': 'float32',  # every computation in float32
 }
 
 

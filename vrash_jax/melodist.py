@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vrash_jax import export, models, notes, sampling
+from vrash_jax import config_rules, export, models, notes, sampling
 from vrash_jax.errors import VrashError
 
 Melody = Union[str, os.PathLike, notes.Track]
@@ -49,6 +49,16 @@ def track_from_midi(path: str) -> notes.Track:
                      e['program'], e['median_pause_s'])
 
 
+def _with_dtype(config, dtype: str | None):
+  """`config`, or a copy computing in `dtype`."""
+  if dtype is None:
+    return config
+  config = config.copy_and_resolve_references()
+  config.dtype = dtype
+  config_rules.validate(config)
+  return config
+
+
 class Melodist:
   """A trained LM, VAE or VRASH ready to make melodies."""
 
@@ -58,17 +68,18 @@ class Melodist:
     self._sampler = sampling.Sampler(self.model)
 
   @classmethod
-  def load(cls, path: str) -> 'Melodist':
-    """From an export written by `vrash-export`."""
+  def load(cls, path: str, dtype: str | None = None) -> 'Melodist':
+    """From an export written by `vrash-export`; computes in the dtype it was trained with
+    unless `dtype` ('float32' or 'bfloat16') says otherwise."""
     config, params, _ = export.load(path)
-    return cls(config, params)
+    return cls(_with_dtype(config, dtype), params)
 
   @classmethod
-  def from_workdir(cls, workdir: str, step: int | None = None) -> 'Melodist':
+  def from_workdir(cls, workdir: str, step: int | None = None, dtype: str | None = None) -> 'Melodist':
     """From a training checkpoint (the latest unless `step`)."""
     from vrash_jax import evaluation
     config, state = evaluation.restore_for_inference(workdir, step)
-    return cls(config, jax.device_get(state.params))
+    return cls(_with_dtype(config, dtype), jax.device_get(state.params))
 
   def _meta(self, n: int, program: int, tempo_bucket: int) -> dict[str, jax.Array]:
     if not 0 <= program < 128 or not 0 <= tempo_bucket < notes.NUM_TEMPO_BUCKETS:

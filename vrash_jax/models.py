@@ -38,21 +38,23 @@ def shift_right(tokens: Array, start_token: int) -> Array:
 class NoteEmbed(nn.Module):
   """(pitch class, octave, delay) tokens [B, T] each -> concatenated embeddings [B, T, E]."""
   sizes: Mapping[str, int]  # embedding size per token field
+  dtype: Any = jnp.float32  # of the embeddings (the tables stay float32)
 
   @nn.compact
   def __call__(self, tokens: Mapping[str, Array]) -> Array:
     return jnp.concatenate([
-        nn.Embed(notes.VOCAB_SIZES[f] + 1, self.sizes[f], name=f'{f}_embed')(tokens[f])
+        nn.Embed(notes.VOCAB_SIZES[f] + 1, self.sizes[f], dtype=self.dtype, name=f'{f}_embed')(tokens[f])
         for f in HEADS], axis=-1)
 
 
 class MetaEmbed(nn.Module):
   """Track meta-information [B] per field -> concatenated embeddings [B, M]."""
   size: int
+  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, batch: Mapping[str, Array]) -> Array:
-    return jnp.concatenate([nn.Embed(n, self.size, name=f'{f}_embed')(batch[f])
+    return jnp.concatenate([nn.Embed(n, self.size, dtype=self.dtype, name=f'{f}_embed')(batch[f])
                             for f, n in notes.META_FIELDS.items()], axis=-1)
 
 
@@ -61,26 +63,30 @@ def _broadcast_time(x: Array, length: int) -> Array:
 
 
 class MelodyModel(nn.Module):
-  """One of LM / VAE / VRASH; `__call__` returns (logits per head, (mean, log-variance))."""
+  """One of LM / VAE / VRASH; `__call__` returns (logits per head, (mean, log-variance)).
+
+  `config.dtype` is the compute dtype of embeddings, RHN matmuls and heads; parameters, the
+  RHN state across time, the posterior and the returned logits are float32.
+  """
   config: ml_collections.ConfigDict
-  dtype: Any = jnp.float32
 
   def setup(self):
     c = self.config
     if c.model not in MODELS:
       raise ValueError(f'config.model must be one of {MODELS}, not {c.model!r}')
+    compute = jnp.dtype(c.dtype)
     sizes = {'pitch_class': c.pitch_embed, 'octave': c.octave_embed, 'delay': c.delay_embed}
-    self.note_embed = NoteEmbed(sizes)
-    self.meta_embed = MetaEmbed(c.meta_embed)
+    self.note_embed = NoteEmbed(sizes, compute)
+    self.meta_embed = MetaEmbed(c.meta_embed, compute)
     rhn = dict(hidden=c.hidden, depth=c.depth, transform_bias=c.transform_bias,
                input_dropout=c.input_dropout, state_dropout=c.state_dropout,
-               output_dropout=c.output_dropout, dtype=self.dtype, custom_backward=c.custom_backward)
+               output_dropout=c.output_dropout, dtype=compute, custom_backward=c.custom_backward)
     self.decoder = RHN(**rhn)
     if self.has_latent:
       self.encoder = RHN(**rhn)
       self.posterior = nn.Dense(2 * c.latent_dim)
       self.latent_to_state = nn.Dense(c.hidden)
-    self.heads = {f: nn.Dense(notes.VOCAB_SIZES[f]) for f in HEADS}
+    self.heads = {f: nn.Dense(notes.VOCAB_SIZES[f], dtype=compute) for f in HEADS}
 
   @property
   def has_latent(self) -> bool:

@@ -51,9 +51,9 @@ def dummy_batch(config: ml_collections.ConfigDict, batch_size: int = 1) -> dict[
   return batch
 
 
-def create_state(config: ml_collections.ConfigDict, rng: jax.Array, dtype: Any = jnp.float32
-                 ) -> TrainState:
-  model = models.MelodyModel(config, dtype=dtype)
+def create_state(config: ml_collections.ConfigDict, rng: jax.Array) -> TrainState:
+  """Float32 parameters and Adam state, whatever `config.dtype` computes in."""
+  model = models.MelodyModel(config)
   params = model.init({'params': rng}, dummy_batch(config))['params']
   return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
 
@@ -97,6 +97,10 @@ class Trainer:
   def __init__(self, config: ml_collections.ConfigDict, data_dir: str, workdir: str):
     self.config, self.workdir = config, workdir
     self.mesh = sharding.data_mesh()
+    logging.info('process %d of %d: %d of %d %s devices here; global batch %d, %d per device; '
+                 'compute %s', jax.process_index(), jax.process_count(), jax.local_device_count(),
+                 jax.device_count(), jax.devices()[0].platform.upper(), config.batch_size,
+                 config.batch_size // jax.device_count(), config.dtype)
     self.process = (jax.process_index(), jax.process_count())
     train = input_pipeline.load_split(data_dir, 'train', config.max_len)
     self.batches = input_pipeline.TrainBatches(train, config.batch_size, config.seed, *self.process)

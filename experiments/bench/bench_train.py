@@ -35,7 +35,7 @@ flags.DEFINE_integer('hidden', 256, 'RHN state size.')
 flags.DEFINE_integer('depth', 3, 'RHN recurrence depth.')
 flags.DEFINE_integer('steps', 10, 'Steps per timing.')
 flags.DEFINE_integer('repeats', 5, 'Timings; the median is reported.')
-flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Matmul compute dtype.')
+flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype (config.dtype).')
 flags.DEFINE_string('out', None, 'Also write the figures to this JSON file.')
 flags.DEFINE_bool('custom_backward', True, 'RHN gradients by the hand-written VJP (else scan '
                   'autodiff).')
@@ -76,18 +76,18 @@ def model_flops_per_note(config) -> int:
 
 
 def bench_config(model: str, batch: int, length: int, hidden: int, depth: int,
-                 custom_backward: bool = True):
+                 custom_backward: bool = True, dtype: str = 'float32'):
   """The model's config at this shape, checked like a training run's."""
   config = model_config(model, {'batch_size': batch, 'max_len': length, 'hidden': hidden,
-                                'depth': depth, 'custom_backward': custom_backward})
+                                'depth': depth, 'custom_backward': custom_backward, 'dtype': dtype})
   config_rules.validate(config, devices=jax.device_count())
   return config
 
 
-def compiled_train_step(config, compute: Any = jnp.float32):
+def compiled_train_step(config):
   """(compiled step, replicated state, sharded synthetic batch, rng, compile seconds)."""
   mesh = sharding.data_mesh()
-  state = jax.jit(lambda r: train.create_state(config, r, compute),
+  state = jax.jit(lambda r: train.create_state(config, r),
                   out_shardings=sharding.replicated(mesh))(jax.random.key(0))
   data = sharding.shard_batch(synthetic_batch(config.batch_size, config.max_len), mesh)
   rng = jax.random.key(1)
@@ -120,9 +120,8 @@ def measure_peers(result: dict[str, Any], peers: list[str], steps: int, repeats:
 def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps: int = 10,
             repeats: int = 5, dtype: str = 'float32', custom_backward: bool = True
             ) -> dict[str, Any]:
-  config = bench_config(model, batch, length, hidden, depth, custom_backward)
-  compute = jnp.bfloat16 if dtype == 'bfloat16' else jnp.float32
-  compiled, state, data, rng, compile_s = compiled_train_step(config, compute)
+  config = bench_config(model, batch, length, hidden, depth, custom_backward, dtype)
+  compiled, state, data, rng, compile_s = compiled_train_step(config)
   state, metrics = compiled(state, data, rng)
   jax.block_until_ready(metrics)
   times = []
@@ -133,7 +132,7 @@ def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps:
     jax.block_until_ready(metrics)
     times.append((time.perf_counter() - start) / steps)
   step_s = statistics.median(times)
-  peak = matmul_peak_flops(compute)
+  peak = matmul_peak_flops(jnp.dtype(dtype))
   notes_per_s = batch * length / step_s
   flops = model_flops_per_note(config)
   return {

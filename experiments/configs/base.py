@@ -23,6 +23,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.state_dropout = 0.1  # variational dropout on the recurrent state
   c.output_dropout = 0.1  # variational dropout on RHN outputs
   c.custom_backward = True  # RHN gradients by rhn_scan's hand-written VJP (False: scan autodiff)
+  # Compute dtype of embeddings, RHN matmuls and heads: 'float32' or 'bfloat16' (GPU/TPU).
+  # Parameters, optimizer state, the RHN state across time, softmax, KL and figures stay float32.
+  c.dtype = 'float32'
   # Latent code (VAE, VRASH).
   c.latent_dim = 16  # size of z (the paper's Fig. 6 shows 16-d latents)
   c.note_dropout = 0.5  # share of history inputs the decoder cannot see (Bowman et al. 2015)
