@@ -42,7 +42,8 @@ def features() -> tfds.features.FeaturesDict:
       'tempo_bucket': scalar(),  # bucket of the median pause (meta-information)
       'median_pause_s': scalar(np.float32),  # the track's median pause, to restore tempo
       'source': tfds.features.Text(),  # file path relative to the MIDI root
-      'collection': tfds.features.Text(),  # the folder of the source file
+      'collection': tfds.features.Text(),  # first folder of the source ('essen', 'bach', ...)
+      'style': tfds.features.Text(),  # finer label: 'essen/chinese', 'bach', ... (labels.py)
       'track': scalar(),  # instrument index in the source file
       'chunk': scalar(),  # chunk index within a track longer than max_len
   })
@@ -62,6 +63,7 @@ def to_features(example: dict[str, Any]) -> dict[str, Any]:
       'median_pause_s': np.float32(median),
       'source': example['source'],
       'collection': example['collection'],
+      'style': example['style'],
       'track': example['track'],
       'chunk': example['chunk'],
   }
@@ -70,8 +72,11 @@ def to_features(example: dict[str, Any]) -> dict[str, Any]:
 class VrashMidi(tfds.core.GeneratorBasedBuilder):
   """Normalized monophonic MIDI tracks (paper Sec. 2)."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': f'Note schema v{notes.SCHEMA_VERSION}: (pitch class, octave, delay) + meta.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {
+      '1.0.0': f'Note schema v{notes.SCHEMA_VERSION}: (pitch class, octave, delay) + meta.',
+      '1.1.0': "Labels: `collection` is the source's first folder, `style` is new (labels.py).",
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Build with `vrash-prep --midi_dir DIR --data_dir OUT`, which writes the part files '
       'this builder reads from its manual directory.')

@@ -1,44 +1,69 @@
-"""`vrash-corpus`: the default real corpus, offline, from the folk music inside `music21`.
+"""`vrash-corpus`: the default corpus, offline, from the scores inside the `music21` package.
 
-The Essen folksong collection (8,514 tunes in 31 ABC files) and Ryan's Mammoth Collection
-(1,059 tunes) ship with the music21 pip package. Each tune is parsed with music21 and its
-notes written with pretty_midi (music21's own MIDI writer raises on a share of the tunes):
-one tune per file, ties merged, grace notes dropped, the tune's metronome mark or a
-realistic default tempo, and a General MIDI program per collection. Files land in
-OUT/<collection>/<abc file>/<collection>_<abc file>_<tune>.mid, so the folder names the
-(sub)collection; existing files are reused, so a second run only does what is missing.
+Six collections of several epochs and genres (`COLLECTIONS`): the Essen folksongs and Ryan's
+Mammoth Collection of fiddle tunes (ABC, one melody per tune), Bach's chorales, Palestrina's
+mass movements, Monteverdi's madrigals and 14th-century Italian songs (multi-part scores).
+Each tune or work is parsed with music21 and written with pretty_midi as ONE MIDI file with
+one instrument per part (`scores.py`), at its metronome mark or the collection's default
+tempo, with a General MIDI program as the music is performed (flute for sung folk melodies,
+violin for fiddle tunes, choir and solo voices for the vocal polyphony). Files land in
+OUT/<collection>/<abc file>/<collection>_<abc file>_<tune>.mid (ABC) or
+OUT/<collection>/<collection>_<work>.mid (scores), so the path carries the labels
+(`labels.py`); existing files are reused, so a second run only does what is missing.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import re
-import warnings
+from collections import Counter
 from typing import Any, NamedTuple
 
 import numpy as np
 from absl import app, flags, logging
 
-from data_prep import parallel
+from data_prep import parallel, scores
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 
 class Collection(NamedTuple):
   folder: str  # inside music21/corpus
-  program: int  # General MIDI program of the written track
-  default_qpm: float  # tempo when the tune has no metronome mark
+  patterns: tuple[str, ...]  # its files, preferred format first; an '*.abc' file holds many tunes
+  program: int  # General MIDI program of every track
+  default_qpm: float  # tempo when the music has no metronome mark
 
 
 COLLECTIONS = {
-    'essen': Collection('essenFolksong', 73, 96.0),  # flute: sung folk melodies
-    'ryans': Collection('ryansMammoth', 40, 108.0),  # violin: fiddle reels and hornpipes
+    'essen': Collection('essenFolksong', ('*.abc',), 73, 96.0),  # flute: sung folk melodies
+    'ryans': Collection('ryansMammoth', ('*.abc',), 40, 108.0),  # violin: fiddle reels, hornpipes
+    'bach': Collection('bach', ('*.mxl', '*.krn', '*.xml'), 52, 80.0),  # choir: chorales
+    'palestrina': Collection('palestrina', ('*.krn',), 52, 120.0),  # choir: half note ~ 60/min
+    'monteverdi': Collection('monteverdi', ('*.mxl',), 53, 100.0),  # solo voices: madrigals
+    'trecento': Collection('trecento', ('*.xml', '*.mxl'), 53, 120.0),  # solo voices: songs
 }
 
 
-class Tune(NamedTuple):
+# Instrumental parts inside vocal works (a chorale's horn, a madrigal's continuo) are played by
+# their instrument: (word in the part name, General MIDI program).
+PART_PROGRAMS = (('horn', 60), ('corno', 60), ('tromba', 56), ('trumpet', 56), ('oboe', 68),
+                 ('violin', 40), ('violino', 40), ('viola', 41), ('flaut', 73), ('flute', 73),
+                 ('organ', 19), ('continuo', 6), ('basso continuo', 6))
+
+
+def part_program(part_name: str, default: int) -> int:
+  name = part_name.lower()
+  return next((program for word, program in PART_PROGRAMS if word in name), default)
+
+
+class Work(NamedTuple):
   collection: str
-  text: str  # the ABC text of one tune, with its file's header
+  source: str  # the ABC text of one tune (with its file's header), or a score file's path
   out_rel: str  # output path relative to the corpus folder
+
+  @property
+  def is_abc(self) -> bool:
+    return COLLECTIONS[self.collection].patterns == ('*.abc',)
 
 
 def corpus_root() -> str:
@@ -53,75 +78,56 @@ def split_abc(text: str) -> list[str]:
   return [header + tune for tune in tunes if tune.strip()]
 
 
-def list_tunes(collections: list[str]) -> list[Tune]:
-  tunes = []
-  for name in collections:
-    folder = os.path.join(corpus_root(), COLLECTIONS[name].folder)
-    for abc in sorted(f for f in os.listdir(folder) if f.endswith('.abc')):
-      with open(os.path.join(folder, abc), encoding='latin-1') as f:
-        texts = split_abc(f.read())
-      stem = abc[:-4]
-      for k, text in enumerate(texts, 1):
-        tune_id = f'{stem}_{k:04d}' if len(texts) > 1 else stem
-        tunes.append(Tune(name, text, f'{name}/{stem}/{name}_{tune_id}.mid'))
-  return tunes
+def source_files(spec: Collection) -> list[str]:
+  """A collection's files, sorted; a work encoded twice (bwv277.mxl and bwv277.krn) counts
+  once, in the format of the first pattern that has it."""
+  chosen: dict[str, str] = {}
+  for pattern in spec.patterns:
+    for path in sorted(glob.glob(os.path.join(corpus_root(), spec.folder, pattern))):
+      chosen.setdefault(os.path.splitext(os.path.basename(path))[0], path)
+  return sorted(chosen.values())
 
 
-def tune_notes(text: str) -> tuple[list[tuple[int, float, float]], float | None]:
-  """ABC text -> ([(pitch, start, end)] in quarter notes, metronome qpm or None)."""
-  from music21 import converter, tempo
-
-  with warnings.catch_warnings():
-    warnings.simplefilter('ignore')
-    flat = converter.parse(text, format='abc', forceSource=True).flatten()
-  marks = [m.getQuarterBPM() for m in flat.getElementsByClass(tempo.MetronomeMark)]
-  sounding: dict[int, list] = {}  # pitch -> the note a tie would extend
-  out: list[list] = []
-  for element in flat.notes:
-    length = float(element.duration.quarterLength)
-    if length <= 0:  # grace notes take no time in ABC
+def list_works(name: str) -> list[Work]:
+  """Every tune (ABC) or work (score file) of one collection, in a stable order."""
+  spec = COLLECTIONS[name]
+  files = source_files(spec)
+  works = []
+  for path in files:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if spec.patterns != ('*.abc',):
+      works.append(Work(name, path, f'{name}/{name}_{stem}.mid'))
       continue
-    start = float(element.offset)
-    for pitch in element.pitches:
-      tied = element.tie is not None and element.tie.type in ('stop', 'continue')
-      if tied and pitch.midi in sounding:
-        sounding[pitch.midi][2] = start + length
-        continue
-      note = [pitch.midi, start, start + length]
-      sounding[pitch.midi] = note
-      out.append(note)
-  qpm = next((m for m in marks if m), None)
-  return [tuple(n) for n in out], qpm
+    with open(path, encoding='latin-1') as f:
+      texts = split_abc(f.read())
+    for k, text in enumerate(texts, 1):
+      tune_id = f'{stem}_{k:04d}' if len(texts) > 1 else stem
+      works.append(Work(name, text, f'{name}/{stem}/{name}_{tune_id}.mid'))
+  return works
 
 
-def convert_tune(item: tuple[Tune, str]) -> dict[str, Any]:
-  """Writes one tune as MIDI; returns {'file', 'status', 'detail'} and never raises."""
-  tune, out_dir = item
-  import pretty_midi
-
-  collection = COLLECTIONS[tune.collection]
+def convert_work(item: tuple[Work, str]) -> dict[str, Any]:
+  """Writes one tune or work as MIDI; returns {'file', 'status', 'detail'} and never raises."""
+  work, out_dir = item
+  spec = COLLECTIONS[work.collection]
   try:
-    quarter_notes, qpm = tune_notes(tune.text)
-    if not quarter_notes:
-      return {'file': tune.out_rel, 'status': 'no_notes', 'detail': ''}
-    qpm = qpm or collection.default_qpm
-    midi = pretty_midi.PrettyMIDI(initial_tempo=qpm)
-    instrument = pretty_midi.Instrument(program=collection.program)
-    seconds = 60.0 / qpm
-    for pitch, start, end in quarter_notes:
-      instrument.notes.append(pretty_midi.Note(90, int(pitch), start * seconds, end * seconds))
-    midi.instruments.append(instrument)
-    path = os.path.join(out_dir, tune.out_rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    midi.write(f'{path}.tmp')
-    os.replace(f'{path}.tmp', path)  # a file that exists is complete
-  except Exception as e:  # music21 raises many types on ABC it cannot render
-    return {'file': tune.out_rel, 'status': 'unrenderable', 'detail': f'{type(e).__name__}: {e}'[:200]}
-  return {'file': tune.out_rel, 'status': 'ok', 'detail': ''}
+    score = scores.parse(work.source, abc=work.is_abc)
+  except Exception as e:  # music21 raises many types on input it cannot read
+    return {'file': work.out_rel, 'status': 'unreadable', 'detail': f'{type(e).__name__}: {e}'[:200]}
+  try:
+    parts = scores.score_parts(score)
+    if not any(notes for _, notes in parts):
+      return {'file': work.out_rel, 'status': 'no_notes', 'detail': ''}
+    qpm = scores.metronome_qpm(score) or spec.default_qpm
+    programs = [part_program(name, spec.program) for name, _ in parts]
+    scores.write_midi(parts, qpm, programs, os.path.join(out_dir, work.out_rel))
+  except Exception as e:
+    return {'file': work.out_rel, 'status': 'unconvertible', 'detail': f'{type(e).__name__}: {e}'[:200]}
+  return {'file': work.out_rel, 'status': 'ok', 'detail': ''}
 
 
 def spread(items: list, limit: int) -> list:
-  """`limit` items evenly spaced over the list (all when 0), so every ABC file is represented."""
+  """`limit` items evenly spaced over the list (all when 0), so every source file is represented."""
   if not limit or limit >= len(items):
     return items
   return [items[i] for i in sorted(set(np.linspace(0, len(items) - 1, limit).round().astype(int)))]
@@ -129,7 +135,8 @@ def spread(items: list, limit: int) -> list:
 
 def build_corpus(out_dir: str, collections: list[str] | None = None, limit: int = 0,
                  workers: int | None = None) -> dict[str, Any]:
-  """Converts the chosen collections (`limit` tunes of each, spread over its files; 0 = all)."""
+  """Converts the chosen collections (`limit` tunes or works of each, spread over its files;
+  0 = all); writes and returns the manifest (OUT/corpus.json) with counts per collection."""
   collections = collections or list(COLLECTIONS)
   unknown = sorted(set(collections) - set(COLLECTIONS))
   if unknown:
@@ -140,23 +147,31 @@ def build_corpus(out_dir: str, collections: list[str] | None = None, limit: int 
     os.makedirs(out_dir, exist_ok=True)
   except OSError as e:
     raise VrashError(f'cannot create --out_dir {out_dir!r}: {e.strerror or e}') from None
-  tunes = []
-  for name in collections:
-    tunes.extend(spread(list_tunes([name]), limit))
-  todo = [t for t in tunes if not os.path.exists(os.path.join(out_dir, t.out_rel))]
-  logging.info('%d tunes, %d already converted, converting %d', len(tunes), len(tunes) - len(todo), len(todo))
+  works = [w for name in collections for w in spread(list_works(name), limit)]
+  todo = [w for w in works if not os.path.exists(os.path.join(out_dir, w.out_rel))]
+  logging.info('%d tunes and works, %d already converted, converting %d', len(works),
+               len(works) - len(todo), len(todo))
   results = parallel.robust_map(
-      convert_tune, [(t, out_dir) for t in todo], workers or os.cpu_count() or 1,
+      convert_work, [(w, out_dir) for w in todo], workers or os.cpu_count() or 1,
       on_crash=lambda item: {'file': item[0].out_rel, 'status': 'worker_crashed', 'detail': ''},
       progress=parallel.Progress(len(todo), lambda d, n, r: logging.info(
-          'converted %d/%d tunes (%.1f tunes/s)', d, n, r)))
+          'converted %d/%d tunes and works (%.1f/s)', d, n, r)))
   skipped = [r for r in results if r['status'] != 'ok']
-  manifest = {'tunes': len(tunes), 'reused': len(tunes) - len(todo),
+  per_collection = {name: collection_counts(works, skipped, name) for name in collections}
+  manifest = {'works': len(works), 'reused': len(works) - len(todo),
               'written': len(todo) - len(skipped), 'skipped': len(skipped),
-              'skipped_tunes': skipped, 'collections': collections, 'limit': limit}
+              'skipped_by_reason': dict(Counter(r['status'] for r in skipped)),
+              'per_collection': per_collection, 'skipped_works': skipped,
+              'collections': collections, 'limit': limit}
   with open(os.path.join(out_dir, 'corpus.json'), 'w') as f:
     json.dump(manifest, f, indent=2)
   return manifest
+
+
+def collection_counts(works: list[Work], skipped: list[dict[str, Any]], name: str) -> dict[str, int]:
+  """Works listed and skipped (this run) in one collection."""
+  return {'works': sum(w.collection == name for w in works),
+          'skipped': sum(r['file'].startswith(f'{name}/') for r in skipped)}
 
 
 FLAGS = flags.FLAGS
@@ -166,7 +181,8 @@ def define_flags() -> None:
   """The launcher's flags (defined on demand, so importing this module defines none)."""
   flags.DEFINE_string('out_dir', None, 'Where the MIDI files are written.')
   flags.DEFINE_list('collections', list(COLLECTIONS), f'Which of {sorted(COLLECTIONS)} to convert.')
-  flags.DEFINE_integer('limit', 0, 'Convert N tunes of each collection, spread over its files (0 = all).')
+  flags.DEFINE_integer('limit', 0, 'Convert N tunes or works of each collection, spread over '
+                       'its files (0 = all).')
   flags.DEFINE_integer('workers', None, 'Worker processes (default: all cores).', lower_bound=1)
 
 
@@ -174,8 +190,9 @@ def define_flags() -> None:
 def main(argv: list[str]) -> None:
   require(out_dir=FLAGS.out_dir)
   m = build_corpus(FLAGS.out_dir, FLAGS.collections, FLAGS.limit, FLAGS.workers)
-  print(f"corpus: {m['tunes']} tunes in {FLAGS.out_dir} ({m['reused']} reused, {m['written']} "
-        f"written, {m['skipped']} skipped as unrenderable: see corpus.json)", flush=True)
+  print(f"corpus: {m['works']} tunes and works in {FLAGS.out_dir} ({m['reused']} reused, "
+        f"{m['written']} written, {m['skipped']} skipped: {m['skipped_by_reason'] or 'none'}; "
+        'see corpus.json)', flush=True)
 
 
 def run() -> None:

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Iterator
 from vrash_jax.errors import VrashError
 
 _PART = re.compile(r'part-(\d{5})-of-(\d{5})\.jsonl\.gz$')
+FORMAT = 2  # of a part file's examples; 2: with the collection and style labels
 
 
 def part_path(parts_dir: str, shard_index: int, num_shards: int) -> str:

@@ -75,7 +75,7 @@ def process_shard(midi_dir: str, data_dir: str, options: PrepOptions, workers: i
       progress=parallel.Progress(len(files), _report_progress))
   for result in [r for r in results if r['status'] != 'ok'][:10]:
     logging.warning('rejected %s: %s %s', result['source'], result['status'], result['detail'])
-  header = {'options': dataclasses.asdict(options), 'shard_index': shard_index,
+  header = {'format': parts.FORMAT, 'options': dataclasses.asdict(options), 'shard_index': shard_index,
             'num_shards': num_shards, 'files': len(files), 'workers': workers,
             'wall_time_s': time.monotonic() - start}
   path = parts.part_path(os.path.join(data_dir, PARTS_DIR), shard_index, num_shards)
@@ -94,6 +94,9 @@ def build_dataset(data_dir: str, started: float | None = None) -> dict[str, Any]
   parts_dir = os.path.join(data_dir, PARTS_DIR)
   part_files = parts.list_parts(parts_dir)
   headers = [parts.read_header(p) for p in part_files]
+  if any(h.get('format') != parts.FORMAT for h in headers):
+    raise VrashError(f'the parts in {parts_dir} were written by an older vrash-prep (without style '
+                     'labels): run the process stage again')
   if any(h['options'] != headers[0]['options'] for h in headers):
     raise VrashError(f'the parts in {parts_dir} were processed with different options; re-run them alike')
   dataset = builder.VrashMidi(data_dir=data_dir, file_format='tfrecord')
@@ -113,7 +116,7 @@ def build_dataset(data_dir: str, started: float | None = None) -> dict[str, Any]
   process_s = max(h['wall_time_s'] for h in headers)
   wall = (time.monotonic() - started) if started is not None else process_s + time.monotonic() - build_start
   stats.update({
-      'entropy': report.entropy_summary(entropies, options['min_entropy']),
+      'entropy': report.entropy_summary([e for v in entropies.values() for e in v], options['min_entropy']),
       'options': options,
       'dataset': {'name': dataset.name, 'version': str(dataset.version), 'dir': dataset.data_dir},
       'num_shards': len(part_files), 'workers': headers[0]['workers'],

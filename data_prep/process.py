@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import os
 from typing import Any
 
 import numpy as np
 
-from data_prep import normalize, tracks
+from data_prep import labels, normalize, tracks
 from data_prep.tracks import Rejected
 from vrash_jax.errors import VrashError
 
@@ -84,12 +83,8 @@ def chunk_bounds(length: int, max_len: int) -> list[tuple[int, int]]:
   return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
-def collection_of(rel: str) -> str:
-  """The folder a file sits in, relative to the MIDI root ('.' at the top)."""
-  return os.path.dirname(rel).replace(os.sep, '/') or '.'
-
-
 def _examples(rel: str, index: int, track, max_len: int) -> list[dict[str, Any]]:
+  collection, style = labels.labels_of(rel)
   out = []
   for chunk, (a, b) in enumerate(chunk_bounds(len(track), max_len)):
     out.append({
@@ -100,7 +95,8 @@ def _examples(rel: str, index: int, track, max_len: int) -> list[dict[str, Any]]
         'program': track.program,
         'median_pause_s': track.median_pause_s,
         'source': rel,
-        'collection': collection_of(rel),
+        'collection': collection,
+        'style': style,
         'track': index,
         'chunk': chunk,
     })

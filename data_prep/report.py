@@ -9,18 +9,22 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from data_prep import labels
 from data_prep.process import SPLITS
 from vrash_jax import notes
 
 
-def collect(results: Iterable[dict[str, Any]], rejections_path: str) -> tuple[dict[str, Any], list[float]]:
-  """Counts over all file results; writes every rejection as a JSON line; returns entropies."""
+def collect(results: Iterable[dict[str, Any]], rejections_path: str
+            ) -> tuple[dict[str, Any], dict[str, list[float]]]:
+  """Counts over all file results; writes every rejection as a JSON line; returns the
+  tracks' entropies by collection."""
   files_failed = collections.Counter()
   rejected = collections.Counter()
   examples, note_counts, split_files = (collections.Counter() for _ in range(3))
   files_total = tracks_total = tracks_kept = files_without_tracks = 0
   delays_used: set[int] = set()
-  entropies: list[float] = []
+  entropies: dict[str, list[float]] = collections.defaultdict(list)
+  by_label = {key: collections.defaultdict(collections.Counter) for key in ('collection', 'style')}
   with open(rejections_path, 'w', encoding='utf-8') as log:
     for result in results:
       files_total += 1
@@ -37,7 +41,14 @@ def collect(results: Iterable[dict[str, Any]], rejections_path: str) -> tuple[di
       tracks_total += result['tracks_total']
       tracks_kept += len(kept)
       files_without_tracks += not kept
-      entropies.extend(result['entropies'])
+      labels_here = dict(zip(('collection', 'style'), labels.labels_of(result['source'])))
+      for key, label in labels_here.items():
+        counts = by_label[key][label]
+        counts['files'] += 1
+        counts['tracks'] += result['tracks_total']
+        counts['tracks_kept'] += len(kept)
+        counts['examples'] += len(result['examples'])
+      entropies[labels_here['collection']].extend(result['entropies'])
       split = result['split']
       split_files[split] += 1
       examples[split] += len(result['examples'])
@@ -55,24 +66,31 @@ def collect(results: Iterable[dict[str, Any]], rejections_path: str) -> tuple[di
       'files_per_split': {s: split_files[s] for s in SPLITS},
       'examples': {s: examples[s] for s in SPLITS},
       'notes': {s: note_counts[s] for s in SPLITS},
+      'per_collection': {k: dict(v) for k, v in sorted(by_label['collection'].items())},
+      'per_style': {k: dict(v) for k, v in sorted(by_label['style'].items())},
       'delay_tokens_used': sorted(delays_used),
       'vocabularies': notes.vocabularies(),
   }
   return stats, entropies
 
 
-def plot_entropy(entropies: list[float], threshold: float, path: str) -> None:
-  """Histogram of per-track pitch entropy before the entropy filter (paper Fig. 1)."""
+def plot_entropy(entropies: dict[str, list[float]], threshold: float, path: str) -> None:
+  """Histogram of per-track pitch entropy before the entropy filter (paper Fig. 1), stacked
+  by collection."""
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
 
+  names = sorted(entropies, key=lambda k: -len(entropies[k]))
+  total = sum(len(v) for v in entropies.values())
   fig, ax = plt.subplots(figsize=(7, 4))
-  ax.hist(entropies, bins=50, color='#4477aa')
+  if total:
+    ax.hist([entropies[n] for n in names], bins=50, stacked=True,
+            label=[f'{n} ({len(entropies[n])})' for n in names])
   ax.axvline(threshold, color='#cc3311', linestyle='--', label=f'filter threshold {threshold:g} bits')
   ax.set_xlabel('pitch entropy of a track (bits)')
   ax.set_ylabel('tracks')
-  ax.set_title(f'Track entropy before filtering ({len(entropies)} tracks)')
+  ax.set_title(f'Track entropy before filtering ({total} tracks)')
   ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
@@ -111,5 +129,7 @@ def summary(stats: dict[str, Any]) -> str:
       f"({stats['files_per_s']:.1f} files/s)",
       f"tracks: {stats['tracks_total']} total, {stats['tracks_kept']} kept; rejected: "
       f"{_counts(stats['rejected'])}",
+      "tracks kept per collection: "
+      + ', '.join(f"{k} {v['tracks_kept']}/{v['tracks']}" for k, v in stats['per_collection'].items()),
       f"examples: train {ex['train']}, valid {ex['valid']}, test {ex['test']} -> {stats['dataset']['dir']}",
   ])

@@ -27,7 +27,7 @@ from vrash_jax.errors import VrashError, exit_on_user_error
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-  tunes_per_collection: int  # first N tunes of Essen and of Ryan's (0 = all)
+  works_per_collection: int  # N tunes or works of every collection, spread over its files (0 = all)
   prep: dict[str, Any]  # PrepOptions overrides
   config: dict[str, Any]  # overrides of every model's config
   seeds: tuple[int, ...]
@@ -42,18 +42,19 @@ SMALL_MODEL = {'max_len': 32, 'hidden': 128, 'depth': 2, 'pitch_embed': 16, 'oct
 
 PRESETS = {
     'quick': Preset(
-        tunes_per_collection=400,
+        works_per_collection=150,
         prep={'max_len': SMALL_MODEL['max_len']},
         config={**SMALL_MODEL, 'batch_size': 32, 'eval_batch_size': 128, 'train_steps': 800,
                 'warmup_steps': 50, 'kl_anneal_steps': 300, 'log_every': 100, 'eval_every': 0, 'checkpoint_every': 800},
         seeds=(0, 1, 2), iw_samples=8, num_samples=32,
-        notes=('quick preset: 400 tunes per collection (spread over every ABC file), melodies cut '
-               'to 32 notes, RHN hidden 128 depth 2, 800 steps of batch 32: sized to finish well '
-               'within 15 minutes on a 2-core CPU, so the models are far from saturation. VRASH: '
+        notes=('quick preset: 150 tunes or works of each of the six collections (spread over '
+               'their files, so every style is in), melodies cut to 32 notes, RHN hidden 128 '
+               'depth 2, 800 steps of batch 32: sized to finish within 10 minutes on a 2-core '
+               'CPU, so the models are far from saturation. VRASH: '
                'note dropout 0.5 and free bits 1 nat per latent dimension (base config), the best '
                'of {0.5, 0.75} x {0.5, 1.0} in 1000-step trials; higher note dropout hurt.')),
     'cpu': Preset(
-        tunes_per_collection=0,
+        works_per_collection=0,
         prep={'max_len': SMALL_MODEL['max_len']},
         config={**SMALL_MODEL, 'batch_size': 64, 'eval_batch_size': 256, 'train_steps': 4000,
                 'warmup_steps': 100, 'kl_anneal_steps': 1000, 'log_every': 200, 'eval_every': 2000, 'checkpoint_every': 1000},
@@ -63,7 +64,7 @@ PRESETS = {
                'annealed over 1000 steps: about 75 minutes on a 2-core CPU. Note dropout 0.5 and '
                'free bits 1 nat per latent dimension for VRASH, as in the base config.')),
     'paper': Preset(
-        tunes_per_collection=0,
+        works_per_collection=0,
         prep={'max_len': 64},
         config={},
         seeds=(0, 1, 2), iw_samples=32, num_samples=256,
@@ -74,17 +75,21 @@ PRESETS = {
 
 
 def prepare_data(midi_dir: str, data_dir: str, prep_overrides: dict[str, Any], workers: int | None) -> None:
-  """Runs vrash-prep unless DATA_DIR already holds a dataset prepared with the same options."""
-  from data_prep import prep
+  """Runs vrash-prep unless DATA_DIR already holds a dataset of this version, prepared with
+  the same options from as many MIDI files as MIDI_DIR holds now."""
+  from data_prep import builder, prep
   from data_prep.process import PrepOptions
 
   options = PrepOptions(**prep_overrides)
   stats_path = os.path.join(data_dir, 'stats.json')
   if os.path.exists(stats_path):
     with open(stats_path) as f:
-      if json.load(f).get('options') == dataclasses.asdict(options):
-        logging.info('reusing the dataset in %s', data_dir)
-        return
+      stats = json.load(f)
+    files = sum(f.endswith(('.mid', '.midi')) for _, _, fs in os.walk(midi_dir) for f in fs)
+    if (stats.get('options') == dataclasses.asdict(options) and stats.get('files_total') == files
+        and stats.get('dataset', {}).get('version') == str(builder.VrashMidi.VERSION)):
+      logging.info('reusing the dataset in %s', data_dir)
+      return
   prep.prepare(midi_dir, data_dir, options, workers)
 
 
@@ -102,8 +107,8 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None,
   started = time.perf_counter()
   from data_prep import corpus
   midi_dir, data_dir = os.path.join(workdir, 'midi'), os.path.join(workdir, 'data')
-  manifest = corpus.build_corpus(midi_dir, limit=preset.tunes_per_collection, workers=workers)
-  logging.info('corpus: %d tunes (%d skipped)', manifest['tunes'], manifest['skipped'])
+  manifest = corpus.build_corpus(midi_dir, limit=preset.works_per_collection, workers=workers)
+  logging.info('corpus: %d tunes and works (%d skipped)', manifest['works'], manifest['skipped'])
   prepare_data(midi_dir, data_dir, preset.prep, workers)
 
   from vrash_jax import sweep

@@ -49,13 +49,6 @@ def test_sweep_writes_every_result_with_finite_numbers(swept):
   assert '| VRASH |' in markdown and '2.11' in markdown and '## Target' in markdown
 
 
-def test_collection_groups_merge_numbered_essen_files():
-  assert report.collection_group('essen/han1') == 'essen/han'
-  assert report.collection_group('essen/ballad80') == 'essen/ballad'
-  assert report.collection_group('ryans/AcaciaReel') == 'ryans'
-  assert report.collection_group('.') == '.'
-
-
 def test_results_page_shows_the_same_numbers_and_only_files_that_exist(swept):
   workdir, _ = swept
   results = json.load(open(os.path.join(workdir, 'results.json')))

@@ -20,6 +20,7 @@ from vrash_jax.errors import VrashError
 DATASET = 'vrash_midi'
 SEQUENCE_FIELDS = notes.TOKEN_FIELDS
 META_FIELDS = tuple(notes.META_FIELDS)
+LABEL_FIELDS = ('source', 'collection', 'style')  # text about each example, never model inputs
 
 
 def _tensorflow_datasets():
@@ -47,6 +48,9 @@ def open_dataset(data_dir: str):
   """A read-only TFDS builder for the dataset, after checking its vocabulary schema."""
   tfds = _tensorflow_datasets()
   builder = tfds.builder_from_directory(dataset_dir(data_dir))
+  if 'style' not in builder.info.features:
+    raise VrashError(f'the dataset in {data_dir!r} was prepared by an older vrash-prep (version '
+                     f'{builder.info.version}, without style labels): run `vrash-prep` again')
   vocab = builder.info.metadata.get('vocabularies', {}) if builder.info.metadata else {}
   if vocab.get('schema_version') != notes.SCHEMA_VERSION or \
       len(vocab.get('delay_ratios', [])) != notes.NUM_DELAYS:
@@ -94,7 +98,7 @@ def _load_split(data_dir: str, split: str, max_len: int | None, built_ns: int) -
   for f in META_FIELDS + ('program',):
     out[f] = np.concatenate([c[f] for c in chunks]).astype(np.int32)
   out['median_pause_s'] = np.concatenate([c['median_pause_s'] for c in chunks]).astype(np.float32)
-  for f in ('source', 'collection'):
+  for f in LABEL_FIELDS:
     out[f] = [v.decode() for c in chunks for v in c[f]]
   return out
 

@@ -35,7 +35,7 @@ def spread(count: int, n: int) -> list[int]:
 
 def interpolation_ends(groups: Sequence[str]) -> tuple[int, int]:
   """Two test melodies to interpolate between: the first, and the first of another group
-  (collection) when there is one, so the path crosses styles."""
+  (style) when there is one, so the path crosses styles."""
   other = next((i for i, g in enumerate(groups) if g != groups[0]), min(1, len(groups) - 1))
   return 0, other
 

@@ -5,7 +5,6 @@ import collections
 import dataclasses
 import json
 import os
-import re
 from typing import Any
 
 import numpy as np
@@ -14,21 +13,13 @@ from vrash_jax.errors import VrashError
 
 # Figures a workdir may hold, with what they show; results.html shows those present.
 FIGURES = {
-    'entropy.png': 'Pitch entropy of every track before the entropy filter (paper Fig. 1).',
+    'entropy.png': 'Pitch entropy of every track before the entropy filter, by collection (paper Fig. 1).',
     'figure5.png': 'Test cross-entropy per note, mean ± std over seeds, with the importance-weighted '
                    "NLL bound beside it and the paper's values in red (paper Fig. 5).",
-    'figure6.png': 'VRASH posterior means of the test melodies, t-SNE, coloured by collection (paper Fig. 6).',
+    'figure6.png': 'VRASH posterior means of the test melodies, t-SNE, coloured by style (paper Fig. 6).',
 }
 PAPER_CE = {'lm': 2.34, 'vrash': 2.11}  # per note, Sec. 4; the VAE's value is not given
 NAMES = {'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH'}
-
-
-def collection_group(collection: str) -> str:
-  """'essen/han1' -> 'essen/han', 'ryans/SomeReel' -> 'ryans' (what Fig. 6 colours by)."""
-  parts = collection.split('/')
-  if parts[0] == 'ryans' or len(parts) < 2:
-    return parts[0]
-  return f'{parts[0]}/{re.sub(r"[0-9]+$", "", parts[1])}'
 
 
 def _matplotlib():
@@ -39,15 +30,15 @@ def _matplotlib():
 
 
 def plot_latents(z: np.ndarray, labels: list[str], path: str, seed: int = 0) -> dict[str, Any]:
-  """t-SNE of latents coloured by label; silhouette score of the labels in the latent space."""
+  """t-SNE of latents coloured by style label; silhouette score of the labels in the latent space."""
   from sklearn.manifold import TSNE
   from sklearn.metrics import silhouette_score
 
   counts = collections.Counter(labels)
   out: dict[str, Any] = {'method': 't-SNE of posterior means', 'points': len(labels),
-                         'collections': dict(counts.most_common())}
+                         'styles': dict(counts.most_common())}
   usable = 2 <= len(counts) < len(labels)
-  out['silhouette_by_collection'] = float(silhouette_score(z, labels)) if usable else None
+  out['silhouette_by_style'] = float(silhouette_score(z, labels)) if usable else None
   if len(labels) < 5:
     return out
   xy = TSNE(2, perplexity=min(30.0, (len(labels) - 1) / 3), init='pca', random_state=seed).fit_transform(z)
@@ -57,8 +48,8 @@ def plot_latents(z: np.ndarray, labels: list[str], path: str, seed: int = 0) -> 
   for i, (label, _) in enumerate(counts.most_common()):
     pick = np.array([l == label for l in labels])
     ax.scatter(xy[pick, 0], xy[pick, 1], s=8, color=cmap(i % 20), label=label)
-  ax.set_title(f'VRASH latents of test melodies (t-SNE), silhouette by collection '
-               f'{out["silhouette_by_collection"] if out["silhouette_by_collection"] is None else round(out["silhouette_by_collection"], 3)}')
+  ax.set_title(f'VRASH latents of test melodies (t-SNE), silhouette by style '
+               f'{out["silhouette_by_style"] if out["silhouette_by_style"] is None else round(out["silhouette_by_style"], 3)}')
   ax.legend(fontsize=7, markerscale=2, ncol=2, loc='best')
   fig.tight_layout()
   fig.savefig(path, dpi=120)
@@ -167,8 +158,8 @@ def results_sections(results: dict[str, Any]) -> list[Section]:
   if 'latent' in results:
     lat = results['latent']
     sections.append(Section('Latent space (VRASH, seed 0)', [
-        f"Silhouette score of the test melodies' posterior means by collection: "
-        f"{lat['silhouette_by_collection']} ({lat['points']} melodies, {len(lat['collections'])} collections). "
+        f"Silhouette score of the test melodies' posterior means by style: "
+        f"{lat['silhouette_by_style']} ({lat['points']} melodies, {len(lat['styles'])} styles). "
         'See figure6.png.']))
   if results.get('notes'):
     sections.append(Section('Choices', [results['notes']]))

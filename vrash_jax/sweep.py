@@ -67,10 +67,9 @@ def listening_start(test: list[note_schema.Track], groups: list[str], workdir: s
 
 def latent_space(melodist: Melodist, test_arrays: dict, test: list[note_schema.Track], path: str
                  ) -> dict[str, Any]:
-  """Posterior means of the test melodies: t-SNE plot by collection and silhouette score."""
+  """Posterior means of the test melodies: t-SNE plot by style and silhouette score."""
   z = np.concatenate([melodist.encode(test[i:i + 256]) for i in range(0, len(test), 256)])
-  labels = [report.collection_group(c) for c in test_arrays['collection']]
-  return report.plot_latents(z, labels, path)
+  return report.plot_latents(z, test_arrays['style'], path)
 
 
 def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
@@ -89,8 +88,7 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
       metrics.tracks_from_arrays(input_pipeline.load_split(data_dir, 'train', max_len)), 8)
   results: dict[str, Any] = {'models': {}, 'runs': [], 'untrained': {}, 'samples': {},
                              'data': metrics.melody_metrics(test_tracks, test_tracks, training_ngrams)}
-  groups = [report.collection_group(c) for c in test_arrays['collection']]
-  listen, (a, b), ends = listening_start(test_tracks, groups, workdir)
+  listen, (a, b), ends = listening_start(test_tracks, test_arrays['style'], workdir)
   if os.path.isfile(os.path.join(data_dir, 'entropy.png')):
     shutil.copy(os.path.join(data_dir, 'entropy.png'), workdir)  # the page links files in the workdir only
   for model in models:
