@@ -5,7 +5,7 @@ default corpus (music21's folk tunes) -> MIDI -> TFRecords -> sweep of LM/VAE/VR
 stage reuses what a previous run of the same preset finished: converted tunes, a dataset
 prepared with the same options, trained runs.
 
-* quick: a subset of the corpus and small models; about 5 minutes on a 2-core CPU.
+* quick: a subset of the corpus and small models; about 4 minutes on a 2-core CPU.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
   GPU or TPU (see README for its cost).
 """
@@ -61,7 +61,8 @@ PRESETS = {
         seeds=(0, 1, 2), iw_samples=16, num_samples=128,
         notes=('cpu preset: the whole default corpus, melodies cut to 32 notes, the quick '
                "preset's model (RHN hidden 128 depth 2) trained 4000 steps of batch 64 with KL "
-               'annealed over 1000 steps: about 75 minutes on a 2-core CPU. Note dropout 0.5 and '
+               'annealed over 1000 steps (about 75 minutes on a 2-core CPU with the earlier, '
+               'folk-only corpus). Note dropout 0.5 and '
                'free bits 1 nat per latent dimension for VRASH, as in the base config.')),
     'paper': Preset(
         works_per_collection=0,
@@ -120,7 +121,7 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None,
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('preset', 'quick', list(PRESETS),
-                  'quick (CPU, minutes), cpu (whole corpus, CPU, ~75 min) or paper (GPU/TPU).')
+                  'quick (CPU, minutes), cpu (whole corpus, CPU, over an hour) or paper (GPU/TPU).')
 flags.DEFINE_string('workdir', None, 'Everything goes here (default runs/PRESET); re-running reuses it.')
 flags.DEFINE_integer('workers', None, 'Worker processes for the data stages (default: all cores).',
                      lower_bound=1)
