@@ -51,6 +51,8 @@ def _parse(argv: list[str]) -> list[str]:
   except flags.Error as e:
     raise VrashError(flag_error_line(str(e))) from None
   except Exception as e:  # anything else is raised while the --config file loads
+    if not config_file_arg(argv):
+      raise
     raise VrashError(config_file_error(config_file_arg(argv), e)) from None
 
 
