@@ -33,6 +33,11 @@ class Collection(NamedTuple):
   program: int  # General MIDI program of every track
   default_qpm: float  # tempo when the music has no metronome mark
 
+  @property
+  def is_abc(self) -> bool:
+    """ABC files hold many tunes (one work each); every other file is one score."""
+    return self.patterns == ('*.abc',)
+
 
 COLLECTIONS = {
     'essen': Collection('essenFolksong', ('*.abc',), 73, 96.0),  # flute: sung folk melodies
@@ -61,10 +66,6 @@ class Work(NamedTuple):
   source: str  # the ABC text of one tune (with its file's header), or a score file's path
   out_rel: str  # output path relative to the corpus folder
 
-  @property
-  def is_abc(self) -> bool:
-    return COLLECTIONS[self.collection].patterns == ('*.abc',)
-
 
 def corpus_root() -> str:
   import music21
@@ -91,11 +92,10 @@ def source_files(spec: Collection) -> list[str]:
 def list_works(name: str) -> list[Work]:
   """Every tune (ABC) or work (score file) of one collection, in a stable order."""
   spec = COLLECTIONS[name]
-  files = source_files(spec)
   works = []
-  for path in files:
+  for path in source_files(spec):
     stem = os.path.splitext(os.path.basename(path))[0]
-    if spec.patterns != ('*.abc',):
+    if not spec.is_abc:
       works.append(Work(name, path, f'{name}/{name}_{stem}.mid'))
       continue
     with open(path, encoding='latin-1') as f:
@@ -111,14 +111,14 @@ def convert_work(item: tuple[Work, str]) -> dict[str, Any]:
   work, out_dir = item
   spec = COLLECTIONS[work.collection]
   try:
-    score = scores.parse(work.source, abc=work.is_abc)
+    parsed = scores.parse(work.source, abc=spec.is_abc)
   except Exception as e:  # music21 raises many types on input it cannot read
     return {'file': work.out_rel, 'status': 'unreadable', 'detail': f'{type(e).__name__}: {e}'[:200]}
   try:
-    parts = scores.score_parts(score)
+    parts = scores.score_parts(parsed)
     if not any(notes for _, notes in parts):
       return {'file': work.out_rel, 'status': 'no_notes', 'detail': ''}
-    qpm = scores.metronome_qpm(score) or spec.default_qpm
+    qpm = scores.metronome_qpm(parsed) or spec.default_qpm
     programs = [part_program(name, spec.program) for name, _ in parts]
     scores.write_midi(parts, qpm, programs, os.path.join(out_dir, work.out_rel))
   except Exception as e:

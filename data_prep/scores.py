@@ -34,30 +34,31 @@ def stream_notes(flat: Any) -> list[Note]:
   return [tuple(n) for n in out]
 
 
-def metronome_qpm(score: Any) -> float | None:
-  """Quarter notes per minute of the score's first metronome mark, if it has one."""
+def metronome_qpm(scores: list[Any]) -> float | None:
+  """Quarter notes per minute of the first metronome mark, if there is one."""
   from music21 import tempo
 
-  marks = [m.getQuarterBPM() for m in score.flatten().getElementsByClass(tempo.MetronomeMark)]
+  marks = [m.getQuarterBPM() for score in scores
+           for m in score.flatten().getElementsByClass(tempo.MetronomeMark)]
   return next((m for m in marks if m), None)
 
 
-def parse(source: str, abc: bool = False) -> Any:
-  """A music21 score from a file path, or from ABC text when `abc`."""
+def parse(source: str, abc: bool = False) -> list[Any]:
+  """The music21 scores of a file path, or of ABC text when `abc`: one, or every score of a
+  file that holds several (an Opus)."""
   from music21 import converter, stream
 
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')
-    score = (converter.parse(source, format='abc', forceSource=True) if abc else
-             converter.parse(source, forceSource=True))
-  if isinstance(score, stream.Opus):  # several scores in one file: the first stands for it
-    score = score.scores[0]
-  return score
+    parsed = (converter.parse(source, format='abc', forceSource=True) if abc else
+              converter.parse(source, forceSource=True))
+  return list(parsed.scores) if isinstance(parsed, stream.Opus) else [parsed]
 
 
-def score_parts(score: Any) -> list[tuple[str, list[Note]]]:
-  """(part name, notes) for each part in score order; a score without parts is one part."""
-  parts = list(score.parts) or [score]
+def score_parts(scores: list[Any]) -> list[tuple[str, list[Note]]]:
+  """(part name, notes) for each part of each score, in order; a score without parts is one
+  part. The tracks of several scores all start at 0: the pipeline reads each on its own."""
+  parts = [part for score in scores for part in (list(score.parts) or [score])]
   return [(part.partName or f'part {i + 1}', stream_notes(part.flatten())) for i, part in enumerate(parts)]
 
 

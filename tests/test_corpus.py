@@ -92,3 +92,12 @@ def test_a_work_encoded_twice_is_converted_once_in_the_preferred_format(tmp_path
   monkeypatch.setattr(corpus, 'corpus_root', lambda: str(tmp_path))
   assert [os.path.basename(p) for p in corpus.source_files(corpus.COLLECTIONS['bach'])] == [
       'a.mxl', 'b.krn', 'c.xml']
+
+
+def test_a_file_of_several_scores_keeps_every_part_as_a_track(tmp_path):
+  two_tunes = 'X:1\nT:a\nM:4/4\nL:1/4\nK:C\nCDEF|\n\nX:2\nT:b\nM:4/4\nL:1/4\nK:C\ncBAG|GABc|\n'
+  work = corpus.Work('essen', two_tunes, 'essen/x/essen_x.mid')
+  assert corpus.convert_work((work, str(tmp_path)))['status'] == 'ok'
+  midi = pretty_midi.PrettyMIDI(str(tmp_path / 'essen' / 'x' / 'essen_x.mid'))
+  assert [[n.pitch for n in i.notes] for i in midi.instruments] == [
+      [60, 62, 64, 65], [72, 71, 69, 67, 67, 69, 71, 72]]
