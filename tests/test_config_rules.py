@@ -21,6 +21,7 @@ INVALID = {
     'max_len': [0, -3, 32.0],
     'batch_size': [0, -64, True],
     'eval_batch_size': [0, 2.5],
+    'bucket_step': [-32, 16.0],
     'pitch_embed': [0], 'octave_embed': [0], 'delay_embed': [0], 'meta_embed': [-1],
     'hidden': [0, 128.5], 'depth': [0, -1],
     'transform_bias': [float('nan'), float('-inf'), 'low'],

@@ -56,3 +56,20 @@ def test_per_note_figures():
           'notes': 10, 'sequences': 2}
   out = losses.per_note(sums)
   assert out['ce_total'] == 3.0 and out['kl'] == 4.0 and out['nll_bound'] == pytest.approx(3.8)
+
+
+def test_free_bits_ignore_the_empty_rows_that_complete_a_batch():
+  # Two real melodies with per-dimension KL [0.2, 3.0] and [0.4, 1.0]; free bits 0.5.
+  # Hand computation: batch means [0.3, 2.0] -> max with 0.5 -> [0.5, 2.0] -> sum 2.5 -> x 2 rows.
+  real = jnp.array([[0.2, 3.0], [0.4, 1.0]])
+  with_empty = jnp.concatenate([real, jnp.zeros((2, 2))])
+  assert float(losses.free_bits_kl(real, 0.5)) == pytest.approx(5.0)
+  assert float(losses.free_bits_kl(with_empty, 0.5, jnp.float32(2))) == pytest.approx(5.0)
+  batch = {'mask': jnp.array([[1, 1], [1, 0], [0, 0], [0, 0]], bool)}
+  logits = {f: jnp.zeros((4, 2, 3)) for f in losses.HEADS}
+  batch.update({f: jnp.zeros((4, 2), jnp.int32) for f in losses.HEADS})
+  posterior = (jnp.zeros((4, 2)), jnp.zeros((4, 2)))
+  loss, sums = losses.loss_and_sums(logits, posterior, batch, jnp.float32(1.0), 0.5)
+  # KL is 0 everywhere, so each real row pays the floor 2 x 0.5 nats; 3 notes of 3 x log 3.
+  assert float(sums['sequences']) == 2
+  assert float(loss) == pytest.approx((3 * 3 * np.log(3) + 2 * 1.0) / 3, rel=1e-6)

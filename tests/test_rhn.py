@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vrash_jax.rhn import RHN, rhn_step
+from vrash_jax.rhn import RHN, prefetched_scan, rhn_step
 
 B, T, D, H, L = 3, 6, 5, 7, 3
 
@@ -129,3 +129,17 @@ def test_custom_backward_gives_the_dropout_masks_their_gradient():
 
   got = jax.grad(lambda k: rhn_scan(*args, jnp.float32, k).sum())(keep)
   np.testing.assert_allclose(got, jax.grad(reference)(keep), rtol=1e-4, atol=1e-5)
+
+
+def test_prefetched_scan_equals_lax_scan():
+  xs = (jnp.arange(12.0).reshape(4, 3), jnp.array([True, False, True, True]))
+
+  def step(carry, x):
+    values, keep = x
+    carry = carry * 0.5 + jnp.where(keep, values.sum(), -1.0)
+    return carry, (carry, values * carry)
+
+  expected = jax.lax.scan(step, jnp.float32(1.0), xs)
+  got = prefetched_scan(step, jnp.float32(1.0), xs)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-6)

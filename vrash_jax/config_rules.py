@@ -59,6 +59,7 @@ RULES: dict[str, Rule] = {
     'max_len': _count(1),
     'batch_size': _count(1),
     'eval_batch_size': _count(1),
+    'bucket_step': Rule(int, 'an integer >= 0 (0: no length bucketing)', lambda v: v >= 0),
     'pitch_embed': _count(1),
     'octave_embed': _count(1),
     'delay_embed': _count(1),
@@ -89,6 +90,7 @@ RULES: dict[str, Rule] = {
 LEGACY_DEFAULTS: dict[str, Any] = {
     'custom_backward': False,  # RHN gradients by scan autodiff (identical up to float rounding)
     'dtype': 'float32',  # every computation in float32
+    'bucket_step': 0,  # every batch padded to max_len, batches drawn from one stream
 }
 
 

@@ -94,7 +94,7 @@ def evaluate_state(state: train.TrainState, config: ml_collections.ConfigDict,
   # The largest multiple of the device count not above eval_batch_size (at least one row each).
   batch = max(config.eval_batch_size - config.eval_batch_size % mesh.size, mesh.size)
   return evaluate(state, input_pipeline.eval_batches(arrays, batch, jax.process_index(),
-                                                     jax.process_count()),
+                                                     jax.process_count(), config.bucket_step),
                   mesh, train.purpose_rng(config.seed, 'eval'), iw_samples)
 
 

@@ -36,11 +36,16 @@ def gaussian_kl(mean: Array, log_var: Array) -> Array:
   return 0.5 * (mean**2 + jnp.exp(log_var) - 1.0 - log_var)
 
 
-def free_bits_kl(kl: Array, free_bits: float) -> Array:
-  """Summed KL where each dimension's batch mean is not penalized below `free_bits` nats."""
+def free_bits_kl(kl: Array, free_bits: float, sequences: Array | None = None) -> Array:
+  """Summed KL where each dimension's batch mean is not penalized below `free_bits` nats.
+
+  kl [B, Z]; `sequences`: how many rows are real melodies (the rest are empty rows with zero
+  KL that complete a batch and must not lower the mean); default: all B.
+  """
   if free_bits <= 0:
     return kl.sum()
-  return jnp.maximum(kl.mean(axis=0), free_bits).sum() * kl.shape[0]
+  count = kl.shape[0] if sequences is None else sequences
+  return jnp.maximum(kl.sum(axis=0) / jnp.maximum(count, 1), free_bits).sum() * count
 
 
 def kl_weight(step: Array, anneal_steps: int) -> Array:
@@ -68,7 +73,7 @@ def loss_and_sums(logits: Mapping[str, Array], posterior, batch: Mapping[str, Ar
   penalized = jnp.zeros(())
   if posterior is not None:
     per_dim = gaussian_kl(*posterior) * (batch['mask'].sum(axis=1) > 0)[:, None]
-    kl, penalized = per_dim.sum(), free_bits_kl(per_dim, free_bits)
+    kl, penalized = per_dim.sum(), free_bits_kl(per_dim, free_bits, sequences)
   sums['kl'] = kl
   loss = (sums['ce_total'] + weight * penalized) / jnp.maximum(notes, 1.0)
   return loss, sums

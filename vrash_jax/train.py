@@ -103,7 +103,12 @@ class Trainer:
                  config.batch_size // jax.device_count(), config.dtype)
     self.process = (jax.process_index(), jax.process_count())
     train = input_pipeline.load_split(data_dir, 'train', config.max_len)
-    self.batches = input_pipeline.TrainBatches(train, config.batch_size, config.seed, *self.process)
+    self.batches = input_pipeline.TrainBatches(train, config.batch_size, config.seed, *self.process,
+                                               bucket_step=config.bucket_step)
+    logging.info('%d training examples in %d batches per epoch; %.1f%% of the computed note '
+                 'slots are padding (bucket width %d)', self.batches.size,
+                 self.batches.batches_per_epoch, 100 * self.batches.padded_share(),
+                 config.bucket_step)
     self.valid = (input_pipeline.load_split(data_dir, 'valid', config.max_len)
                   if input_pipeline.has_split(data_dir, 'valid') else None)
     self.rng = purpose_rng(config.seed, 'train')

@@ -6,7 +6,7 @@ Synthetic batches (no dataset needed, so it runs on accelerator images without T
 Compilation is timed separately; the step time is the median over `--repeats` timings of
 `--steps` steps each. Prints a Markdown table, then (the last line) one JSON object; `--out`
 also writes it to a file. `--peers eager,compile` times the PyTorch peer (`torch_peer.py`)
-right after ours, on the same batch.
+right after ours, on the same batch (`compile`: torch.compile on the whole model).
 """
 from __future__ import annotations
 
@@ -39,8 +39,10 @@ flags.DEFINE_enum('dtype', 'float32', ['float32', 'bfloat16'], 'Compute dtype (c
 flags.DEFINE_string('out', None, 'Also write the figures to this JSON file.')
 flags.DEFINE_bool('custom_backward', True, 'RHN gradients by the hand-written VJP (else scan '
                   'autodiff).')
+PEERS = ('eager', 'compile_step', 'compile')  # torch_peer.MODES, without importing torch
 flags.DEFINE_list('peers', [], 'Also time the PyTorch peer right after ours: any of eager, '
-                  'compile (needs `pip install torch==2.13.0`).')
+                  'compile_step (torch.compile on the RHN time step), compile (torch.compile on '
+                  'the whole model); needs `pip install torch==2.13.0`.')
 
 
 def synthetic_batch(batch: int, length: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -108,7 +110,7 @@ def measure_peers(result: dict[str, Any], peers: list[str], steps: int, repeats:
                         result['depth'])
   batch = synthetic_batch(result['batch'], result['length'])
   for peer in peers:
-    peer_times = torch_peer.measure(config, batch, peer == 'compile', steps, repeats)
+    peer_times = torch_peer.measure(config, batch, peer, steps, repeats)
     notes_per_s = result['batch'] * result['length'] / peer_times['step_s']
     result.update({f'torch_{peer}_step_s': peer_times['step_s'],
                    f'torch_{peer}_compile_s': peer_times['compile_s'],
@@ -151,7 +153,7 @@ def table(result: dict[str, Any]) -> str:
            '|---|---|---|---|---|---|',
            f"| vrash_jax {result['model']} | {result['compile_s']:.1f} | {result['step_s']:.4f} "
            f"| {result['notes_per_s']:,.0f} | {result['fraction_of_peak']:.1%} | - |"]
-  for peer in ('eager', 'compile'):
+  for peer in PEERS:
     if f'torch_{peer}_step_s' in result:
       lines.append(f"| torch {peer} | {result[f'torch_{peer}_compile_s']:.1f} "
                    f"| {result[f'torch_{peer}_step_s']:.4f} "
@@ -163,9 +165,9 @@ def table(result: dict[str, Any]) -> str:
 def main(argv: list[str]) -> None:
   if len(argv) < 2 or argv[1] != 'train':
     sys.exit('usage: vrash-bench train [--model ...]')
-  unknown = set(FLAGS.peers) - {'eager', 'compile'}
+  unknown = set(FLAGS.peers) - set(PEERS)
   if unknown:
-    sys.exit(f'--peers: unknown {sorted(unknown)}; choose from eager, compile')
+    sys.exit(f'--peers: unknown {sorted(unknown)}; choose from {", ".join(PEERS)}')
   try:
     result = measure(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
                      FLAGS.steps, FLAGS.repeats, FLAGS.dtype, FLAGS.custom_backward)

@@ -10,6 +10,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.max_len = 64  # notes per example: longer examples are cut, shorter ones padded
   c.batch_size = 64  # global batch, split evenly over every device of every host
   c.eval_batch_size = 256  # global batch for evaluation
+  # Length bucketing: a batch of similar-length melodies is padded only to its longest one,
+  # rounded up to a multiple of 1/8 of the next power of two and of this step (input_pipeline.
+  # padded_widths: 4 compiled widths per doubling of length); 0 pads to max_len.
+  c.bucket_step = 8
   # Note representation (paper Sec. 2 end): concatenated embeddings.
   c.pitch_embed = 24  # pitch-class embedding size
   c.octave_embed = 8  # octave embedding size

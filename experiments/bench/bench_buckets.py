@@ -1,0 +1,122 @@
+"""Length bucketing on a real corpus: padded share, and training speed against full batches.
+
+  python -m experiments.bench.bench_buckets --data_dir DATA --max_len 256 --bucket_step 8 --steps 40
+
+Loads the train split at `--max_len` (prepare it with `vrash-prep --max_len 256` for whole
+melodies) and reports, for one epoch of `TrainBatches` without and with bucketing, the share
+of computed note slots (rows x padded width) that hold no note. Then it times `--steps`
+warm train steps on the bucketed real batches and the same number of steps on synthetic
+batches of the same widths with every slot a note: the ratio of real notes/s to synthetic
+notes/s is what padding still costs. Every width is compiled before timing. Prints a
+Markdown table, then (the last line) one JSON object; `--out` also writes it to a file.
+"""
+from __future__ import annotations
+
+import collections
+import json
+import time
+from typing import Any, Callable
+
+import jax
+import numpy as np
+from absl import flags
+
+from experiments import launcher
+from experiments.bench import bench_train
+from experiments.configs import model_config
+from vrash_jax import config_rules, input_pipeline, sharding, train
+from vrash_jax.errors import exit_on_user_error, require
+
+FLAGS = flags.FLAGS  # --model, --batch, --hidden, --depth, --steps (timed steps per kind of
+# batch) and --out are bench_train's flags.
+flags.DEFINE_string('data_dir', None, 'A prepared dataset (vrash-prep --data_dir).')
+flags.DEFINE_integer('max_len', 256, 'Notes per example at most (the split is cut to it).')
+flags.DEFINE_integer('bucket_step', 8, 'config.bucket_step: the smallest step between padded '
+                     'widths (input_pipeline.padded_widths).')
+
+
+def timed_steps(step_fn: Callable, state, batches: list[dict[str, np.ndarray]], mesh,
+                rng: jax.Array) -> tuple[Any, float]:
+  """(state, seconds) of running `batches` through the step, waited for at the end."""
+  start = time.perf_counter()
+  metrics = None
+  for batch in batches:
+    state, metrics = step_fn(state, sharding.shard_batch(batch, mesh), rng)
+  jax.block_until_ready(metrics)
+  return state, time.perf_counter() - start
+
+
+def full_batch_like(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+  """A synthetic batch of the same shape with a note in every slot."""
+  rows, width = batch['mask'].shape
+  return bench_train.synthetic_batch(rows, width)
+
+
+def measure(data_dir: str, model: str, batch: int, max_len: int, bucket_step: int, hidden: int,
+            depth: int, steps: int) -> dict[str, Any]:
+  config = model_config(model, {'batch_size': batch, 'max_len': max_len, 'hidden': hidden,
+                                'depth': depth, 'bucket_step': bucket_step})
+  config_rules.validate(config, devices=jax.device_count())
+  arrays = input_pipeline.load_split(data_dir, 'train', max_len)
+  plain = input_pipeline.TrainBatches(arrays, batch, config.seed)
+  bucketed = input_pipeline.TrainBatches(arrays, batch, config.seed, bucket_step=bucket_step)
+  real = [bucketed(step) for step in range(steps)]
+  synthetic = [full_batch_like(b) for b in real]
+
+  mesh = sharding.data_mesh()
+  state = jax.jit(lambda r: train.create_state(config, r),
+                  out_shardings=sharding.replicated(mesh))(jax.random.key(0))
+  step_fn = jax.jit(train.make_train_step(config), donate_argnums=0)
+  rng = jax.random.key(1)
+  widths = sorted({b['mask'].shape[1] for b in real})
+  start = time.perf_counter()
+  for width in widths:  # compile every width before timing
+    state, _ = timed_steps(step_fn, state, [bench_train.synthetic_batch(batch, width)], mesh, rng)
+  compile_s = time.perf_counter() - start
+  state, real_s = timed_steps(step_fn, state, real, mesh, rng)
+  state, synthetic_s = timed_steps(step_fn, state, synthetic, mesh, rng)
+  real_notes = sum(int(b['mask'].sum()) for b in real)
+  synthetic_notes = sum(b['mask'].size for b in synthetic)
+  epoch_widths = collections.Counter(
+      bucketed.width(bucketed.indices(s)) for s in range(bucketed.batches_per_epoch))
+  return {
+      'model': model, 'batch': batch, 'max_len': max_len, 'bucket_step': bucket_step,
+      'hidden': hidden, 'depth': depth, 'steps': steps, 'examples': bucketed.size,
+      'mean_length': float(arrays['length'].mean()),
+      'batches_per_epoch': bucketed.batches_per_epoch,
+      'padded_share_without_buckets': plain.padded_share(),
+      'padded_share_with_buckets': bucketed.padded_share(),
+      'epoch_batches_per_width': dict(sorted(epoch_widths.items())),
+      'compile_s': compile_s, 'real_notes_per_s': real_notes / real_s,
+      'synthetic_notes_per_s': synthetic_notes / synthetic_s,
+      'real_over_synthetic': (real_notes / real_s) / (synthetic_notes / synthetic_s),
+      'padded_share_of_timed_steps': 1 - real_notes / synthetic_notes,
+  }
+
+
+def table(r: dict[str, Any]) -> str:
+  return '\n'.join([
+      '| examples | mean notes | padded, no buckets | padded, buckets | widths per epoch '
+      '| real notes/s | full notes/s | real / full |',
+      '|---|---|---|---|---|---|---|---|',
+      f"| {r['examples']:,} | {r['mean_length']:.1f} | {r['padded_share_without_buckets']:.1%} "
+      f"| {r['padded_share_with_buckets']:.1%} | {r['epoch_batches_per_width']} "
+      f"| {r['real_notes_per_s']:,.0f} | {r['synthetic_notes_per_s']:,.0f} "
+      f"| {r['real_over_synthetic']:.2f} |"])
+
+
+@exit_on_user_error
+def main(argv: list[str]) -> None:
+  del argv
+  require(data_dir=FLAGS.data_dir)
+  result = measure(FLAGS.data_dir, FLAGS.model, FLAGS.batch, FLAGS.max_len, FLAGS.bucket_step,
+                   FLAGS.hidden, FLAGS.depth, FLAGS.steps)
+  print(table(result))
+  if FLAGS.out:
+    with open(FLAGS.out, 'w') as f:
+      json.dump(result, f, indent=1)
+  print(json.dumps(result), flush=True)
+
+
+if __name__ == '__main__':
+  launcher.run(main)
