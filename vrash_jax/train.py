@@ -106,7 +106,7 @@ class Trainer:
     self.batches = input_pipeline.TrainBatches(train, config.batch_size, config.seed, *self.process,
                                                bucket_step=config.bucket_step)
     logging.info('%d training examples in %d batches per epoch; %.1f%% of the computed note '
-                 'slots are padding (bucket width %d)', self.batches.size,
+                 'slots are padding (bucket_step %d)', self.batches.size,
                  self.batches.batches_per_epoch, 100 * self.batches.padded_share(),
                  config.bucket_step)
     self.valid = (input_pipeline.load_split(data_dir, 'valid', config.max_len)
