@@ -45,4 +45,34 @@ def test_melody_metrics_keys_and_tracks_from_arrays():
   assert [len(t) for t in tracks] == [2, 1] and tracks[1].program == 40
   out = metrics.melody_metrics(tracks, tracks, set())
   assert set(out) == {'repeated_note_rate', 'pitch_entropy_bits', 'pitch_class_distance',
-                      'distinct_4gram_rate', 'copied_8gram_share'}
+                      'distinct_4gram_rate', 'copied_8gram_share', 'longest_run', 'loop_share',
+                      'recurring_4gram_share'}
+
+
+def test_longest_run_of_one_pitch():
+  assert metrics.longest_run(track([60, 60, 60, 62, 62, 60])) == 3
+  assert metrics.longest_run(track([60, 72, 60])) == 1  # the same class in another octave
+  assert metrics.longest_run(track([])) == 0
+  assert metrics.mean_longest_run([track([60, 60]), track([61, 61, 61, 61])]) == 3.0
+
+
+def test_loop_detector_on_hand_made_melodies():
+  phrase = [60, 62, 64, 65]
+  assert metrics.is_looping(track([55] + phrase * 3 + [67]))
+  assert not metrics.is_looping(track(phrase * 2 + [67] + phrase))  # twice, then broken
+  assert metrics.is_looping(track([60] * 12))  # one note held in a loop
+  assert not metrics.is_looping(track([60] * 11))
+  # The same pitches with other delays the third time are not a loop.
+  assert not metrics.is_looping(track(phrase * 3, [0] * 8 + [1] * 4))
+  assert metrics.loop_share([track(phrase * 3), track(phrase), track([60] * 12), track([])]) == 0.5
+
+
+def test_recurring_patterns_eight_notes_on():
+  phrase, other = [60, 62, 64, 65], [70, 71, 72, 73, 74, 75, 76, 77]
+  # 16 notes: 4-grams start at 0..12; those with room for a recurrence 8+ on start at 0..4,
+  # and only the phrase at 0 comes back (at 12).
+  melody = track(phrase + other + phrase)
+  assert metrics.recurring_ngram_share([melody]) == pytest.approx(1 / 5)
+  assert metrics.recurring_ngram_share([track(phrase + phrase)]) == 0  # only 4 notes apart
+  assert metrics.recurring_ngram_share([track([60] * 20)]) == 1.0
+  assert metrics.recurring_ngram_share([track([60, 61])]) == 0

@@ -7,6 +7,11 @@ A note is the triple (pitch class, octave, delay); a melody is a `notes.Track`.
 * pitch_class_distance: total variation distance between pooled pitch-class histograms.
 * distinct_ngram_rate: distinct note n-grams over all n-grams (diversity).
 * copied_ngram_share: share of n-grams that also occur in the training melodies (plagiarism).
+* mean_longest_run: mean per-melody longest run of one pitch (repetition, Sec. 5).
+* loop_share: share of melodies stuck in a loop: a 4-note pattern played 3+ times back to back.
+* recurring_ngram_share: share of 4-note patterns that recur later in the same melody, 8+
+  notes on (macro structure: phrases that come back; high for loops too, so read it with
+  loop_share).
 """
 from __future__ import annotations
 
@@ -64,6 +69,45 @@ def copied_ngram_share(tracks: Sequence[notes.Track], training: set[tuple], n: i
   return sum(g in training for g in grams) / max(len(grams), 1)
 
 
+def longest_run(track: notes.Track) -> int:
+  """The most consecutive notes of one pitch."""
+  p = _pitches(track)
+  if not len(p):
+    return 0
+  starts = np.flatnonzero(np.concatenate([[True], p[1:] != p[:-1], [True]]))
+  return int(np.diff(starts).max())
+
+
+def mean_longest_run(tracks: Sequence[notes.Track]) -> float:
+  return float(np.mean([longest_run(t) for t in tracks])) if tracks else 0.0
+
+
+def is_looping(track: notes.Track, n: int = 4, times: int = 3) -> bool:
+  """Whether some n-note pattern (pitch and delay) is played `times` times back to back."""
+  grams = ngrams(track, n)
+  return any(all(grams[i + k * n] == grams[i] for k in range(1, times))
+             for i in range(len(grams) - (times - 1) * n))
+
+
+def loop_share(tracks: Sequence[notes.Track], n: int = 4, times: int = 3) -> float:
+  return sum(is_looping(t, n, times) for t in tracks) / max(len(tracks), 1)
+
+
+def recurring_ngram_share(tracks: Sequence[notes.Track], n: int = 4, min_distance: int = 8) -> float:
+  """Share of n-grams whose pattern starts again at least `min_distance` notes later in the
+  same melody (over the n-grams that have room for such a recurrence)."""
+  recurring = counted = 0
+  for t in tracks:
+    grams = ngrams(t, n)
+    last_start: dict[tuple, int] = {}
+    for i, g in enumerate(grams):
+      last_start[g] = i
+    for i, g in enumerate(grams[:max(len(grams) - min_distance, 0)]):
+      counted += 1
+      recurring += last_start[g] >= i + min_distance
+  return recurring / max(counted, 1)
+
+
 def melody_metrics(tracks: Sequence[notes.Track], reference: Sequence[notes.Track],
                    training_ngrams: set[tuple], copy_n: int = 8, diversity_n: int = 4) -> dict[str, float]:
   """Every metric of `tracks` (samples, or the test set itself as the data's own row)."""
@@ -73,6 +117,9 @@ def melody_metrics(tracks: Sequence[notes.Track], reference: Sequence[notes.Trac
       'pitch_class_distance': pitch_class_distance(tracks, reference),
       f'distinct_{diversity_n}gram_rate': distinct_ngram_rate(tracks, diversity_n),
       f'copied_{copy_n}gram_share': copied_ngram_share(tracks, training_ngrams, copy_n),
+      'longest_run': mean_longest_run(tracks),
+      'loop_share': loop_share(tracks),
+      'recurring_4gram_share': recurring_ngram_share(tracks),
   }
 
 

@@ -11,6 +11,7 @@ right after ours, on the same batch (`compile`: torch.compile on the whole model
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -140,6 +141,7 @@ def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps:
   return {
       'model': model, 'batch': batch, 'length': length, 'hidden': hidden, 'depth': depth,
       'dtype': dtype, 'custom_backward': custom_backward,
+      'xla_flags': os.environ.get('XLA_FLAGS', ''),
       'device': jax.devices()[0].device_kind, 'devices': jax.device_count(),
       'compile_s': compile_s, 'step_s': step_s, 'notes_per_s': notes_per_s,
       'model_gflop_per_note': flops / 1e9, 'matmul_peak_gflops': peak / 1e9,
@@ -149,7 +151,11 @@ def measure(model: str, batch: int, length: int, hidden: int, depth: int, steps:
 
 def table(result: dict[str, Any]) -> str:
   """A Markdown row per implementation: ours, then any PyTorch peer."""
-  lines = ['| implementation | compile s | step s | notes/s | share of peak | ours / theirs |',
+  settings = (f"{result['device']} x {result['devices']}, {result['dtype']}, "
+              f"{'hand-written' if result['custom_backward'] else 'autodiff'} RHN backward, "
+              f"XLA_FLAGS={result['xla_flags'] or '(none)'}")
+  lines = [settings, '',
+           '| implementation | compile s | step s | notes/s | share of peak | ours / theirs |',
            '|---|---|---|---|---|---|',
            f"| vrash_jax {result['model']} | {result['compile_s']:.1f} | {result['step_s']:.4f} "
            f"| {result['notes_per_s']:,.0f} | {result['fraction_of_peak']:.1%} | - |"]
