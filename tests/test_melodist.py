@@ -31,7 +31,7 @@ def autoencoder(tiny_dataset):
   config.kl_anneal_steps, config.learning_rate, config.warmup_steps = 10**9, 0.01, 1
   config.hidden, config.train_steps = 32, 10**6
   arrays = input_pipeline.load_split(tiny_dataset, 'train', config.max_len)
-  batch = input_pipeline.model_inputs(arrays, np.arange(4))
+  batch = input_pipeline.gather(arrays, np.arange(4))
   state = train.create_state(config, jax.random.key(0))
   step = jax.jit(train.make_train_step(config))
   for _ in range(600):

@@ -22,8 +22,8 @@ def bf16(model='vrash', **changes):
 def test_bf16_training_lowers_the_loss_and_keeps_float32_state(tiny_dataset):
   config = bf16(input_dropout=0.0, state_dropout=0.0, output_dropout=0.0, kl_anneal_steps=0,
                 learning_rate=0.01, warmup_steps=1, train_steps=10**6)
-  batch = input_pipeline.model_inputs(input_pipeline.load_split(tiny_dataset, 'train', config.max_len),
-                                      np.arange(8))
+  batch = input_pipeline.gather(input_pipeline.load_split(tiny_dataset, 'train', config.max_len),
+                                np.arange(8))
   state = train.create_state(config, jax.random.key(0))
   step = jax.jit(train.make_train_step(config))
   losses = []

@@ -103,14 +103,6 @@ def _load_split(data_dir: str, split: str, max_len: int | None, built_ns: int) -
   return out
 
 
-MODEL_FIELDS = SEQUENCE_FIELDS + ('mask',) + META_FIELDS
-
-
-def model_inputs(arrays: dict[str, Any], rows: np.ndarray | slice) -> dict[str, np.ndarray]:
-  """The fields the model reads, for the given rows."""
-  return {f: arrays[f][rows] for f in MODEL_FIELDS}
-
-
 def host_rows(global_batch: int, process_index: int, process_count: int) -> slice:
   """This host's contiguous share of a global batch."""
   if global_batch % process_count:
@@ -138,8 +130,10 @@ def padded_widths(lengths: np.ndarray, max_len: int, bucket_step: int) -> np.nda
   return np.minimum(-(-lengths // step) * step, max_len).astype(np.int32)
 
 
-def gather(arrays: dict[str, Any], indices: np.ndarray, width: int) -> dict[str, np.ndarray]:
-  """The model's fields for `indices`, cut to `width` notes; index -1 is an empty row."""
+def gather(arrays: dict[str, Any], indices: np.ndarray, width: int | None = None
+           ) -> dict[str, np.ndarray]:
+  """The fields the model reads, for `indices`, cut to `width` notes (default: all of them);
+  index -1 is an empty row."""
   rows = np.maximum(indices, 0)
   batch = {f: arrays[f][rows, :width] for f in SEQUENCE_FIELDS}
   batch['mask'] = arrays['mask'][rows, :width] & (indices >= 0)[:, None]
