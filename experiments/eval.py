@@ -7,10 +7,13 @@ from experiments import launcher
 from vrash_jax.errors import exit_on_user_error, require
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'A training workdir (its latest checkpoint is evaluated).')
+flags.DEFINE_string('workdir', None, 'A training workdir (its best checkpoint by the valid bound is '
+                    'evaluated, else its latest).')
 flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset.')
 flags.DEFINE_enum('split', 'test', ['train', 'valid', 'test'], 'Which split to evaluate.')
-flags.DEFINE_integer('step', None, 'Evaluate this checkpoint step instead of the latest.')
+flags.DEFINE_integer('step', None, 'Evaluate this checkpoint step (among the latest kept) instead.')
+flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound '
+                     '(0: leave it out).', lower_bound=0)
 
 
 @exit_on_user_error
@@ -19,7 +22,8 @@ def main(argv: list[str]) -> None:
   from vrash_jax import evaluation
   from vrash_jax.metric_writers import quiet_library_logs
   quiet_library_logs()
-  print(json.dumps(evaluation.evaluate_checkpoint(FLAGS.workdir, FLAGS.data_dir, FLAGS.split, FLAGS.step)),
+  print(json.dumps(evaluation.evaluate_checkpoint(FLAGS.workdir, FLAGS.data_dir, FLAGS.split, FLAGS.step,
+                                                      FLAGS.iw_samples)),
         flush=True)
 
 

@@ -1,11 +1,13 @@
 """`vrash-reproduce [--preset quick|cpu|paper] [--workdir W]`: the paper end to end.
 
-default corpus (music21's folk tunes) -> MIDI -> TFRecords -> sweep of LM/VAE/VRASH x seeds
--> results.md, figure5.png, figure6.png, samples, results.html (piano rolls and audio). Every
+default corpus (music21's six collections) -> MIDI -> TFRecords -> sweep of LM/VAE/VRASH x seeds
+and the rate-distortion frontier -> the paper's claims measured -> results.md, figure5.png,
+figure6.png, frontier.png, curves.png, samples, results.html (piano rolls and audio). Every
 stage reuses what a previous run of the same preset finished: converted tunes, a dataset
 prepared with the same options, trained runs.
 
-* quick: a subset of the corpus and small models; about 4 minutes on a 2-core CPU.
+* quick: a subset of the corpus and small models; under 10 minutes on a 2-core CPU.
+* cpu: the whole corpus, whole melodies, small models trained to saturation; under 3 hours.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
   GPU or TPU (see README for its cost).
 """
@@ -23,6 +25,8 @@ from absl import flags, logging
 from experiments import launcher
 from experiments.configs import MODELS, model_config
 from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.study import Point
+from vrash_jax.sweep import ClaimsPlan, Seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,48 +34,75 @@ class Preset:
   works_per_collection: int  # N tunes or works of every collection, spread over its files (0 = all)
   prep: dict[str, Any]  # PrepOptions overrides
   config: dict[str, Any]  # overrides of every model's config
-  seeds: tuple[int, ...]
+  seeds: Seeds  # the same seeds for every model, or {model: seeds}
   iw_samples: int
   num_samples: int
+  plan: ClaimsPlan  # the frontier's extra runs, and the samples behind the claims
   notes: str  # why these choices; copied into results.md
 
 
-# The CPU presets' model: melodies of 32 notes, a small RHN and small embeddings.
-SMALL_MODEL = {'max_len': 32, 'hidden': 128, 'depth': 2, 'pitch_embed': 16, 'octave_embed': 4,
-               'delay_embed': 8, 'meta_embed': 4}
+# The CPU presets' model: a small RHN and small embeddings.
+SMALL_MODEL = {'hidden': 128, 'depth': 2, 'pitch_embed': 16, 'octave_embed': 4, 'delay_embed': 8,
+               'meta_embed': 4}
+
+
+def rates(model: str, free_bits: tuple[float, ...]) -> tuple[Point, ...]:
+  """Frontier points of `model` at other free-bits floors (nats per latent dimension)."""
+  return tuple(Point(model, f'fb{f:g}', 'rate', (('free_bits', f),)) for f in free_bits)
+
+
+# Techniques that keep the latent used (issue of the frontier), at the default rate.
+TECHNIQUES = (
+    Point('vrash', 'pretrain', 'encoder pretraining, decoder reset (Li et al. 2019)',
+          (('pretrain_steps', 300), ('kl_anneal_steps', 200))),
+    Point('vrash', 'cyclical', 'cyclical annealing, 4 cycles (Fu et al. 2019)', (('kl_cycles', 4),)),
+    Point('vrash', 'nd0.5-fb1', 'note dropout 0.5, free bits 1 (the earlier default)',
+          (('note_dropout', 0.5), ('free_bits', 1.0))),
+)
+WHOLE_CORPUS_FRONTIER = rates('vrash', (0.0, 0.125, 0.25, 1.0)) + TECHNIQUES + rates('vae', (0.0, 0.125, 0.25, 1.0))
 
 PRESETS = {
     'quick': Preset(
         works_per_collection=150,
-        prep={'max_len': SMALL_MODEL['max_len']},
-        config={**SMALL_MODEL, 'batch_size': 32, 'eval_batch_size': 128, 'train_steps': 800,
-                'warmup_steps': 50, 'kl_anneal_steps': 300, 'log_every': 100, 'eval_every': 0, 'checkpoint_every': 800},
-        seeds=(0, 1, 2), iw_samples=8, num_samples=32,
+        prep={'max_len': 128},
+        config={**SMALL_MODEL, 'max_len': 128, 'bucket_step': 32, 'batch_size': 32, 'eval_batch_size': 128,
+                'train_steps': 500, 'warmup_steps': 50, 'kl_anneal_steps': 200, 'log_every': 100,
+                'eval_every': 100, 'checkpoint_every': 500},
+        seeds={'lm': (0, 1, 2), 'vae': (0,), 'vrash': (0, 1, 2)}, iw_samples=8, num_samples=32,
+        plan=ClaimsPlan(frontier=rates('vrash', (0.0, 1.0))),
         notes=('quick preset: 150 tunes or works of each of the six collections (spread over '
-               'their files, so every style is in), melodies cut to 32 notes, RHN hidden 128 '
-               'depth 2, 800 steps of batch 32: sized to finish within 10 minutes on a 2-core '
-               'CPU, so the models are far from saturation. VRASH: '
-               'note dropout 0.5 and free bits 1 nat per latent dimension (base config), the best '
-               'of {0.5, 0.75} x {0.5, 1.0} in 1000-step trials; higher note dropout hurt.')),
+               'their files, so every style is in), melodies in chunks of at most 128 notes (most '
+               'are whole), lengths bucketed by 32 notes, RHN hidden 128 depth 2, 500 steps of batch '
+               '32 with the best of 5 valid evaluations kept: sized to finish within 10 minutes on a '
+               '2-core CPU, so the models are far from saturation. 3 seeds for the LM and VRASH, 1 for '
+               'the VAE (its 3 sampling seeds share one model). The frontier has three VRASH rates '
+               '(free bits 0, 0.5, 1) and no other technique; claims use 3 seeds, 32 samples each.')),
     'cpu': Preset(
         works_per_collection=0,
-        prep={'max_len': SMALL_MODEL['max_len']},
-        config={**SMALL_MODEL, 'batch_size': 64, 'eval_batch_size': 256, 'train_steps': 4000,
-                'warmup_steps': 100, 'kl_anneal_steps': 1000, 'log_every': 200, 'eval_every': 2000, 'checkpoint_every': 1000},
-        seeds=(0, 1, 2), iw_samples=16, num_samples=128,
-        notes=('cpu preset: the whole default corpus, melodies cut to 32 notes, the quick '
-               "preset's model (RHN hidden 128 depth 2) trained 4000 steps of batch 64 with KL "
-               'annealed over 1000 steps (about 75 minutes on a 2-core CPU with the earlier, '
-               'folk-only corpus). Note dropout 0.5 and '
-               'free bits 1 nat per latent dimension for VRASH, as in the base config.')),
+        prep={'max_len': 256},
+        config={**SMALL_MODEL, 'max_len': 256, 'bucket_step': 32, 'batch_size': 64, 'eval_batch_size': 256,
+                'train_steps': 1500, 'warmup_steps': 100, 'kl_anneal_steps': 400, 'log_every': 200,
+                'eval_every': 250, 'patience': 4, 'checkpoint_every': 250},
+        seeds=(0, 1, 2), iw_samples=64, num_samples=128,
+        plan=ClaimsPlan(frontier=WHOLE_CORPUS_FRONTIER),
+        notes=('cpu preset: the whole default corpus, whole melodies (chunks of at most 256 notes), '
+               "the quick preset's model (RHN hidden 128 depth 2) trained up to 1500 steps of batch 64 "
+               '(lengths bucketed by 32 notes), evaluated on valid every 250 steps and stopped after '
+               '4 evaluations without a better '
+               'valid bound; the best checkpoint gives every test figure. Frontier: VAE and VRASH at '
+               'free bits 0, 0.125, 0.25, 0.5 and 1 nat per dimension, and VRASH with encoder '
+               'pretraining (300 steps), cyclical annealing (4 cycles), and the earlier default (note '
+               'dropout 0.5, free bits 1).')),
     'paper': Preset(
         works_per_collection=0,
-        prep={'max_len': 64},
-        config={},
-        seeds=(0, 1, 2), iw_samples=32, num_samples=256,
-        notes=('paper preset: the whole default corpus, melodies cut to 64 notes, RHN hidden 256 '
-               'depth 3 (Zilly et al.), 20k steps of batch 64 with KL annealed over 2k steps, note '
-               'dropout 0.5 for VRASH (Bowman et al.) and free bits 1 nat per latent dimension.')),
+        prep={'max_len': 256},
+        config={'max_len': 256},
+        seeds=(0, 1, 2), iw_samples=64, num_samples=256,
+        plan=ClaimsPlan(frontier=WHOLE_CORPUS_FRONTIER),
+        notes=('paper preset: the whole default corpus, whole melodies (chunks of at most 256 notes), '
+               'RHN hidden 256 depth 3 (Zilly et al.), 20k steps of batch 64 with KL annealed over 2k '
+               "steps, the base config's rate (free bits per dimension and note dropout), and the cpu "
+               "preset's frontier.")),
 }
 
 
@@ -105,6 +136,8 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None,
   config_for = functools.partial(model_config, overrides=preset.config)
   for model in MODELS:
     config_for(model)  # refuses a preset that breaks a config rule before any work
+  for point in preset.plan.frontier:
+    point.config(config_for)
   started = time.perf_counter()
   from data_prep import corpus
   midi_dir, data_dir = os.path.join(workdir, 'midi'), os.path.join(workdir, 'data')
@@ -114,7 +147,8 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None,
 
   from vrash_jax import sweep
   results = sweep.run_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.iw_samples,
-                            preset.num_samples, notes=preset.notes, soundfont=soundfont)
+                            preset.num_samples, notes=preset.notes, soundfont=soundfont,
+                            plan=preset.plan)
   logging.info('reproduction (%s) took %.0f s', preset_name, time.perf_counter() - started)
   return results
 

@@ -1,7 +1,9 @@
 """`vrash-sweep --data_dir OUT --workdir W [--models lm,vae,vrash] [--seeds 0,1,2] [--config.x=y]`.
 
-Trains every model x seed (each run resumable), evaluates them on the test split and writes
-W/results.json, W/results.md, W/figure5.png, W/figure6.png and W/results.html. `--config.FIELD=VALUE` overrides
+Trains every model x seed (each run resumable) and, with --frontier_free_bits, VAE/VRASH at
+other rates; evaluates them on the test split, measures the paper's claims and writes
+W/results.json, W/results.md, W/figure5.png, W/figure6.png, W/frontier.png, W/curves.png and
+W/results.html. `--config.FIELD=VALUE` overrides
 a field of every model's config (experiments/configs/{lm,vae,vrash}.py).
 """
 import functools
@@ -21,6 +23,10 @@ flags.DEFINE_list('models', ['lm', 'vae', 'vrash'], 'Which models to compare.')
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per model.')
 flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound.', lower_bound=1)
 flags.DEFINE_integer('num_samples', 64, 'Melodies sampled per model for the objective metrics.', lower_bound=1)
+flags.DEFINE_list('frontier_free_bits', [], 'Also train VAE and VRASH (seed 0) at these free-bits '
+                  'floors (nats per latent dimension) for the rate-distortion frontier.')
+flags.DEFINE_list('temperatures', ['0.5', '0.8', '1.0'], 'Sampling temperatures of the claims\' samples.')
+flags.DEFINE_integer('sample_seeds', 3, 'Sampling seeds per temperature for the claims.', lower_bound=1)
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 
@@ -41,6 +47,27 @@ def parse_seeds(values: list[str]) -> list[int]:
     raise VrashError(f'--seeds must be integers, got {",".join(values)}') from None
 
 
+def parse_numbers(flag: str, values: list[str]) -> tuple[float, ...]:
+  try:
+    numbers = tuple(float(v) for v in values)
+  except ValueError:
+    numbers = ()
+  if len(numbers) != len(values) or any(not n >= 0 for n in numbers):
+    raise VrashError(f'--{flag} must be numbers >= 0, got {",".join(values)}')
+  return numbers
+
+
+def claims_plan(models: list[str], free_bits: tuple[float, ...], temperatures: tuple[float, ...],
+                sample_seeds: int):
+  from vrash_jax.study import Point
+  from vrash_jax.sweep import ClaimsPlan
+  if not temperatures or min(temperatures) <= 0:
+    raise VrashError('--temperatures must be numbers > 0')
+  frontier = tuple(Point(m, f'fb{f:g}', 'rate', (('free_bits', f),))
+                   for m in models if m != 'lm' for f in free_bits)
+  return ClaimsPlan(frontier=frontier, temperatures=temperatures, sample_seeds=sample_seeds)
+
+
 @exit_on_user_error
 def main(argv: list[str]) -> None:
   require(data_dir=FLAGS.data_dir, workdir=FLAGS.workdir)
@@ -55,9 +82,13 @@ def main(argv: list[str]) -> None:
   overrides = config_flags.get_override_values(FLAGS['config'])
   check_overrides(overrides, FLAGS.models)
   config_for = functools.partial(model_config, overrides=overrides)
+  plan = claims_plan(FLAGS.models, parse_numbers('frontier_free_bits', FLAGS.frontier_free_bits),
+                     parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds)
+  for point in plan.frontier:
+    point.config(config_for)  # every run's config is valid before any work
   sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models,
                   parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples,
-                  soundfont=FLAGS.soundfont)
+                  soundfont=FLAGS.soundfont, plan=plan)
   print(open(f'{FLAGS.workdir}/results.md').read(), flush=True)
   print(f'results page: {os.path.join(FLAGS.workdir, "results.html")}', flush=True)
 

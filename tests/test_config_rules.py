@@ -1,4 +1,5 @@
 """Every nonsense config value is refused up front, naming its field; saved configs still load."""
+import os
 import re
 import subprocess
 import sys
@@ -32,12 +33,16 @@ INVALID = {
     'note_dropout': [1.5, 1.0, -0.5],
     'kl_anneal_steps': [-1],
     'free_bits': [-0.25, float('nan')],
+    'kl_cycles': [-1, 2.0],
+    'pretrain_steps': [-10, 0.5],
     'learning_rate': [-1.0, 0.0, float('inf'), '2e-3'],
     'warmup_steps': [-1],
     'train_steps': [-5, 0],
     'grad_clip': [0.0, -1.0],
     'log_every': [0],
     'eval_every': [-1],
+    'valid_iw_samples': [-8, 8.0],
+    'patience': [-1, True],
     'checkpoint_every': [0, -100],
     'max_to_keep': [0],
 }
@@ -81,6 +86,15 @@ def test_cross_field_rules():
     config_rules.validate(base_dict(batch_size=12), devices=8)
   config_rules.validate(base_dict(batch_size=12), devices=4)
   config_rules.validate(base_dict(batch_size=12))  # no device count given: not checked
+  with pytest.raises(VrashError, match=r'^config.pretrain_steps=100: the LM has no encoder'):
+    config_rules.validate(base_dict(model='lm', pretrain_steps=100))
+  with pytest.raises(VrashError, match=r'^config.pretrain_steps=200: leaves no steps to train '
+                                       r'the VAE; allowed: fewer than config.train_steps=200$'):
+    config_rules.validate(base_dict(pretrain_steps=200, train_steps=200))
+  config_rules.validate(base_dict(pretrain_steps=199, train_steps=200))
+  with pytest.raises(VrashError, match=r'^config.patience=3: counts evaluations, but '
+                                       r'config.eval_every=0'):
+    config_rules.validate(base_dict(patience=3, eval_every=0))
 
 
 def test_every_shipped_config_and_preset_is_valid():
@@ -89,6 +103,10 @@ def test_every_shipped_config_and_preset_is_valid():
     config_rules.validate(smoke.get_config(model), devices=jax.device_count())
     for preset in reproduce.PRESETS.values():
       config_rules.validate(model_config(model, preset.config), devices=jax.device_count())
+  for preset in reproduce.PRESETS.values():
+    for point in preset.plan.frontier:
+      config = point.config(lambda m: model_config(m, preset.config))
+      assert {k: config[k] for k, _ in point.overrides} == dict(point.overrides)
   bench_train.bench_config('vrash', 64, 64, 256, 3)
 
 
@@ -174,3 +192,10 @@ def test_launcher_unknown_and_ill_typed_overrides():
                           '--data_dir=unused', '--workdir=never-created'],
                          capture_output=True, text=True, timeout=120)
   assert one_error_line(sweep) == 'error: config.hiden: no such field; did you mean config.hidden?'
+  for flag, message in (('--frontier_free_bits=0.25,lots', '--frontier_free_bits must be numbers >= 0, got 0.25,lots'),
+                        ('--frontier_free_bits=-1', '--frontier_free_bits must be numbers >= 0, got -1'),
+                        ('--temperatures=0', '--temperatures must be numbers > 0')):
+    bad = subprocess.run([sys.executable, '-m', 'experiments.sweep', flag, '--data_dir=unused',
+                          '--workdir=never-created'], capture_output=True, text=True, timeout=120)
+    assert one_error_line(bad) == f'error: {message}'
+  assert not os.path.exists('never-created')

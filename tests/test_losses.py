@@ -38,6 +38,26 @@ def test_kl_weight_anneals_linearly():
   assert float(losses.kl_weight(jnp.array(0), 0)) == 1
 
 
+def test_kl_weight_is_zero_while_pretraining_then_anneals():
+  weights = [float(losses.kl_weight(jnp.array(s), 10, pretrain_steps=30)) for s in (0, 29, 30, 35, 40, 99)]
+  assert weights == [0, 0, 0, 0.5, 1, 1]
+
+
+def test_cyclical_kl_weight_rises_over_the_first_half_of_each_cycle():
+  # 100 steps after 20 of pretraining, 4 cycles of 25 steps: rise over 12.5 steps, then 1.
+  weight = lambda s: float(losses.kl_weight(jnp.array(s), 0, pretrain_steps=20, cycles=4, train_steps=120))
+  assert weight(10) == 0
+  assert [weight(20 + s) for s in (0, 5, 12.5, 20, 25, 30, 50, 99)] == pytest.approx(
+      [0, 0.4, 1, 1, 0, 0.4, 0, 1])
+
+
+def test_free_bits_arithmetic_by_hand():
+  kl = jnp.array([[0.1, 0.9, 0.0], [0.3, 1.3, 0.0], [0.0, 0.0, 0.0]])  # the third row is padding
+  # Batch means over the two real rows: 0.2, 1.1, 0; floors of 0.25: 0.25, 1.1, 0.25 -> 1.6 x 2.
+  assert float(losses.free_bits_kl(kl, 0.25, sequences=2)) == pytest.approx(3.2)
+  assert float(losses.free_bits_kl(kl, 0.0)) == pytest.approx(2.6)
+
+
 def test_cross_entropy_counts_only_real_notes():
   rng = np.random.default_rng(1)
   logits = {f: rng.normal(size=(2, 3, n)).astype(np.float32)

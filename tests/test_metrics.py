@@ -45,7 +45,8 @@ def test_melody_metrics_keys_and_tracks_from_arrays():
   assert [len(t) for t in tracks] == [2, 1] and tracks[1].program == 40
   out = metrics.melody_metrics(tracks, tracks, set())
   assert set(out) == {'repeated_note_rate', 'pitch_entropy_bits', 'pitch_class_distance',
-                      'distinct_4gram_rate', 'copied_8gram_share', 'longest_run', 'loop_share',
+                      'distinct_4gram_rate', 'distinct_4gram_within', 'copied_8gram_share',
+                      'longest_run', 'loop_share',
                       'recurring_4gram_share'}
 
 
@@ -76,3 +77,11 @@ def test_recurring_patterns_eight_notes_on():
   assert metrics.recurring_ngram_share([track(phrase + phrase)]) == 0  # only 4 notes apart
   assert metrics.recurring_ngram_share([track([60] * 20)]) == 1.0
   assert metrics.recurring_ngram_share([track([60, 61])]) == 0
+
+
+def test_distinct_ngrams_within_each_melody():
+  looping = track([60, 62, 60, 62, 60, 62])  # bigrams (60,62) x3, (62,60) x2: 2 distinct of 5
+  fresh = track([60, 62, 64, 65])  # 3 distinct of 3
+  assert metrics.distinct_ngram_rate_within([looping, fresh], 2) == pytest.approx((2 / 5 + 1) / 2)
+  assert metrics.distinct_ngram_rate([looping, looping], 2) == pytest.approx(2 / 10)
+  assert metrics.distinct_ngram_rate_within([track([60])], 2) == 0.0  # no bigram at all

@@ -5,10 +5,11 @@ import shutil
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 from experiments.configs import smoke
-from vrash_jax import checkpoint, evaluation, input_pipeline, sharding, train
+from vrash_jax import checkpoint, evaluation, input_pipeline, models, sharding, train
 from vrash_jax.errors import VrashError
 
 
@@ -134,3 +135,57 @@ def test_throughput_counts_the_time_the_device_spends(monkeypatch):
   step.update(loss=1.0, grad_norm=1.0, kl_weight=1.0, learning_rate=1e-3)
   out = train.summarize_train([step, step], started=96.0)
   assert out['notes_per_s'] == pytest.approx(20 / 4.0)  # 20 notes in 4 s, not in 1 s
+
+
+def test_reset_decoder_reinitializes_the_decoder_only(tiny_dataset):
+  config = smoke.get_config('vrash')
+  trained, _ = run_steps(config, fixed_batch(tiny_dataset, config), jax.devices()[:1], 2)
+  trained = jax.device_get(trained)
+  reset = jax.device_get(train.reset_decoder(trained, config, jax.random.key(7)))
+  fresh = jax.device_get(train.create_state(config, jax.random.key(7)).params)
+  (adam_before,), (adam_after,) = ([s for s in jax.tree.leaves(
+      x.opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+      if isinstance(s, optax.ScaleByAdamState)] for x in (trained, reset))
+  assert set(models.DECODER_PARAMS) < set(trained.params)
+  for name in trained.params:
+    decoder = name in models.DECODER_PARAMS
+    jax.tree.map(np.testing.assert_array_equal, reset.params[name],
+                 fresh[name] if decoder else trained.params[name])
+    for moment in ('mu', 'nu'):
+      after, before = getattr(adam_after, moment)[name], getattr(adam_before, moment)[name]
+      for a, b in zip(jax.tree.leaves(after), jax.tree.leaves(before)):
+        assert (not a.any()) if decoder else (a == b).all()
+        assert b.any()  # two steps made every moment non-zero
+  assert int(reset.step) == int(trained.step) == 2
+
+
+def test_pretraining_runs_as_an_autoencoder_then_anneals(tiny_dataset, tmp_path):
+  config = smoke.get_config('vrash')
+  config.pretrain_steps, config.kl_anneal_steps, config.free_bits = 4, 4, 0.0
+  train.train_and_evaluate(config, tiny_dataset, str(tmp_path))
+  lines = [json.loads(l) for l in open(os.path.join(tmp_path, 'metrics.jsonl'))]
+  weights = {l['step']: l['kl_weight'] for l in lines if l['split'] == 'train'}
+  assert weights == {2: 0.0, 4: 0.0, 6: 0.25, 8: 0.75}  # last step of each interval
+
+
+def test_the_best_valid_checkpoint_is_kept_and_patience_stops_training(tiny_dataset, tmp_path, monkeypatch):
+  config = smoke.get_config('vrash')
+  config.train_steps, config.eval_every, config.checkpoint_every, config.patience = 40, 2, 4, 2
+  bounds = {2: 5.0, 4: 4.0, 6: 4.5, 8: 4.2, 10: 3.0}  # no better bound after step 4 until 10
+
+  def scripted(self):
+    step = int(jax.device_get(self.state.step))
+    return {'nll_bound': bounds[step], 'ce_total': bounds[step], 'step_seen': step}
+
+  monkeypatch.setattr(train.Trainer, 'evaluate_valid', scripted)
+  workdir = str(tmp_path)
+  out = train.train_and_evaluate(config, tiny_dataset, workdir)
+  assert out['step'] == 8 and out['stopped_by'] == 'saturation'
+  assert train.train_and_evaluate(config, tiny_dataset, workdir)['step'] == 8  # saturated: no more steps
+  _, best = evaluation.restore_for_inference(workdir)
+  assert int(best.step) == 4
+  _, at_4 = evaluation.restore_for_inference(workdir, step=4)  # a step: from the latest kept
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(best.params), jax.device_get(at_4.params))
+  assert checkpoint.Checkpoints(workdir, read_only=True).all_steps() == [4, 8]
+  lines = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert [l['step'] for l in lines if l['split'] == 'valid'] == [2, 4, 6, 8]

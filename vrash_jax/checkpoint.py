@@ -24,17 +24,24 @@ from vrash_jax.errors import VrashError
 ARCHITECTURE_FIELDS = ('model', 'hidden', 'depth', 'latent_dim', 'pitch_embed', 'octave_embed',
                        'delay_embed', 'meta_embed')
 ITEMS = ('state', 'config', 'data')
+LATEST, BEST = 'checkpoints', 'best'  # the run's newest checkpoints; its best one by valid
 
 
-def checkpoint_dir(workdir: str) -> str:
-  return os.path.join(os.path.abspath(workdir), 'checkpoints')
+def checkpoint_dir(workdir: str, kind: str = LATEST) -> str:
+  return os.path.join(os.path.abspath(workdir), kind)
+
+
+def has_best(workdir: str) -> bool:
+  return os.path.isdir(checkpoint_dir(workdir, BEST)) and bool(os.listdir(checkpoint_dir(workdir, BEST)))
 
 
 class Checkpoints:
-  """A CheckpointManager over WORKDIR/checkpoints keeping the newest `max_to_keep`."""
+  """A CheckpointManager over WORKDIR/checkpoints (or WORKDIR/best) keeping the newest
+  `max_to_keep`."""
 
-  def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False):
-    directory = checkpoint_dir(workdir)
+  def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False,
+               kind: str = LATEST):
+    directory = checkpoint_dir(workdir, kind)
     if read_only and not os.path.isdir(directory):
       raise VrashError(f'no checkpoints in {workdir!r}: train a model there with `vrash-train` first')
     self.manager = ocp.CheckpointManager(
@@ -80,6 +87,11 @@ class Checkpoints:
     step = self._step(step)
     restored = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
     return config_rules.from_saved(restored['config'], f'checkpoint {step} in {self.manager.directory}')
+
+  def data(self, step: int | None = None) -> dict[str, Any]:
+    """The JSON saved beside the state (data position, and valid figures for the best)."""
+    step = self._step(step)
+    return self.manager.restore(step, args=ocp.args.Composite(data=ocp.args.JsonRestore()))['data']
 
   def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
     """(state, data position) of `step` (default: latest), placed as `abstract_state` says."""

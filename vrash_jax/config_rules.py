@@ -76,12 +76,16 @@ RULES: dict[str, Rule] = {
     'note_dropout': _rate('a share of hidden history notes'),
     'kl_anneal_steps': _count(0),
     'free_bits': Rule(float, 'nats per latent dimension >= 0', lambda v: v >= 0),
+    'kl_cycles': _count(0),
+    'pretrain_steps': _count(0),
     'learning_rate': Rule(float, 'a number > 0', lambda v: v > 0),
     'warmup_steps': _count(0),
     'train_steps': _count(1),
     'grad_clip': Rule(float, 'a global norm > 0', lambda v: v > 0),
     'log_every': _count(1),
     'eval_every': Rule(int, 'an integer >= 0 (0: evaluate only at the end)', lambda v: v >= 0),
+    'valid_iw_samples': _count(0),
+    'patience': Rule(int, 'an integer >= 0 (0: train all train_steps)', lambda v: v >= 0),
     'checkpoint_every': _count(1),
     'max_to_keep': _count(1),
 }
@@ -91,6 +95,10 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     'custom_backward': False,  # RHN gradients by scan autodiff (identical up to float rounding)
     'dtype': 'float32',  # every computation in float32
     'bucket_step': 0,  # every batch padded to max_len, batches drawn from one stream
+    'kl_cycles': 0,  # one linear rise of the KL weight
+    'pretrain_steps': 0,  # no autoencoder pretraining
+    'valid_iw_samples': 0,  # valid evaluations without the importance-weighted bound
+    'patience': 0,  # no early stopping
 }
 
 
@@ -104,6 +112,15 @@ def _cross_field_problems(c: Mapping[str, Any], devices: int | None) -> list[str
   if c['warmup_steps'] > c['train_steps']:
     out.append(f"config.warmup_steps={c['warmup_steps']}: longer than the run; "
                f"allowed: at most config.train_steps={c['train_steps']}")
+  if c['pretrain_steps'] and c['model'] == 'lm':
+    out.append(f"config.pretrain_steps={c['pretrain_steps']}: the LM has no encoder to pretrain; "
+               'allowed: 0 for the LM')
+  if c['pretrain_steps'] and c['pretrain_steps'] >= c['train_steps']:
+    out.append(f"config.pretrain_steps={c['pretrain_steps']}: leaves no steps to train the VAE; "
+               f"allowed: fewer than config.train_steps={c['train_steps']}")
+  if c['patience'] and not c['eval_every']:
+    out.append(f"config.patience={c['patience']}: counts evaluations, but config.eval_every=0 "
+               'evaluates only at the end; allowed: 0, or set config.eval_every')
   if devices and c['batch_size'] % devices:
     out.append(f"config.batch_size={c['batch_size']}: does not split over the {devices} devices; "
                f'allowed: a multiple of {devices}')

@@ -76,8 +76,10 @@ def evaluate(state: train.TrainState, batches: Iterable[dict], mesh, rng: jax.Ar
 
 def restore_for_inference(workdir: str, step: int | None = None
                           ) -> tuple[ml_collections.ConfigDict, train.TrainState]:
-  """(config, state) of WORKDIR's latest (or given) checkpoint, replicated on every device."""
-  store = checkpoint.Checkpoints(workdir, read_only=True)
+  """(config, state) of WORKDIR's best checkpoint by the valid bound (WORKDIR/best/), else its
+  latest one; or of the given step among its latest; replicated on every device."""
+  kind = checkpoint.BEST if step is None and checkpoint.has_best(workdir) else checkpoint.LATEST
+  store = checkpoint.Checkpoints(workdir, read_only=True, kind=kind)
   config = store.config(step)
   mesh = sharding.data_mesh()
   init = jax.jit(functools.partial(train.create_state, config), out_shardings=sharding.replicated(mesh))
@@ -100,7 +102,8 @@ def evaluate_state(state: train.TrainState, config: ml_collections.ConfigDict,
 
 def evaluate_checkpoint(workdir: str, data_dir: str, split: str = 'test', step: int | None = None,
                         iw_samples: int = 0) -> dict[str, Any]:
-  """Figures of WORKDIR's latest (or given) checkpoint on a split, config from the checkpoint."""
+  """Figures of WORKDIR's best (else latest, or given) checkpoint on a split, config from the
+  checkpoint."""
   config, state = restore_for_inference(workdir, step)
   arrays = input_pipeline.load_split(data_dir, split, config.max_len)
   figures = evaluate_state(state, config, arrays, iw_samples)

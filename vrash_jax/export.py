@@ -51,7 +51,8 @@ def export_params(params: Any, config: ml_collections.ConfigDict, out: str, step
 
 
 def export_workdir(workdir: str, out: str, step: int | None = None) -> str:
-  """Exports the parameters of WORKDIR's latest (or given) training checkpoint."""
+  """Exports the parameters of WORKDIR's best checkpoint by the valid bound (else its latest),
+  or of the given step."""
   config, state = evaluation.restore_for_inference(workdir, step)
   return export_params(state.params, config, out, int(jax.device_get(state.step)))
 

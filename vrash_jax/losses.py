@@ -48,11 +48,24 @@ def free_bits_kl(kl: Array, free_bits: float, sequences: Array | None = None) ->
   return jnp.maximum(kl.sum(axis=0) / jnp.maximum(count, 1), free_bits).sum() * count
 
 
-def kl_weight(step: Array, anneal_steps: int) -> Array:
-  """Linear KL annealing from 0 to 1 over `anneal_steps` (Bowman et al. 2015)."""
-  if anneal_steps <= 0:
-    return jnp.ones((), jnp.float32)
-  return jnp.minimum(1.0, step.astype(jnp.float32) / anneal_steps)
+def kl_weight(step: Array, anneal_steps: int, pretrain_steps: int = 0, cycles: int = 0,
+              train_steps: int = 0) -> Array:
+  """The KL term's weight at `step`.
+
+  0 for the first `pretrain_steps` (an autoencoder, Li et al. 2019); then either one linear
+  rise from 0 to 1 over `anneal_steps` (Bowman et al. 2015), or, when `cycles` > 0, the
+  remaining steps up to `train_steps` cut into that many cycles whose first half rises
+  linearly from 0 to 1 and whose second half stays at 1 (Fu et al. 2019, R = 0.5).
+  """
+  since = step.astype(jnp.float32) - pretrain_steps
+  if cycles > 0:
+    period = max((train_steps - pretrain_steps) / cycles, 1.0)
+    weight = jnp.minimum(1.0, jnp.mod(since, period) / (period / 2))
+  elif anneal_steps > 0:
+    weight = jnp.minimum(1.0, since / anneal_steps)
+  else:
+    weight = jnp.ones((), jnp.float32)
+  return jnp.where(since < 0, 0.0, weight)
 
 
 def loss_and_sums(logits: Mapping[str, Array], posterior, batch: Mapping[str, Array],

@@ -76,7 +76,7 @@ class Melodist:
 
   @classmethod
   def from_workdir(cls, workdir: str, step: int | None = None, dtype: str | None = None) -> 'Melodist':
-    """From a training checkpoint (the latest unless `step`)."""
+    """From a training checkpoint: the best by the valid bound, else the latest, unless `step`."""
     from vrash_jax import evaluation
     config, state = evaluation.restore_for_inference(workdir, step)
     return cls(_with_dtype(config, dtype), jax.device_get(state.params))

@@ -64,6 +64,13 @@ def distinct_ngram_rate(tracks: Sequence[notes.Track], n: int = 4) -> float:
   return len(set(grams)) / max(len(grams), 1)
 
 
+def distinct_ngram_rate_within(tracks: Sequence[notes.Track], n: int = 4) -> float:
+  """Distinct over all n-grams inside each melody, averaged over melodies (self-repetition);
+  `distinct_ngram_rate` pools every melody (repetition across samples)."""
+  rates = [len(set(g)) / len(g) for g in (ngrams(t, n) for t in tracks) if g]
+  return float(np.mean(rates)) if rates else 0.0
+
+
 def copied_ngram_share(tracks: Sequence[notes.Track], training: set[tuple], n: int = 8) -> float:
   grams = [g for t in tracks for g in ngrams(t, n)]
   return sum(g in training for g in grams) / max(len(grams), 1)
@@ -116,6 +123,7 @@ def melody_metrics(tracks: Sequence[notes.Track], reference: Sequence[notes.Trac
       'pitch_entropy_bits': mean_pitch_entropy(tracks),
       'pitch_class_distance': pitch_class_distance(tracks, reference),
       f'distinct_{diversity_n}gram_rate': distinct_ngram_rate(tracks, diversity_n),
+      f'distinct_{diversity_n}gram_within': distinct_ngram_rate_within(tracks, diversity_n),
       f'copied_{copy_n}gram_share': copied_ngram_share(tracks, training_ngrams, copy_n),
       'longest_run': mean_longest_run(tracks),
       'loop_share': loop_share(tracks),

@@ -62,6 +62,10 @@ def _broadcast_time(x: Array, length: int) -> Array:
   return jnp.broadcast_to(x[:, None, :], (x.shape[0], length, x.shape[-1]))
 
 
+# The decoder's parameters: what encoder pretraining (Li et al. 2019) re-initializes.
+DECODER_PARAMS = ('decoder', 'latent_to_state') + tuple(f'heads_{f}' for f in HEADS)
+
+
 class MelodyModel(nn.Module):
   """One of LM / VAE / VRASH; `__call__` returns (logits per head, (mean, log-variance)).
 

@@ -78,6 +78,11 @@ class Track(NamedTuple):
   def __len__(self) -> int:
     return len(self.pitch_class)
 
+  def cropped(self, length: int) -> 'Track':
+    """The first `length` notes."""
+    return Track(self.pitch_class[:length], self.octave[:length], self.delay[:length],
+                 self.program, self.median_pause_s)
+
 
 def pitch_to_tokens(pitches: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """MIDI pitches -> (pitch class, octave token)."""

@@ -17,12 +17,16 @@ FIGURES = {
     'figure5.png': 'Test cross-entropy per note, mean ± std over seeds, with the importance-weighted '
                    "NLL bound beside it and the paper's values in red (paper Fig. 5).",
     'figure6.png': 'VRASH posterior means of the test melodies, t-SNE, coloured by style (paper Fig. 6).',
+    'frontier.png': 'Rate-distortion frontier: test CE (z from the posterior) and importance-weighted '
+                    "NLL bound against KL per melody for every VAE and VRASH run, with the LM's NLL.",
+    'curves.png': 'Learning curves of the first seed: train CE and the valid NLL bound that picks the '
+                  'kept (best) checkpoint.',
 }
 PAPER_CE = {'lm': 2.34, 'vrash': 2.11}  # per note, Sec. 4; the VAE's value is not given
 NAMES = {'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH'}
 
 
-def _matplotlib():
+def matplotlib_pyplot():
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
@@ -42,7 +46,7 @@ def plot_latents(z: np.ndarray, labels: list[str], path: str, seed: int = 0) -> 
   if len(labels) < 5:
     return out
   xy = TSNE(2, perplexity=min(30.0, (len(labels) - 1) / 3), init='pca', random_state=seed).fit_transform(z)
-  plt = _matplotlib()
+  plt = matplotlib_pyplot()
   fig, ax = plt.subplots(figsize=(8, 6))
   cmap = plt.get_cmap('tab20')
   for i, (label, _) in enumerate(counts.most_common()):
@@ -59,7 +63,7 @@ def plot_latents(z: np.ndarray, labels: list[str], path: str, seed: int = 0) -> 
 
 def plot_figure5(results: dict[str, Any], path: str) -> None:
   """Bars of CE per note (mean +- std over seeds) like the paper's Fig. 5, with NLL bounds."""
-  plt = _matplotlib()
+  plt = matplotlib_pyplot()
   models = list(results['models'])
   untrained = np.mean([results['untrained'][m]['ce_total'] for m in models])
   names = ['untrained'] + [NAMES[m] for m in models]
@@ -79,11 +83,15 @@ def plot_figure5(results: dict[str, Any], path: str) -> None:
     ax.text(i - 0.2, v, f'{v:.2f}', ha='center', va='bottom', fontsize=8)
   ax.set_xticks(x, names)
   ax.set_ylabel('nats per note')
-  ax.set_title(f'Test cross-entropy per note ({results["models"][models[0]]["seeds"]} seeds)')
+  ax.set_title('Test cross-entropy per note (mean ± std over seeds)')
   ax.legend(fontsize=8)
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
+
+
+def _round(value: float | None) -> str:
+  return '-' if value is None else f'{value:.3f}'
 
 
 def _pm(stats: dict[str, float] | None) -> str:
@@ -143,14 +151,16 @@ def comparison_table(results: dict[str, Any]) -> Table:
 
 def results_sections(results: dict[str, Any]) -> list[Section]:
   """Every table and verdict of a sweep, from results.json alone; the first is the title."""
-  seeds = sorted({r['seed'] for r in results['runs']})
+  seeds = ', '.join(f"{NAMES[m]} {s['seeds']}" for m, s in results['models'].items())
   sections = [Section('Cross-entropy comparison (Tikhonov & Yamshchikov 2017, Fig. 5)', [
-      f"Test split: {results['test_notes']} notes. Seeds: {', '.join(map(str, seeds))}. "
+      f"Test split: {results['test_notes']} notes. Seeds per model: {seeds}. "
       'Figures are nats per note (KL: nats per melody), mean ± std over seeds.',
       comparison_table(results),
       'CE uses z drawn from the posterior, which has seen the melody (what the paper plots); the two '
       'bounds charge for that information, so they compare VAE/VRASH with the LM as density models.']),
       Section('Target', [target_check(results)])]
+  from vrash_jax import claims_report  # builds on this module's tables
+  sections += claims_report.sections(results)
   sources = [('test data', results['data'])] + [(NAMES[m], results['samples'][m]) for m in results['samples']]
   sections.append(Section('Samples: objective metrics', [Table(
       ['source'] + list(results['data']),
@@ -159,7 +169,7 @@ def results_sections(results: dict[str, Any]) -> list[Section]:
     lat = results['latent']
     sections.append(Section('Latent space (VRASH, seed 0)', [
         f"Silhouette score of the test melodies' posterior means by style: "
-        f"{lat['silhouette_by_style']} ({lat['points']} melodies, {len(lat['styles'])} styles). "
+        f"{_round(lat['silhouette_by_style'])} ({lat['points']} melodies, {len(lat['styles'])} styles). "
         'See figure6.png.']))
   if results.get('notes'):
     sections.append(Section('Choices', [results['notes']]))
@@ -199,6 +209,9 @@ def write_all(results: dict[str, Any], workdir: str, soundfont: str | None = Non
   with open(os.path.join(workdir, 'results.md'), 'w') as f:
     f.write(results_markdown(results))
   plot_figure5(results, os.path.join(workdir, 'figure5.png'))
+  from vrash_jax import claims_report
+  claims_report.plot_frontier(results, os.path.join(workdir, 'frontier.png'))
+  claims_report.plot_curves(results, os.path.join(workdir, 'curves.png'))
   return html_report.write_html(results, workdir, soundfont)
 
 

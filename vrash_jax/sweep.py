@@ -7,39 +7,41 @@ importance-weighted NLL bounds, objective metrics of samples, and the latent spa
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import ml_collections
 import numpy as np
 from absl import logging
 
-from vrash_jax import config_rules, evaluation, input_pipeline, listening, metrics, report, train
+from vrash_jax import claims, config_rules, evaluation, input_pipeline, listening, metrics, report, study, train
 from vrash_jax import notes as note_schema
 from vrash_jax.melodist import Melodist
+from vrash_jax.study import run_dir, train_run
+
+@dataclasses.dataclass(frozen=True)
+class ClaimsPlan:
+  """What a sweep measures beyond the comparison (the paper's claims; see claims.py)."""
+  frontier: tuple[study.Point, ...] = ()  # extra runs at other rates or with other techniques
+  temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)  # of the repetition/structure/diversity samples
+  sample_seeds: int = 3  # sampling seeds per temperature (one per trained seed where there are)
+  sample_length: int = 64  # notes per sample; the data's row uses test melodies cut to this
+  frontier_iw_samples: int = 64  # K of the importance-weighted bound of frontier and length figures
+
+
+Seeds = Sequence[int] | Mapping[str, Sequence[int]]  # the same seeds for every model, or per model
+
+
+def seeds_of(seeds: Seeds, model: str) -> Sequence[int]:
+  return seeds[model] if isinstance(seeds, Mapping) else seeds
+
 
 FIGURES = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'kl_per_note', 'nll_bound', 'nll_iw')
-
-
-def run_dir(workdir: str, model: str, seed: int) -> str:
-  return os.path.join(workdir, 'runs', f'{model}-seed{seed}')
-
-
-def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str) -> float:
-  """Trains (or resumes) one run; returns its training wall time summed over every resume."""
-  info_path = os.path.join(directory, 'run.json')
-  info = json.load(open(info_path)) if os.path.exists(info_path) else {'train_wall_s': 0.0}
-  start = time.perf_counter()
-  train.train_and_evaluate(config, data_dir, directory)
-  info['train_wall_s'] += time.perf_counter() - start
-  if jax.process_index() == 0:
-    with open(info_path, 'w') as f:
-      json.dump(info, f)
-  return info['train_wall_s']
 
 
 def aggregate(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -49,6 +51,60 @@ def aggregate(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
     values = np.array([r[key] for r in runs if key in r], np.float64)
     if values.size:
       out[key] = {'mean': float(values.mean()), 'std': float(values.std(ddof=1)) if values.size > 1 else 0.0}
+  return out
+
+
+def learning_curves(directory: str) -> dict[str, list[list[float]]]:
+  """[[step, figure], ...] of a run's metrics.jsonl: train CE and the valid NLL bound."""
+  out: dict[str, list[list[float]]] = {'train_ce': [], 'valid_bound': []}
+  path = os.path.join(directory, 'metrics.jsonl')
+  for line in open(path) if os.path.exists(path) else []:
+    record = json.loads(line)
+    if record['split'] == 'train':
+      out['train_ce'].append([record['step'], record['ce_total']])
+    elif record['split'] == 'valid':
+      out['valid_bound'].append([record['step'], train.valid_bound(record)])
+  return out
+
+
+def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for, models: Sequence[str],
+                   seeds: Seeds, num_samples: int, results: dict[str, Any], test_arrays: dict,
+                   test_tracks: list[note_schema.Track], training_ngrams: set) -> dict[str, Any]:
+  """The frontier, figures by length, samples by temperature, the style probe, and verdicts."""
+  out: dict[str, Any] = {'plan': dataclasses.asdict(plan)}
+  k = plan.frontier_iw_samples
+  valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
+  splits = {'valid': valid_arrays, 'test': test_arrays}
+  defaults = [study.Point(m, 'default', 'preset config') for m in models]
+  points = study.frontier_runs(defaults + list(plan.frontier), config_for, data_dir, workdir, splits, k)
+  lm = next((p for p in points if p['model'] == 'lm'), None)
+  out['frontier'] = {'points': [p for p in points if p['model'] != 'lm'], 'lm': lm}
+  verdicts = []
+  if lm is not None and 'vrash' in models:
+    frontier = out['frontier']
+    frontier['recommended'] = claims.recommend(frontier['points'], lm['valid'])
+    frontier['paper_point'] = claims.paper_point(frontier['points'], lm['valid'])
+    frontier['goals'] = claims.frontier_goals(frontier['points'], lm['test'])
+    out['by_length'] = {m: study.figures_by_length(run_dir(workdir, m, seeds_of(seeds, m)[0]), test_arrays, k)
+                        for m in models}
+    verdicts.append(claims.length_claim(out['by_length']))
+  cut = [t.cropped(plan.sample_length) for t in test_tracks]
+  out['data_samples'] = metrics.melody_metrics(cut, test_tracks, training_ngrams)
+  per_seed = {m: study.sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
+                                      plan.sample_seeds, num_samples, plan.sample_length,
+                                      test_tracks, training_ngrams) for m in models}
+  out['samples'] = claims.summarize_samples(per_seed)
+  hottest = str(max(plan.temperatures))
+  if {'lm', 'vrash'} <= set(models):
+    verdicts.append(claims.repetition_claim(out['samples']))
+    verdicts.append(claims.structure_claim(out['samples'], out['data_samples'], hottest))
+  if {'vae', 'vrash'} <= set(models):
+    verdicts.append(claims.diversity_claim(out['samples'], hottest))
+  if 'vrash' in models:
+    out['style_probe'] = study.style_probe(run_dir(workdir, 'vrash', seeds_of(seeds, 'vrash')[0]), [valid_arrays, test_arrays])
+    verdicts.append(claims.style_claim(out['style_probe'],
+                                       results.get('latent', {}).get('silhouette_by_style')))
+  out['verdicts'] = verdicts
   return out
 
 
@@ -73,10 +129,12 @@ def latent_space(melodist: Melodist, test_arrays: dict, test: list[note_schema.T
 
 
 def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
-              models: Sequence[str], seeds: Sequence[int], iw_samples: int = 16,
-              num_samples: int = 64, notes: str = '', soundfont: str | None = None) -> dict[str, Any]:
-  """Trains and evaluates everything; writes results.json, results.md, the figures and
-  results.html (its audio rendered with `soundfont` when given, else sine waves)."""
+              models: Sequence[str], seeds: Seeds, iw_samples: int = 16,
+              num_samples: int = 64, notes: str = '', soundfont: str | None = None,
+              plan: ClaimsPlan = ClaimsPlan()) -> dict[str, Any]:
+  """Trains and evaluates everything, then measures the paper's claims (`plan`); writes
+  results.json, results.md, the figures and results.html (its audio rendered with
+  `soundfont` when given, else sine waves)."""
   started = time.perf_counter()
   for model in models:  # every run's config, before any data is read
     config_rules.validate(config_for(model), devices=jax.device_count())
@@ -93,7 +151,7 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
     shutil.copy(os.path.join(data_dir, 'entropy.png'), workdir)  # the page links files in the workdir only
   for model in models:
     runs = []
-    for seed in seeds:
+    for seed in seeds_of(seeds, model):
       config = config_for(model)
       config.seed = seed
       directory = run_dir(workdir, model, seed)
@@ -106,7 +164,7 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
     results['runs'].extend(runs)
     results['models'][model] = {'seeds': len(runs), **aggregate(runs)}
     results['untrained'][model] = evaluation.evaluate_untrained(config_for(model), test_arrays)
-    melodist = Melodist.from_workdir(run_dir(workdir, model, seeds[0]))
+    melodist = Melodist.from_workdir(run_dir(workdir, model, seeds_of(seeds, model)[0]))
     samples = melodist.sample(num_samples, temperature=1.0, seed=0, length=max_len)
     results['samples'][model] = metrics.melody_metrics(samples, test_tracks, training_ngrams)
     written = listening.write_tracks(samples[:8], workdir, os.path.join('samples', model), 'sample')
@@ -118,6 +176,9 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
       results['latent'] = latent_space(melodist, test_arrays, test_tracks,
                                        os.path.join(workdir, 'figure6.png'))
   results['listening'] = listen
+  results['curves'] = {m: learning_curves(run_dir(workdir, m, seeds_of(seeds, m)[0])) for m in models}
+  results['claims'] = measure_claims(plan, data_dir, workdir, config_for, models, seeds, num_samples, results,
+                                     test_arrays, test_tracks, training_ngrams)
   results['config'] = {m: config_for(m).to_dict() for m in models}
   results['iw_samples'] = iw_samples
   results['notes'] = notes

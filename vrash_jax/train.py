@@ -58,12 +58,33 @@ def create_state(config: ml_collections.ConfigDict, rng: jax.Array) -> TrainStat
   return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
 
 
-RNG_PURPOSES = ('init', 'train', 'eval')
+RNG_PURPOSES = ('init', 'train', 'eval', 'reset')
 
 
 def purpose_rng(seed: int, purpose: str) -> jax.Array:
   """The key of one stream of randomness; steps are folded into it later."""
   return jax.random.fold_in(jax.random.key(seed), RNG_PURPOSES.index(purpose))
+
+
+def reset_decoder(state: TrainState, config: ml_collections.ConfigDict, rng: jax.Array
+                  ) -> TrainState:
+  """The state with freshly initialized decoder parameters and zero Adam moments for them;
+  the encoder, embeddings and step count are kept (the end of encoder pretraining)."""
+  fresh = create_state(config, rng).params
+
+  def reset(tree, new):
+    return {k: new[k] if k in models.DECODER_PARAMS else v for k, v in tree.items()}
+
+  zeros = jax.tree.map(jnp.zeros_like, fresh)
+
+  def reset_moments(s):
+    if isinstance(s, optax.ScaleByAdamState):
+      return s._replace(mu=reset(s.mu, zeros), nu=reset(s.nu, zeros))
+    return s
+
+  opt_state = jax.tree.map(reset_moments, state.opt_state,
+                           is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
+  return state.replace(params=reset(state.params, fresh), opt_state=opt_state)
 
 
 def _rngs(rng: jax.Array, step: jax.Array) -> dict[str, jax.Array]:
@@ -76,7 +97,8 @@ def make_train_step(config: ml_collections.ConfigDict
   """train_step(state, batch, rng) -> (state, metrics); pure, randomness from fold_in(rng, step)."""
 
   def train_step(state: TrainState, batch: Batch, rng: jax.Array):
-    weight = losses.kl_weight(state.step, config.kl_anneal_steps)
+    weight = losses.kl_weight(state.step, config.kl_anneal_steps, config.pretrain_steps,
+                              config.kl_cycles, config.train_steps)
 
     def loss_fn(params):
       logits, posterior = state.apply_fn({'params': params}, batch, deterministic=False,
@@ -113,6 +135,8 @@ class Trainer:
                   if input_pipeline.has_split(data_dir, 'valid') else None)
     self.rng = purpose_rng(config.seed, 'train')
     self.checkpoints = checkpoint.Checkpoints(workdir, config.max_to_keep)
+    self.best = checkpoint.Checkpoints(workdir, 1, kind=checkpoint.BEST)
+    self._best_record = self.best.data() if self.best.latest_step() is not None else None
     self.state = self._restore_or_init()
     replicated, batched = sharding.replicated(self.mesh), sharding.batch_sharded(self.mesh)
     self.train_step = jax.jit(make_train_step(config), donate_argnums=0,
@@ -158,7 +182,40 @@ class Trainer:
       logging.warning('the dataset has no valid split: skipping evaluation')
       return {}
     from vrash_jax import evaluation  # evaluation builds on this module
-    return evaluation.evaluate_state(self.state, self.config, self.valid)
+    return evaluation.evaluate_state(self.state, self.config, self.valid,
+                                     self.config.valid_iw_samples)
+
+  def best_record(self) -> dict[str, Any] | None:
+    """{'step', 'valid_bound'} of the best checkpoint so far, or None."""
+    return self._best_record
+
+  def keep_if_best(self, step: int, valid: Mapping[str, float]) -> None:
+    """Saves the state to WORKDIR/best/ when its valid bound beats every earlier one (after
+    pretraining: an autoencoder's bound is not the model's)."""
+    if step <= self.config.pretrain_steps:
+      return
+    bound = valid_bound(valid)
+    best = self.best_record()
+    if best is None or bound < best['valid_bound']:
+      self._best_record = {'step': step, 'valid_bound': bound}
+      self.best.save(step, self.state, self.config, self._best_record)
+
+  def saturated(self, step: int) -> bool:
+    """Whether `patience` evaluations have passed without a better valid bound."""
+    best = self.best_record() if self.config.patience else None
+    return best is not None and step - best['step'] >= self.config.patience * self.config.eval_every
+
+  def reset_decoder(self) -> None:
+    logging.info('step %d: encoder pretraining done; decoder re-initialized', self.config.pretrain_steps)
+    reset = jax.jit(functools.partial(reset_decoder, config=self.config),
+                    out_shardings=sharding.replicated(self.mesh), donate_argnums=0)
+    self.state = reset(self.state, rng=purpose_rng(self.config.seed, 'reset'))
+
+
+def valid_bound(figures: Mapping[str, float]) -> float:
+  """The figure that picks the best checkpoint: the importance-weighted NLL bound per note
+  when it was computed, else the ELBO bound (for the LM both are its exact NLL)."""
+  return figures.get('nll_iw', figures['nll_bound'])
 
 
 SUM_KEYS = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'notes', 'sequences')
@@ -248,7 +305,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
     valid: dict[str, float] = {}
     history, unchecked, started = [], [], time.perf_counter()
     try:
-      while step < config.train_steps:
+      while step < config.train_steps and not trainer.saturated(step):
+        if config.pretrain_steps and step == config.pretrain_steps:
+          trainer.reset_decoder()
         batch = sharding.shard_batch(trainer.batches(step), trainer.mesh)
         trainer.state, metrics = trainer.train_step(trainer.state, batch, trainer.rng)
         step += 1
@@ -264,11 +323,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
           valid = trainer.evaluate_valid()
           if valid:
             writer.write(step, 'valid', valid)
-        if _due(step, config.checkpoint_every, config.train_steps) or stopping:
+            trainer.keep_if_best(step, valid)
+        saturated = trainer.saturated(step)
+        if _due(step, config.checkpoint_every, config.train_steps) or stopping or saturated:
           check_finite(unchecked, last_saved)
           unchecked = []
           trainer.checkpoints.save(step, trainer.state, config, trainer.data_position(step))
           last_saved = step
+        if saturated:
+          logging.info('step %d: no better valid bound in %d evaluations; the best checkpoint '
+                       '(step %d) is kept in best/', step, config.patience, trainer.best_record()['step'])
         if stopping:
           logging.warning('%s received: stopped after step %d with a checkpoint; run the same '
                           'command to resume', signals.received, step)
@@ -276,4 +340,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
     finally:
       writer.close()
       trainer.checkpoints.close()
-  return {'step': step, 'valid': valid, 'stopped_by': signals.received}
+      trainer.best.close()
+  return {'step': step, 'valid': valid,
+          'stopped_by': signals.received or ('saturation' if trainer.saturated(step) else None)}

@@ -1,0 +1,43 @@
+"""The importance-weighted bound against an exact likelihood."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.configs import smoke
+from vrash_jax import evaluation, input_pipeline, models, train
+
+
+def log_softmax(x):
+  x = x - x.max(-1, keepdims=True)
+  return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+@pytest.mark.parametrize('name', ['vae', 'vrash'])
+def test_iw_bound_is_the_exact_likelihood_when_the_decoder_ignores_z(tiny_dataset, name):
+  """With q(z|x) = p(z) and a decoder blind to z, every importance weight is p(x): the bound
+  (any K) must equal the exact log-likelihood, here summed with numpy from the logits."""
+  config = smoke.get_config(name)
+  state = train.create_state(config, jax.random.key(0))
+  params = jax.tree.map(np.array, state.params)
+  for part in ('posterior', 'latent_to_state'):  # q = N(0, I) = p(z); initial state tanh(0)
+    params[part] = jax.tree.map(np.zeros_like, params[part])
+  z_rows = slice(2 * config.meta_embed, 2 * config.meta_embed + config.latent_dim)
+  params['decoder']['w_in'][z_rows] = 0.0  # z is the decoder input after the meta embeddings
+  state = state.replace(params=params)
+  arrays = input_pipeline.load_split(tiny_dataset, 'valid', config.max_len)
+  figures = evaluation.evaluate_state(state, config, arrays, iw_samples=7)
+
+  batch = input_pipeline.gather(arrays, np.arange(len(arrays['length'])))
+  random_z = jax.random.normal(jax.random.key(3), (len(arrays['length']), config.latent_dim))
+  logits, _ = models.MelodyModel(config).apply({'params': params}, batch, random_z, True,
+                                               method=models.MelodyModel.decode)
+  mask = np.asarray(batch['mask'], bool)
+  log_p = sum(np.take_along_axis(log_softmax(np.asarray(logits[f], np.float64)),
+                                 np.asarray(batch[f])[..., None], -1)[..., 0][mask].sum()
+              for f in models.HEADS)
+  exact = -log_p / mask.sum()
+  assert figures['kl'] == pytest.approx(0.0, abs=1e-6)
+  assert figures['nll_iw'] == pytest.approx(exact, rel=1e-5)
+  assert figures['ce_total'] == pytest.approx(exact, rel=1e-5)
+  assert figures['nll_bound'] == pytest.approx(exact, rel=1e-5)

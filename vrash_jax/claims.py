@@ -1,0 +1,199 @@
+"""The paper's claims, measured: pure numpy/scipy/sklearn over figures, sample metrics and latents.
+
+Each `*_claim` function returns a verdict dict {'claim', 'verdict', 'evidence'} whose verdict is
+'holds', 'does not hold' or 'inconclusive', with the numbers that decide it in `evidence`. A
+difference counts only when the 95% confidence intervals over seeds do not overlap.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+HOLDS, FAILS, UNSURE = 'holds', 'does not hold', 'inconclusive'
+PAPER_CE_GAP = 1 - 2.11 / 2.34  # VRASH's CE below the LM's in the paper (Sec. 4): 9.8%
+IW_TOLERANCE = 0.02  # a bound within +2% of the LM's NLL counts as "no worse as a density model"
+MIN_KL = 5.0  # nats per melody: a latent that carries at least this much is "used"
+LENGTH_BUCKETS = ((1, 32), (33, 64), (65, 128), (129, 10**9))  # notes per melody
+
+
+def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+  """Mean and Student-t confidence interval of independent values (one per seed)."""
+  from scipy import stats
+
+  v = np.asarray(values, np.float64)
+  mean = float(v.mean())
+  if v.size < 2:
+    return {'mean': mean, 'low': mean, 'high': mean, 'n': int(v.size)}
+  half = float(stats.t.ppf(0.5 + confidence / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+  return {'mean': mean, 'low': mean - half, 'high': mean + half, 'n': int(v.size)}
+
+
+def compare(a: Mapping[str, float], b: Mapping[str, float]) -> int:
+  """+1 when a's interval lies above b's, -1 below, 0 when they overlap."""
+  return 1 if a['low'] > b['high'] else -1 if a['high'] < b['low'] else 0
+
+
+def _verdict(claim: str, sign: int, evidence: str) -> dict[str, str]:
+  verdict = HOLDS if sign > 0 else FAILS if sign < 0 else UNSURE
+  return {'claim': claim, 'verdict': verdict, 'evidence': evidence}
+
+
+def summarize_samples(per_seed: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]
+                      ) -> dict[str, dict[str, dict[str, dict[str, float]]]]:
+  """{model: {temperature: [metrics of seed 0, 1, ...]}} -> {model: {temperature: {metric: CI}}}."""
+  return {model: {t: {k: mean_ci([m[k] for m in runs]) for k in runs[0]} for t, runs in temps.items()}
+          for model, temps in per_seed.items()}
+
+
+def _fmt(ci: Mapping[str, float], digits: int = 3) -> str:
+  return f"{ci['mean']:.{digits}f} [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
+
+
+def repetition_claim(summary: Mapping[str, Any]) -> dict[str, str]:
+  """Paper: repetition is "more prominent for the Language Model" than for VRASH."""
+  signs, parts = [], []
+  for t in summary['lm']:
+    lm, vrash = summary['lm'][t], summary['vrash'][t]
+    sign = compare(lm['repeated_note_rate'], vrash['repeated_note_rate'])
+    signs.append(sign)
+    parts.append(f"T={t}: repeated-note rate LM {_fmt(lm['repeated_note_rate'])} vs VRASH "
+                 f"{_fmt(vrash['repeated_note_rate'])}, longest run {lm['longest_run']['mean']:.2f} vs "
+                 f"{vrash['longest_run']['mean']:.2f}, looping share {lm['loop_share']['mean']:.2f} vs "
+                 f"{vrash['loop_share']['mean']:.2f}")
+  # Holds at every temperature, or fails somewhere while holding nowhere; else mixed.
+  overall = 1 if all(s > 0 for s in signs) else -1 if min(signs) < 0 and max(signs) <= 0 else 0
+  return _verdict('Sampled LM melodies repeat notes more than VRASH melodies (paper Sec. 4)',
+                  overall, '; '.join(parts) + ' (mean [95% CI] over seeds)')
+
+
+def structure_claim(summary: Mapping[str, Any], data: Mapping[str, float], temperature: str) -> dict[str, str]:
+  """Beyond the paper: VRASH's samples have more macro structure (4-note patterns recurring
+  8+ notes later in the same melody) than the LM's."""
+  key = 'recurring_4gram_share'
+  lm, vrash = summary['lm'][temperature][key], summary['vrash'][temperature][key]
+  evidence = (f'T={temperature}: share of 4-note patterns recurring 8+ notes later: data '
+              f'{data[key]:.3f}, LM {_fmt(lm)}, VRASH {_fmt(vrash)}'
+              + (f", VAE {_fmt(summary['vae'][temperature][key])}" if 'vae' in summary else ''))
+  return _verdict('VRASH melodies have more macro structure than LM melodies (recurring patterns)',
+                  compare(vrash, lm), evidence)
+
+
+def diversity_claim(summary: Mapping[str, Any], temperature: str) -> dict[str, str]:
+  """Paper: VRASH's melodies are more diverse than the VAE's (distinct 4-grams across and
+  within samples)."""
+  vae, vrash = summary['vae'][temperature], summary['vrash'][temperature]
+  across = compare(vrash['distinct_4gram_rate'], vae['distinct_4gram_rate'])
+  within = compare(vrash['distinct_4gram_within'], vae['distinct_4gram_within'])
+  sign = 1 if across > 0 and within >= 0 else -1 if across < 0 else 0
+  evidence = (f"T={temperature}: distinct 4-gram rate across samples VRASH {_fmt(vrash['distinct_4gram_rate'])} "
+              f"vs VAE {_fmt(vae['distinct_4gram_rate'])}; within a sample VRASH "
+              f"{_fmt(vrash['distinct_4gram_within'])} vs VAE {_fmt(vae['distinct_4gram_within'])}")
+  return _verdict('VRASH melodies are more diverse than VAE melodies (paper Sec. 4)', sign, evidence)
+
+
+def style_probe(z: np.ndarray, meta: np.ndarray, labels: Sequence[str], folds: int = 5,
+                seed: int = 0) -> dict[str, Any]:
+  """Cross-validated accuracy of a linear probe (logistic regression) predicting style from
+  posterior means, from the meta-information alone (one-hot), from both, and of the majority
+  class. Styles with fewer melodies than folds are left out (counted)."""
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.model_selection import StratifiedKFold
+  from sklearn.pipeline import make_pipeline
+  from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+  labels = np.asarray(labels)
+  names, counts = np.unique(labels, return_counts=True)
+  keep = np.isin(labels, names[counts >= folds])
+  z, meta, labels = np.asarray(z)[keep], np.asarray(meta)[keep], labels[keep]
+  out: dict[str, Any] = {'melodies': int(keep.sum()), 'left_out': int((~keep).sum()),
+                         'styles': int(len(np.unique(labels))), 'folds': folds}
+  if out['styles'] < 2:
+    return out
+  meta_1hot = OneHotEncoder(handle_unknown='ignore').fit_transform(meta).toarray()
+  inputs = {'latent': z, 'meta': meta_1hot, 'latent_and_meta': np.concatenate([z, meta_1hot], 1)}
+  scores: dict[str, list[float]] = {k: [] for k in ('majority', *inputs)}
+  for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, labels):
+    values, counts = np.unique(labels[train], return_counts=True)
+    scores['majority'].append(float(np.mean(labels[test] == values[counts.argmax()])))
+    for name, x in inputs.items():
+      probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+      scores[name].append(float(probe.fit(x[train], labels[train]).score(x[test], labels[test])))
+  out['accuracy'] = {k: mean_ci(v) for k, v in scores.items()}
+  out['gain_over_meta'] = mean_ci(np.subtract(scores['latent_and_meta'], scores['meta']))
+  return out
+
+
+def style_claim(probe: Mapping[str, Any], silhouette: float | None) -> dict[str, str]:
+  """Paper Fig. 6: the latent space separates styles. Counts only beyond what the meta says."""
+  claim = 'The latent code separates styles beyond what the meta-information already says (Fig. 6)'
+  if 'accuracy' not in probe:
+    return {'claim': claim, 'verdict': UNSURE, 'evidence': f"too few styles to probe ({probe['styles']})"}
+  acc, gain = probe['accuracy'], probe['gain_over_meta']
+  sign = 1 if gain['low'] > 0 else -1 if gain['high'] <= 0.0 or gain['mean'] <= 0 else 0
+  evidence = (f"{probe['folds']}-fold linear probe over {probe['melodies']} melodies, {probe['styles']} "
+              f"styles: majority {_fmt(acc['majority'])}, meta only {_fmt(acc['meta'])}, latent only "
+              f"{_fmt(acc['latent'])}, latent + meta {_fmt(acc['latent_and_meta'])}; gain of the latent "
+              f"over meta {_fmt(gain)}; silhouette by style "
+              + ('-' if silhouette is None else f'{silhouette:.3f}'))
+  return _verdict(claim, sign, evidence)
+
+
+def length_bucket(length: int) -> str:
+  for low, high in LENGTH_BUCKETS:
+    if low <= length <= high:
+      return f'{low}-{high}' if high < 10**9 else f'>{low - 1}'
+  raise ValueError(f'a melody of {length} notes')
+
+
+def length_claim(by_length: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, str]:
+  """Paper's macro-structure argument: the latent helps more on longer melodies. Compares
+  VRASH's CE and IW bound with the LM's NLL in the shortest and the longest length bucket."""
+  buckets = [b for b in by_length['lm'] if b in by_length.get('vrash', {})]
+  claim = 'The latent helps more on longer melodies (the paper\'s macro-structure argument)'
+  if len(buckets) < 2:
+    return {'claim': claim, 'verdict': UNSURE, 'evidence': f'test melodies in {len(buckets)} length bucket(s) only'}
+  gaps = {b: (1 - by_length['vrash'][b]['ce_total'] / by_length['lm'][b]['ce_total'],
+              by_length['vrash'][b]['nll_iw'] / by_length['lm'][b]['ce_total'] - 1) for b in buckets}
+  first, last = buckets[0], buckets[-1]
+  sign = 1 if gaps[last][0] > gaps[first][0] and gaps[last][1] < gaps[first][1] else \
+      -1 if gaps[last][0] <= gaps[first][0] and gaps[last][1] >= gaps[first][1] else 0
+  evidence = '; '.join(f'{b} notes: CE {100 * g[0]:.1f}% below the LM, IW bound {100 * g[1]:+.1f}%'
+                       for b, g in gaps.items())
+  return _verdict(claim, sign, evidence + ' (one seed: no interval)')
+
+
+def frontier_goals(points: Sequence[Mapping[str, Any]], lm: Mapping[str, float], split: str = 'test'
+                   ) -> dict[str, Any]:
+  """The issue's two goals on the VRASH points of the frontier, with the LM's NLL on `split`:
+  IW bound at or below the LM with KL >= MIN_KL; the largest CE gap among IW within +2%."""
+  vrash = [p for p in points if p['model'] == 'vrash']
+  nll = lm['ce_total']
+  paying = [p for p in vrash if p[split]['nll_iw'] <= nll and p[split]['kl'] >= MIN_KL]
+  close = [p for p in vrash if p[split]['nll_iw'] <= (1 + IW_TOLERANCE) * nll]
+  best_gap = max(close, key=lambda p: -p[split]['ce_total'], default=None)
+  return {'lm_nll': nll,
+          'latent_pays': [p['name'] for p in paying],
+          'largest_gap_within_2pct': None if best_gap is None else {
+              'name': best_gap['name'], 'ce_gap': 1 - best_gap[split]['ce_total'] / nll,
+              'iw_excess': best_gap[split]['nll_iw'] / nll - 1}}
+
+
+def recommend(points: Sequence[Mapping[str, Any]], lm_valid: Mapping[str, float]) -> str | None:
+  """The VRASH point to use by default, chosen on the valid split: the largest CE gap among
+  points whose latent pays for itself (IW bound at or below the LM's NLL with KL >= MIN_KL),
+  else among points within +2% of the LM, else the lowest IW bound."""
+  goals = frontier_goals(points, lm_valid, 'valid')
+  vrash = {p['name']: p for p in points if p['model'] == 'vrash'}
+  if goals['latent_pays']:
+    return min(goals['latent_pays'], key=lambda name: vrash[name]['valid']['ce_total'])
+  if goals['largest_gap_within_2pct']:
+    return goals['largest_gap_within_2pct']['name']
+  return min(vrash.values(), key=lambda p: p['valid']['nll_iw'])['name'] if vrash else None
+
+
+def paper_point(points: Sequence[Mapping[str, Any]], lm_valid: Mapping[str, float]) -> str | None:
+  """The VRASH point whose valid CE gap to the LM is closest to the paper's 9.8%."""
+  vrash = [p for p in points if p['model'] == 'vrash']
+  gap = lambda p: 1 - p['valid']['ce_total'] / lm_valid['ce_total']
+  return min(vrash, key=lambda p: abs(gap(p) - PAPER_CE_GAP))['name'] if vrash else None

@@ -1,0 +1,151 @@
+"""The claims' part of the results: frontier, length, samples by temperature, style probe and
+verdicts as report sections, and frontier.png / curves.png. Renders results.json alone."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vrash_jax import claims
+from vrash_jax.report import NAMES, Checklist, Section, Table, matplotlib_pyplot
+
+SAMPLE_KEYS = ('repeated_note_rate', 'longest_run', 'loop_share', 'recurring_4gram_share',
+               'distinct_4gram_rate', 'distinct_4gram_within')
+
+
+def _pct(x: float) -> str:
+  return f'{100 * x:+.1f}%'
+
+
+def frontier_table(frontier: dict[str, Any]) -> Table:
+  lm = frontier['lm']
+  rows = [['LM', 'lm', '-', '-', f"{lm['valid']['ce_total']:.3f}", f"{lm['test']['ce_total']:.3f}", '0',
+           f"{lm['test']['ce_total']:.3f}", '', '']]
+  for p in frontier['points']:
+    t, v = p['test'], p['valid']
+    mark = ' (recommended)' if p['name'] == frontier.get('recommended') and p['model'] == 'vrash' else ''
+    rows.append([NAMES[p['model']], p['name'] + mark, p['technique'], f"{p['free_bits']:g} / {p['note_dropout']:g}",
+                 f"{v['nll_iw']:.3f}", f"{t['ce_total']:.3f}", f"{t['kl']:.2f}", f"{t['nll_iw']:.3f}",
+                 _pct(1 - t['ce_total'] / lm['test']['ce_total']), _pct(t['nll_iw'] / lm['test']['ce_total'] - 1)])
+  return Table(['model', 'point', 'technique', 'free bits / note dropout', 'valid NLL ≤ (IW)', 'test CE',
+                'test KL', 'test NLL ≤ (IW)', 'CE below LM', 'IW vs LM'], rows)
+
+
+def frontier_section(frontier: dict[str, Any], k: int) -> Section:
+  goals = frontier['goals']
+  best = goals['largest_gap_within_2pct']
+  checks = Checklist([
+      (bool(goals['latent_pays']),
+       f"a VRASH point whose IW bound is at or below the LM's NLL ({goals['lm_nll']:.3f}) with KL >= "
+       f"{claims.MIN_KL:g} nats per melody: " + (', '.join(goals['latent_pays']) or 'none')),
+      (best is not None and best['ce_gap'] > 0,
+       'largest CE gap among VRASH points with an IW bound within +2% of the LM: ' +
+       ('none within +2%' if best is None else
+        f"{best['name']}, CE {100 * best['ce_gap']:.1f}% below the LM, IW {_pct(best['iw_excess'])}") +
+       ' (paper: 9.8%, no likelihood reported)')])
+  return Section('Rate-distortion frontier', [
+      f'Every VAE and VRASH run (seed 0), with the importance-weighted bound at K={k}. Test figures in '
+      'nats per note (KL: nats per melody); the valid split chose the recommended point (the lowest '
+      "CE among VRASH points whose valid bound is at or below the LM's valid NLL with KL >= 5 nats, "
+      "else the lowest CE within +2% of it, else the lowest valid bound): "
+      f"{frontier.get('recommended')}. The paper's Fig. 5 corresponds to "
+      f"{frontier.get('paper_point')} (its valid CE gap is the closest to the paper's 9.8%).",
+      frontier_table(frontier), checks])
+
+
+def length_section(by_length: dict[str, dict[str, Any]]) -> Section:
+  lm = by_length['lm']
+  rows = []
+  for bucket, f in lm.items():
+    row = [bucket, str(f['melodies']), str(f['notes']), f"{f['ce_total']:.3f}"]
+    for m in ('vae', 'vrash'):
+      if m in by_length and bucket in by_length[m]:
+        g = by_length[m][bucket]
+        row += [f"{g['ce_total']:.3f} ({_pct(g['ce_total'] / f['ce_total'] - 1)})",
+                f"{g['nll_iw']:.3f} ({_pct(g['nll_iw'] / f['ce_total'] - 1)})"]
+    rows.append(row)
+  header = ['notes per melody', 'melodies', 'notes', 'LM NLL']
+  for m in ('vae', 'vrash'):
+    if m in by_length:
+      header += [f'{NAMES[m]} CE (vs LM)', f'{NAMES[m]} NLL ≤ IW (vs LM)']
+  return Section('By melody length (test, seed 0)', [Table(header, rows)])
+
+
+def samples_section(samples: dict[str, Any], data: dict[str, float], seeds: int) -> Section:
+  rows = [['test data', '-'] + [f'{data[k]:.3f}' for k in SAMPLE_KEYS]]
+  for model, temps in samples.items():
+    for t, figures in temps.items():
+      rows.append([NAMES[model], t] + [f"{figures[k]['mean']:.3f} ± {(figures[k]['high'] - figures[k]['low']) / 2:.3f}"
+                                       for k in SAMPLE_KEYS])
+  return Section('Samples by temperature', [
+      f'Mean ± half-width of the 95% confidence interval over {seeds} seeds (seed s samples from the '
+      'model trained with seed s). The data row is the test melodies cut to the samples\' length.',
+      Table(['source', 'T'] + list(SAMPLE_KEYS), rows)])
+
+
+def verdicts_section(verdicts: list[dict[str, str]]) -> Section:
+  return Section("The paper's claims", [Table(
+      ['claim', 'verdict', 'evidence'], [[v['claim'], v['verdict'], v['evidence']] for v in verdicts])])
+
+
+def sections(results: dict[str, Any]) -> list[Section]:
+  c = results.get('claims')
+  if not c:
+    return []
+  out = [verdicts_section(c['verdicts'])]
+  if c['frontier'].get('goals'):
+    out.append(frontier_section(c['frontier'], c['plan']['frontier_iw_samples']))
+  if c.get('by_length'):
+    out.append(length_section(c['by_length']))
+  out.append(samples_section(c['samples'], c['data_samples'], c['plan']['sample_seeds']))
+  return out
+
+
+def plot_frontier(results: dict[str, Any], path: str) -> bool:
+  """frontier.png: a row per model (VAE, VRASH), CE and IW bound against KL, with the LM's
+  NLL; False (nothing drawn) without VAE/VRASH points or an LM."""
+  frontier = results.get('claims', {}).get('frontier', {})
+  models = [m for m in ('vae', 'vrash') if any(p['model'] == m for p in frontier.get('points', []))]
+  if not models or not frontier.get('lm'):
+    return False
+  plt = matplotlib_pyplot()
+  fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.8 * len(models)), squeeze=False, sharey='row')
+  lm = frontier['lm']['test']['ce_total']
+  for row, model in zip(axes, models):
+    pts = sorted((p for p in frontier['points'] if p['model'] == model), key=lambda p: p['test']['kl'])
+    for ax, key, title in zip(row, ('ce_total', 'nll_iw'), ('CE, z from the posterior', 'NLL bound (IW)')):
+      kl, y = [p['test']['kl'] for p in pts], [p['test'][key] for p in pts]
+      ax.plot(kl, y, 'o', color='#4477aa' if model == 'vrash' else '#999933', label=NAMES[model])
+      for p, a, b in zip(pts, kl, y):
+        ax.annotate(p['name'], (a, b), fontsize=7, xytext=(3, 3), textcoords='offset points')
+      ax.axhline(lm, color='#cc3311', label='LM NLL')
+      ax.set_xlabel('KL (nats per melody)')
+      ax.set_title(f'{NAMES[model]}: {title}')
+    row[0].set_ylabel('nats per note (test)')
+    row[0].legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return True
+
+
+def plot_curves(results: dict[str, Any], path: str) -> bool:
+  """curves.png: a panel per model; False without any recorded curve."""
+  curves = {m: c for m, c in results.get('curves', {}).items() if c['train_ce'] or c['valid_bound']}
+  if not curves:
+    return False
+  plt = matplotlib_pyplot()
+  fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.6), squeeze=False)
+  for ax, (model, c) in zip(axes[0], curves.items()):
+    for key, label, style in (('train_ce', 'train CE', '-'), ('valid_bound', 'valid NLL bound', 'o-')):
+      if c[key]:
+        xy = np.asarray(c[key])
+        ax.plot(xy[:, 0], xy[:, 1], style, label=label)
+    ax.set_title(NAMES[model])
+    ax.set_xlabel('step')
+  axes[0][0].set_ylabel('nats per note')
+  axes[0][0].legend(fontsize=8)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+  return True
