@@ -17,6 +17,7 @@ from absl import logging
 
 from vrash_jax import claims, config_rules, evaluation, metrics, train
 from vrash_jax import notes as note_schema
+from vrash_jax.errors import VrashError
 from vrash_jax.melodist import Melodist
 
 ConfigFor = Callable[[str], ml_collections.ConfigDict]
@@ -27,15 +28,19 @@ def run_dir(workdir: str, name: str, seed: int) -> str:
 
 
 def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str) -> float:
-  """Trains (or resumes) one run; returns its training wall time summed over every resume."""
+  """Trains (or resumes) one run; returns its training wall time summed over every resume.
+  A run stopped by SIGTERM or SIGINT stops the whole study (after its checkpoint)."""
   info_path = os.path.join(directory, 'run.json')
   info = json.load(open(info_path)) if os.path.exists(info_path) else {'train_wall_s': 0.0}
   start = time.perf_counter()
-  train.train_and_evaluate(config, data_dir, directory)
+  outcome = train.train_and_evaluate(config, data_dir, directory)
   info['train_wall_s'] += time.perf_counter() - start
   if jax.process_index() == 0:
     with open(info_path, 'w') as f:
       json.dump(info, f)
+  if outcome['stopped_by'] not in (None, 'saturation'):
+    raise VrashError(f"{outcome['stopped_by']} received: {directory} stopped after step "
+                     f"{outcome['step']} with a checkpoint; run the same command to resume")
   return info['train_wall_s']
 
 
