@@ -113,8 +113,8 @@ def test_report_launcher_prints_the_page_or_one_error_line(swept, tmp_path):
 def test_a_run_stopped_by_a_signal_stops_the_sweep(monkeypatch, tmp_path):
   outcome = {'step': 3, 'valid': {}, 'stopped_by': 'SIGTERM'}
   monkeypatch.setattr(study.train, 'train_and_evaluate', lambda config, data, workdir: outcome)
-  with pytest.raises(VrashError, match=r'^SIGTERM received: .*run stopped after step 3 with a '
+  with pytest.raises(VrashError, match=r'^SIGTERM received: .* stopped after step 3 with a '
                                        r'checkpoint; run the same command to resume$'):
-    study.train_run(tiny('lm'), 'unused', str(tmp_path / 'run'))
+    study.train_run(tiny('lm'), 'unused', str(tmp_path))
   outcome['stopped_by'] = 'saturation'  # a finished run
-  assert study.train_run(tiny('lm'), 'unused', str(tmp_path / 'run')) >= 0
+  assert study.train_run(tiny('lm'), 'unused', str(tmp_path)) >= 0
