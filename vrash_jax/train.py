@@ -190,11 +190,11 @@ class Trainer:
     return self._best_record
 
   def keep_if_best(self, step: int, valid: Mapping[str, float]) -> None:
-    """Saves the state to WORKDIR/best/ when its valid bound beats every earlier one (after
-    pretraining: an autoencoder's bound is not the model's)."""
-    if step <= self.config.pretrain_steps:
-      return
+    """Saves the state to WORKDIR/best/ when its valid bound is finite and beats every earlier
+    one (after pretraining: an autoencoder's bound is not the model's)."""
     bound = valid_bound(valid)
+    if step <= self.config.pretrain_steps or not np.isfinite(bound):
+      return
     best = self.best_record()
     if best is None or bound < best['valid_bound']:
       self._best_record = {'step': step, 'valid_bound': bound}
