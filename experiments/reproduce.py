@@ -83,7 +83,7 @@ PRESETS = {
         config={**SMALL_MODEL, 'max_len': 256, 'bucket_step': 32, 'batch_size': 64, 'eval_batch_size': 256,
                 'train_steps': 1500, 'warmup_steps': 100, 'kl_anneal_steps': 400, 'log_every': 200,
                 'eval_every': 250, 'patience': 4, 'checkpoint_every': 250},
-        seeds=(0, 1, 2), iw_samples=64, num_samples=128,
+        seeds=(0, 1, 2), iw_samples=16, num_samples=128,
         plan=ClaimsPlan(frontier=WHOLE_CORPUS_FRONTIER),
         notes=('cpu preset: the whole default corpus, whole melodies (chunks of at most 256 notes), '
                "the quick preset's model (RHN hidden 128 depth 2) trained up to 1500 steps of batch 64 "

@@ -24,7 +24,8 @@ def tiny(model):
 def swept(tiny_dataset, tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp('sweep'))
   plan = sweep.ClaimsPlan(frontier=(study.Point('vrash', 'fb0', 'rate', (('free_bits', 0.0),)),),
-                          temperatures=(0.5, 1.0), sample_seeds=2, sample_length=12, frontier_iw_samples=2)
+                          temperatures=(0.5, 1.0), sample_seeds=2, sample_length=12, frontier_iw_samples=2,
+                          valid_iw_samples=3)
   results = sweep.run_sweep(tiny_dataset, workdir, tiny, ['lm', 'vae', 'vrash'], [0, 1],
                             iw_samples=2, num_samples=4, plan=plan)
   return workdir, results
@@ -50,6 +51,27 @@ def test_sweep_writes_every_result_with_finite_numbers(swept):
   assert on_disk['latent']['points'] == results['latent']['points'] > 0
   markdown = open(os.path.join(workdir, 'results.md')).read()
   assert '| VRASH |' in markdown and '2.11' in markdown and '## Target' in markdown
+
+
+def test_sweep_measures_the_frontier_and_every_claim(swept):
+  workdir, results = swept
+  claims = json.load(open(os.path.join(workdir, 'results.json')))['claims']
+  points = {(p['model'], p['name']): p for p in claims['frontier']['points']}
+  assert set(points) == {('vae', 'default'), ('vrash', 'default'), ('vrash', 'fb0')}
+  assert points['vrash', 'fb0']['free_bits'] == 0.0 and points['vrash', 'default']['free_bits'] == 0.5
+  assert os.path.isdir(os.path.join(workdir, 'runs', 'vrash-fb0-seed0'))
+  for p in points.values():
+    assert all(np.isfinite(p[split][k]) for split in ('valid', 'test') for k in ('ce_total', 'kl', 'nll_iw'))
+  assert claims['frontier']['recommended'] in {'default', 'fb0'}
+  assert [v['verdict'] in ('holds', 'does not hold', 'inconclusive') for v in claims['verdicts']] == [True] * 5
+  assert set(claims['samples']) == {'lm', 'vae', 'vrash'}
+  assert set(claims['samples']['lm']) == {'0.5', '1.0'} and claims['samples']['lm']['1.0']['longest_run']['n'] == 2
+  # every test melody in exactly one length bucket
+  assert sum(b['melodies'] for b in claims['by_length']['lm'].values()) == results['latent']['points']
+  for name in ('frontier.png', 'curves.png'):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0
+  markdown = open(os.path.join(workdir, 'results.md')).read()
+  assert "## The paper's claims" in markdown and '## Rate-distortion frontier' in markdown
 
 
 def test_results_page_shows_the_same_numbers_and_only_files_that_exist(swept):

@@ -32,7 +32,8 @@ def checkpoint_dir(workdir: str, kind: str = LATEST) -> str:
 
 
 def has_best(workdir: str) -> bool:
-  return os.path.isdir(checkpoint_dir(workdir, BEST)) and bool(os.listdir(checkpoint_dir(workdir, BEST)))
+  directory = checkpoint_dir(workdir, BEST)
+  return os.path.isdir(directory) and bool(os.listdir(directory))
 
 
 class Checkpoints:

@@ -31,7 +31,7 @@ def frontier_table(frontier: dict[str, Any]) -> Table:
                 'test KL', 'test NLL ≤ (IW)', 'CE below LM', 'IW vs LM'], rows)
 
 
-def frontier_section(frontier: dict[str, Any], k: int) -> Section:
+def frontier_section(frontier: dict[str, Any], k: int, valid_k: int) -> Section:
   goals = frontier['goals']
   best = goals['largest_gap_within_2pct']
   checks = Checklist([
@@ -44,7 +44,8 @@ def frontier_section(frontier: dict[str, Any], k: int) -> Section:
         f"{best['name']}, CE {100 * best['ce_gap']:.1f}% below the LM, IW {_pct(best['iw_excess'])}") +
        ' (paper: 9.8%, no likelihood reported)')])
   return Section('Rate-distortion frontier', [
-      f'Every VAE and VRASH run (seed 0), with the importance-weighted bound at K={k}. Test figures in '
+      f'Every VAE and VRASH run (seed 0), with the importance-weighted bound at K={k} on test and '
+      f'K={valid_k} on valid. Test figures in '
       'nats per note (KL: nats per melody); the valid split chose the recommended point (the lowest '
       "CE among VRASH points whose valid bound is at or below the LM's valid NLL with KL >= 5 nats, "
       "else the lowest CE within +2% of it, else the lowest valid bound): "
@@ -94,7 +95,8 @@ def sections(results: dict[str, Any]) -> list[Section]:
     return []
   out = [verdicts_section(c['verdicts'])]
   if c['frontier'].get('goals'):
-    out.append(frontier_section(c['frontier'], c['plan']['frontier_iw_samples']))
+    out.append(frontier_section(c['frontier'], c['plan']['frontier_iw_samples'],
+                                c['plan'].get('valid_iw_samples', c['plan']['frontier_iw_samples'])))
   if c.get('by_length'):
     out.append(length_section(c['by_length']))
   out.append(samples_section(c['samples'], c['data_samples'], c['plan']['sample_seeds']))

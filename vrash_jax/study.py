@@ -69,8 +69,9 @@ def subset(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
 
 
 def frontier_runs(points: Sequence[Point], config_for: ConfigFor, data_dir: str, workdir: str,
-                  splits: Mapping[str, Mapping[str, Any]], iw_samples: int) -> list[dict[str, Any]]:
-  """Trains every point (seed 0; resumable) and evaluates its best checkpoint on each split."""
+                  splits: Mapping[str, tuple[Mapping[str, Any], int]]) -> list[dict[str, Any]]:
+  """Trains every point (seed 0; resumable) and evaluates its best checkpoint on each split,
+  `splits` = {name: (arrays, posterior samples of its importance-weighted bound)}."""
   out = []
   for i, point in enumerate(points, 1):
     config = point.config(config_for)
@@ -82,7 +83,7 @@ def frontier_runs(points: Sequence[Point], config_for: ConfigFor, data_dir: str,
            'overrides': dict(point.overrides), 'free_bits': config.free_bits,
            'note_dropout': config.note_dropout, 'steps': int(jax.device_get(state.step)),
            'train_wall_s': wall}
-    for split, arrays in splits.items():
+    for split, (arrays, iw_samples) in splits.items():
       row[split] = evaluation.evaluate_state(state, config, arrays, iw_samples)
     out.append(row)
     logging.info('  valid %s', {k: round(row['valid'][k], 4) for k in ('ce_total', 'kl', 'nll_iw')})

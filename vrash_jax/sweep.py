@@ -31,7 +31,8 @@ class ClaimsPlan:
   temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)  # of the repetition/structure/diversity samples
   sample_seeds: int = 3  # sampling seeds per temperature (one per trained seed where there are)
   sample_length: int = 64  # notes per sample; the data's row uses test melodies cut to this
-  frontier_iw_samples: int = 64  # K of the importance-weighted bound of frontier and length figures
+  frontier_iw_samples: int = 64  # K of the importance-weighted bound of test frontier and length figures
+  valid_iw_samples: int = 16  # K of the valid bound that picks the recommended point
 
 
 Seeds = Sequence[int] | Mapping[str, Sequence[int]]  # the same seeds for every model, or per model
@@ -74,9 +75,9 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for, mo
   out: dict[str, Any] = {'plan': dataclasses.asdict(plan)}
   k = plan.frontier_iw_samples
   valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
-  splits = {'valid': valid_arrays, 'test': test_arrays}
+  splits = {'valid': (valid_arrays, plan.valid_iw_samples), 'test': (test_arrays, k)}
   defaults = [study.Point(m, 'default', 'preset config') for m in models]
-  points = study.frontier_runs(defaults + list(plan.frontier), config_for, data_dir, workdir, splits, k)
+  points = study.frontier_runs(defaults + list(plan.frontier), config_for, data_dir, workdir, splits)
   lm = next((p for p in points if p['model'] == 'lm'), None)
   out['frontier'] = {'points': [p for p in points if p['model'] != 'lm'], 'lm': lm}
   verdicts = []
