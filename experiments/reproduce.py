@@ -7,7 +7,8 @@ stage reuses what a previous run of the same preset finished: converted tunes, a
 prepared with the same options, trained runs.
 
 * quick: a subset of the corpus and small models; under 10 minutes on a 2-core CPU.
-* cpu: the whole corpus, whole melodies, small models trained to saturation; under 3 hours.
+* cpu: the whole corpus, whole melodies, small models trained up to 1500 steps (stopped early at
+  saturation); under 3 hours.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
   GPU or TPU (see README for its cost).
 """
@@ -51,7 +52,7 @@ def rates(model: str, free_bits: tuple[float, ...]) -> tuple[Point, ...]:
   return tuple(Point(model, f'fb{f:g}', 'rate', (('free_bits', f),)) for f in free_bits)
 
 
-# Techniques that keep the latent used (issue of the frontier), at the default rate.
+# Techniques meant to keep the latent used without inflating the bound, at the default rate.
 TECHNIQUES = (
     Point('vrash', 'pretrain', 'encoder pretraining, decoder reset (Li et al. 2019)',
           (('pretrain_steps', 300), ('kl_anneal_steps', 200))),
