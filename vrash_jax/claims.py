@@ -165,7 +165,7 @@ def length_claim(by_length: Mapping[str, Mapping[str, Mapping[str, float]]]) -> 
 
 def frontier_goals(points: Sequence[Mapping[str, Any]], lm: Mapping[str, float], split: str = 'test'
                    ) -> dict[str, Any]:
-  """The issue's two goals on the VRASH points of the frontier, with the LM's NLL on `split`:
+  """Two goals on the VRASH points of the frontier, with the LM's NLL on `split`: an
   IW bound at or below the LM with KL >= MIN_KL; the largest CE gap among IW within +2%."""
   vrash = [p for p in points if p['model'] == 'vrash']
   nll = lm['ce_total']
