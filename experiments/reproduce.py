@@ -26,7 +26,7 @@ from absl import flags, logging
 from experiments import launcher
 from experiments.configs import MODELS, model_config
 from vrash_jax.errors import VrashError, exit_on_user_error
-from vrash_jax.study import Point
+from vrash_jax.study import Point, rate_points
 from vrash_jax.sweep import ClaimsPlan, Seeds
 
 
@@ -47,11 +47,6 @@ SMALL_MODEL = {'hidden': 128, 'depth': 2, 'pitch_embed': 16, 'octave_embed': 4, 
                'meta_embed': 4}
 
 
-def rates(model: str, free_bits: tuple[float, ...]) -> tuple[Point, ...]:
-  """Frontier points of `model` at other free-bits floors (nats per latent dimension)."""
-  return tuple(Point(model, f'fb{f:g}', 'rate', (('free_bits', f),)) for f in free_bits)
-
-
 # Techniques meant to keep the latent used without inflating the bound, at the default rate.
 TECHNIQUES = (
     Point('vrash', 'pretrain', 'encoder pretraining, decoder reset (Li et al. 2019)',
@@ -60,7 +55,8 @@ TECHNIQUES = (
     Point('vrash', 'nd0.5-fb1', 'note dropout 0.5, free bits 1 (the earlier default)',
           (('note_dropout', 0.5), ('free_bits', 1.0))),
 )
-WHOLE_CORPUS_FRONTIER = rates('vrash', (0.0, 0.125, 0.25, 1.0)) + TECHNIQUES + rates('vae', (0.0, 0.125, 0.25, 1.0))
+WHOLE_CORPUS_FRONTIER = (rate_points('vrash', (0.0, 0.125, 0.25, 1.0)) + TECHNIQUES
+                         + rate_points('vae', (0.0, 0.125, 0.25, 1.0)))
 
 PRESETS = {
     'quick': Preset(
@@ -70,7 +66,7 @@ PRESETS = {
                 'train_steps': 500, 'warmup_steps': 50, 'kl_anneal_steps': 200, 'log_every': 100,
                 'eval_every': 100, 'checkpoint_every': 500},
         seeds={'lm': (0, 1, 2), 'vae': (0,), 'vrash': (0, 1, 2)}, iw_samples=8, num_samples=32,
-        plan=ClaimsPlan(frontier=rates('vrash', (0.0, 1.0))),
+        plan=ClaimsPlan(frontier=rate_points('vrash', (0.0, 1.0))),
         notes=('quick preset: 150 tunes or works of each of the six collections (spread over '
                'their files, so every style is in), melodies in chunks of at most 128 notes (most '
                'are whole), lengths bucketed by 32 notes, RHN hidden 128 depth 2, 500 steps of batch '

@@ -59,12 +59,11 @@ def parse_numbers(flag: str, values: list[str]) -> tuple[float, ...]:
 
 def claims_plan(models: list[str], free_bits: tuple[float, ...], temperatures: tuple[float, ...],
                 sample_seeds: int):
-  from vrash_jax.study import Point
+  from vrash_jax.study import rate_points
   from vrash_jax.sweep import ClaimsPlan
   if not temperatures or min(temperatures) <= 0:
     raise VrashError('--temperatures must be numbers > 0')
-  frontier = tuple(Point(m, f'fb{f:g}', 'rate', (('free_bits', f),))
-                   for m in models if m != 'lm' for f in free_bits)
+  frontier = tuple(p for m in models if m != 'lm' for p in rate_points(m, free_bits))
   return ClaimsPlan(frontier=frontier, temperatures=temperatures, sample_seeds=sample_seeds)
 
 

@@ -96,7 +96,7 @@ def sections(results: dict[str, Any]) -> list[Section]:
   out = [verdicts_section(c['verdicts'])]
   if c['frontier'].get('goals'):
     out.append(frontier_section(c['frontier'], c['plan']['frontier_iw_samples'],
-                                c['plan'].get('valid_iw_samples', c['plan']['frontier_iw_samples'])))
+                                c['plan']['valid_iw_samples']))
   if c.get('by_length'):
     out.append(length_section(c['by_length']))
   out.append(samples_section(c['samples'], c['data_samples'], c['plan']['sample_seeds']))

@@ -63,6 +63,11 @@ class Point:
     return run_dir(workdir, self.model if self.name == 'default' else f'{self.model}-{self.name}', seed)
 
 
+def rate_points(model: str, free_bits: Sequence[float]) -> tuple[Point, ...]:
+  """Frontier points of `model` at other free-bits floors (nats per latent dimension)."""
+  return tuple(Point(model, f'fb{f:g}', 'rate', (('free_bits', f),)) for f in free_bits)
+
+
 def subset(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
   """The examples `rows` of a loaded split (arrays and str lists alike)."""
   return {k: v[rows] if isinstance(v, np.ndarray) else [v[i] for i in rows] for k, v in arrays.items()}
