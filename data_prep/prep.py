@@ -87,6 +87,7 @@ def build_dataset(data_dir: str, started: float | None = None) -> dict[str, Any]
   """Stage 2: merges every part into the TFDS dataset; writes and returns the stats."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
   import tensorflow_datasets as tfds
+
   from data_prep import builder
 
   tfds.disable_progress_bar()

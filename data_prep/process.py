@@ -12,51 +12,31 @@ from typing import Any
 
 import numpy as np
 
-from data_prep import labels, normalize, tracks
-from data_prep.tracks import Rejected
+from data_prep import labels
 from vrash_jax.errors import VrashError
+from vrash_jax.midi import convert
+from vrash_jax.midi.convert import TrackRules, option
+from vrash_jax.midi.tracks import Rejected
 
 SPLITS = ('train', 'valid', 'test')
 
 
-def _option(default: Any, help_text: str) -> Any:
-  return dataclasses.field(default=default, metadata={'help': help_text})
-
-
 @dataclasses.dataclass(frozen=True)
-class PrepOptions:
-  """Every knob of the pipeline; `vrash-prep` has a flag per field, stats.json records them."""
-  valid_fraction: float = _option(0.05, 'Share of files (by content hash) in the valid split.')
-  test_fraction: float = _option(0.05, 'Share of files (by content hash) in the test split.')
-  min_notes: int = _option(16, 'Tracks with fewer notes (after monophony) are too short.')
-  max_len: int = _option(64, 'Longer tracks are cut into equal chunks of at most this many '
-                         'notes (each at least half of it); 0 keeps tracks whole.')
-  max_chord_fraction: float = _option(0.25, 'Tracks with a larger share of chord onsets are '
-                                      'rejected as polyphonic; the rest keep the top note.')
-  max_pauses: int = _option(normalize.MAX_PAUSES, 'Most distinct pause values a track may have '
-                            '(the paper: 11).')
-  min_entropy: float = _option(1.5, 'Tracks whose pitch entropy (bits) is lower are dropped.')
-  max_file_bytes: int = _option(2 << 20, 'Larger files are rejected without parsing (a note takes at '
-                              'least 6 bytes, so this caps parsing at ~350k notes).')
-  max_file_notes: int = _option(100_000, 'Files with more notes are rejected.')
+class PrepOptions(TrackRules):
+  """Every knob of the pipeline: the track rules, and how a dataset splits and cuts what they
+  keep; `vrash-prep` has a flag per field, stats.json records them."""
+  valid_fraction: float = option(0.05, 'Share of files (by content hash) in the valid split.')
+  test_fraction: float = option(0.05, 'Share of files (by content hash) in the test split.')
+  max_len: int = option(64, 'Longer tracks are cut into equal chunks of at most this many '
+                        'notes (each at least half of it); 0 keeps tracks whole.')
 
   def validate(self) -> None:
-    problems = []
+    problems = self.problems()
     if not (0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1
             and self.valid_fraction + self.test_fraction < 1):
       problems.append('valid_fraction and test_fraction must be in [0, 1) and sum to less than 1')
-    if self.min_notes < 2:
-      problems.append('min_notes must be at least 2 (a pause needs two notes)')
     if self.max_len < 0 or 0 < self.max_len < self.min_notes:
       problems.append('max_len must be 0 (no limit) or at least min_notes')
-    if not 0 <= self.max_chord_fraction <= 1:
-      problems.append('max_chord_fraction must be in [0, 1]')
-    if self.max_pauses < 1:
-      problems.append('max_pauses must be at least 1')
-    if self.min_entropy < 0:
-      problems.append('min_entropy must be >= 0 bits')
-    if self.max_file_bytes < 1 or self.max_file_notes < 1:
-      problems.append('max_file_bytes and max_file_notes must be positive')
     if problems:
       raise VrashError('; '.join(problems))
 
@@ -115,30 +95,17 @@ def process_file(item: tuple[str, str], options: PrepOptions) -> dict[str, Any]:
   """
   path, rel = item
   try:
-    with open(path, 'rb') as f:
-      data = f.read(options.max_file_bytes + 1)
+    data = convert.read_bytes(path, options)
   except OSError as e:
     return failed(rel, 'read_error', str(e))
   try:
-    midi = tracks.parse_midi(data, options.max_file_bytes, options.max_file_notes)
-    raw_tracks, rejected = tracks.split_tracks(midi, options.max_chord_fraction, options.min_notes)
+    found = convert.file_tracks(data, options)
   except Rejected as e:
     return failed(rel, e.reason, e.detail)
-  except Exception as e:  # a library bug on odd input must cost one file, not the run
-    return failed(rel, 'internal_error', f'{type(e).__name__}: {e}'[:200])
   result = failed(rel, 'ok')
   result.update(split=split_of(data, options.valid_fraction, options.test_fraction),
-                tracks_total=len(midi.instruments),
-                rejected=[[i, reason, ''] for i, reason in rejected])
-  for raw in raw_tracks:
-    entropy = normalize.pitch_entropy(raw.pitches)
-    result['entropies'].append(entropy)
-    try:
-      track = normalize.normalize_track(raw, options.max_pauses)
-      if entropy < options.min_entropy:
-        raise Rejected('low_entropy', f'{entropy:.2f} bits < {options.min_entropy}')
-    except Rejected as e:
-      result['rejected'].append([raw.index, e.reason, e.detail])
-      continue
-    result['examples'].extend(_examples(rel, raw.index, track, options.max_len))
+                tracks_total=found.instruments, entropies=found.entropies,
+                rejected=[list(r) for r in found.rejected])
+  for index, track in found.kept:
+    result['examples'].extend(_examples(rel, index, track, options.max_len))
   return result

@@ -1,0 +1,2 @@
+"""Configs (`configs/`), the thin absl launchers behind the `vrash-*` commands, and the
+benchmarks (`bench/`)."""

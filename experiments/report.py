@@ -1,4 +1,4 @@
-"""`vrash-report --workdir W [--soundfont PATH]`: rebuilds W/results.md, W/figure5.png and
+"""`vrash-report --workdir W [--soundfont PATH]`: rebuilds W/results.md, the figures and
 W/results.html (with its piano rolls and WAVs) from W/results.json, without retraining."""
 from absl import flags
 
@@ -14,8 +14,8 @@ flags.DEFINE_string('soundfont', None, 'Render audio with this General MIDI Soun
 @exit_on_user_error
 def main(argv: list[str]) -> None:
   require(workdir=FLAGS.workdir)
-  from vrash_jax import report
-  print(f'results page: {report.rebuild(FLAGS.workdir, FLAGS.soundfont)}', flush=True)
+  from vrash_jax.report import render
+  print(f'results page: {render.rebuild(FLAGS.workdir, FLAGS.soundfont)}', flush=True)
 
 
 def run() -> None:

@@ -26,8 +26,8 @@ from absl import flags, logging
 from experiments import launcher
 from experiments.configs import MODELS, model_config
 from vrash_jax.errors import VrashError, exit_on_user_error
-from vrash_jax.study import Point, rate_points
-from vrash_jax.sweep import ClaimsPlan, Seeds
+from vrash_jax.study.runs import Point, rate_points
+from vrash_jax.study.sweep import ClaimsPlan, Seeds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +127,7 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None,
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
   if soundfont:
-    from vrash_jax import audio
+    from vrash_jax.report import audio
     audio.check_soundfont(soundfont)
   preset = PRESETS[preset_name]
   config_for = functools.partial(model_config, overrides=preset.config)
@@ -142,10 +142,14 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None,
   logging.info('corpus: %d tunes and works (%d skipped)', manifest['works'], manifest['skipped'])
   prepare_data(midi_dir, data_dir, preset.prep, workers)
 
-  from vrash_jax import sweep
+  import jax
+
+  from vrash_jax.report import render
+  from vrash_jax.study import sweep
   results = sweep.run_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.iw_samples,
-                            preset.num_samples, notes=preset.notes, soundfont=soundfont,
-                            plan=preset.plan)
+                            preset.num_samples, notes=preset.notes, plan=preset.plan)
+  if jax.process_index() == 0:
+    logging.info('results page: %s', render.write_report(results, workdir, soundfont))
   logging.info('reproduction (%s) took %.0f s', preset_name, time.perf_counter() - started)
   return results
 

@@ -33,7 +33,7 @@ def sample_to_files(model: str, out_dir: str, num: int, temperature: float, leng
   """Samples (or interpolates) with an export and writes one MIDI file per melody, and with
   `audio` (or a `soundfont`) a WAV beside each."""
   from vrash_jax import Melodist
-  from vrash_jax import audio as wav
+  from vrash_jax.report import audio as wav
   if temperature <= 0 or length <= 0 or num <= 0:
     raise VrashError(f'--temperature, --length and --num must be > 0 '
                      f'(got {temperature}, {length}, {num})')

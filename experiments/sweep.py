@@ -59,8 +59,8 @@ def parse_numbers(flag: str, values: list[str]) -> tuple[float, ...]:
 
 def claims_plan(models: list[str], free_bits: tuple[float, ...], temperatures: tuple[float, ...],
                 sample_seeds: int):
-  from vrash_jax.study import rate_points
-  from vrash_jax.sweep import ClaimsPlan
+  from vrash_jax.study.runs import rate_points
+  from vrash_jax.study.sweep import ClaimsPlan
   if not temperatures or min(temperatures) <= 0:
     raise VrashError('--temperatures must be numbers > 0')
   frontier = tuple(p for m in models if m != 'lm' for p in rate_points(m, free_bits))
@@ -73,8 +73,11 @@ def main(argv: list[str]) -> None:
   unknown = sorted(set(FLAGS.models) - {'lm', 'vae', 'vrash'})
   if unknown or not FLAGS.models:
     raise VrashError(f'--models must be a non-empty subset of lm,vae,vrash (unknown: {",".join(unknown)})')
-  from vrash_jax import audio, sweep
+  import jax
+
   from vrash_jax.metric_writers import quiet_library_logs
+  from vrash_jax.report import audio, render
+  from vrash_jax.study import sweep
   quiet_library_logs()
   if FLAGS.soundfont:
     audio.check_soundfont(FLAGS.soundfont)
@@ -85,11 +88,12 @@ def main(argv: list[str]) -> None:
                      parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds)
   for point in plan.frontier:
     point.config(config_for)  # every run's config is valid before any work
-  sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models,
-                  parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples,
-                  soundfont=FLAGS.soundfont, plan=plan)
-  print(open(f'{FLAGS.workdir}/results.md').read(), flush=True)
-  print(f'results page: {os.path.join(FLAGS.workdir, "results.html")}', flush=True)
+  results = sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models,
+                            parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples, plan=plan)
+  if jax.process_index() == 0:
+    page = render.write_report(results, FLAGS.workdir, FLAGS.soundfont)
+    print(open(os.path.join(FLAGS.workdir, 'results.md')).read(), flush=True)
+    print(f'results page: {page}', flush=True)
 
 
 def run() -> None:

@@ -16,12 +16,21 @@ import pytest  # noqa: E402
 @pytest.fixture(scope='session')
 def tiny_dataset(tmp_path_factory):
   """A prepared vrash_midi dataset of 24 synthetic melodies (all three splits non-empty)."""
+  import midi_factory
   from data_prep import prep
   from data_prep.process import PrepOptions
-  import midi_factory
 
   root = tmp_path_factory.mktemp('tiny')
   midi_factory.write_corpus(str(root / 'midi'), files=24, notes=40)
   prep.prepare(str(root / 'midi'), str(root / 'data'),
                PrepOptions(valid_fraction=0.25, test_fraction=0.25, max_len=16), workers=1)
   return str(root / 'data')
+
+
+@pytest.fixture(scope='session')
+def swept(tiny_dataset, tmp_path_factory):
+  """(workdir, results) of a tiny sweep and its report, as `vrash-sweep` writes them."""
+  import tiny_sweep
+
+  workdir = str(tmp_path_factory.mktemp('sweep'))
+  return workdir, tiny_sweep.sweep_and_report(tiny_dataset, workdir)

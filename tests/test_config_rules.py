@@ -1,4 +1,5 @@
 """Every nonsense config value is refused up front, naming its field; saved configs still load."""
+import functools
 import os
 import re
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 from experiments import reproduce
 from experiments.bench import bench_train
 from experiments.configs import base, model_config, smoke
-from vrash_jax import checkpoint, config_rules, train
+from vrash_jax import checkpoint, config_rules, train, train_state
 from vrash_jax.errors import VrashError
 
 # Values a user could type that make no sense, per field of base.py. A new field of base.py
@@ -105,7 +106,7 @@ def test_every_shipped_config_and_preset_is_valid():
       config_rules.validate(model_config(model, preset.config), devices=jax.device_count())
   for preset in reproduce.PRESETS.values():
     for point in preset.plan.frontier:
-      config = point.config(lambda m: model_config(m, preset.config))
+      config = point.config(functools.partial(model_config, overrides=preset.config))
       assert {k: config[k] for k, _ in point.overrides} == dict(point.overrides)
   bench_train.bench_config('vrash', 64, 64, 256, 3)
 
@@ -130,7 +131,7 @@ def test_training_refuses_a_bad_config_before_touching_the_workdir(tiny_dataset,
 
 def test_a_saved_config_without_newer_fields_loads_with_the_old_behaviour(tmp_path):
   config = smoke.get_config('lm')
-  state = train.create_state(config, jax.random.key(0))
+  state = train_state.create_state(config, jax.random.key(0))
   old = ml_collections.ConfigDict({k: v for k, v in config.to_dict().items() if k != 'custom_backward'})
   saver = checkpoint.Checkpoints(str(tmp_path))
   saver.save(1, state, old, {'step': 1})
@@ -156,7 +157,7 @@ def launch_train(*args, workdir='never-created'):
 
 def one_error_line(result) -> str:
   assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr[-2000:]
-  (line,) = [l for l in result.stderr.splitlines() if l.startswith('error: ')]
+  (line,) = [err for err in result.stderr.splitlines() if err.startswith('error: ')]
   return line
 
 
@@ -164,7 +165,7 @@ def test_launcher_lists_every_bad_value_and_starts_nothing(tmp_path):
   result = launch_train('--config=experiments/configs/vrash.py', '--config.learning_rate=-1',
                         '--config.train_steps=-5', '--config.note_dropout=1.5',
                         '--config.latent_dim=0', '--config.depth=0', workdir=tmp_path / 'run')
-  errors = [l for l in result.stderr.splitlines() if l.startswith('error: config.')]
+  errors = [err for err in result.stderr.splitlines() if err.startswith('error: config.')]
   assert result.returncode == 2 and len(errors) == 5, result.stderr[-2000:]
   assert 'error: config.learning_rate=-1.0: out of range; allowed: a number > 0' in errors
   assert not (tmp_path / 'run').exists()

@@ -21,8 +21,8 @@ def free_port():
 
 @pytest.mark.slow
 def test_two_hosts_train_like_one_and_checkpoints_cross_layouts(tiny_dataset, tmp_path):
-  from vrash_jax import evaluation, train
   import distributed_train_worker
+  from vrash_jax import evaluation, train
 
   config = smoke.get_config('vrash')
   config.update_from_flattened_dict({'train_steps': 20, 'log_every': 1, 'eval_every': 0,

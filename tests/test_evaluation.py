@@ -1,11 +1,10 @@
 """The importance-weighted bound against an exact likelihood."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments.configs import smoke
-from vrash_jax import evaluation, input_pipeline, models, train
+from vrash_jax import evaluation, input_pipeline, models, train_state
 
 
 def log_softmax(x):
@@ -18,7 +17,7 @@ def test_iw_bound_is_the_exact_likelihood_when_the_decoder_ignores_z(tiny_datase
   """With q(z|x) = p(z) and a decoder blind to z, every importance weight is p(x): the bound
   (any K) must equal the exact log-likelihood, here summed with numpy from the logits."""
   config = smoke.get_config(name)
-  state = train.create_state(config, jax.random.key(0))
+  state = train_state.create_state(config, jax.random.key(0))
   params = jax.tree.map(np.array, state.params)
   for part in ('posterior', 'latent_to_state'):  # q = N(0, I) = p(z); initial state tanh(0)
     params[part] = jax.tree.map(np.zeros_like, params[part])

@@ -4,11 +4,11 @@ import shutil
 
 import pytest
 
+import midi_factory
 from data_prep import labels, prep
 from data_prep.process import PrepOptions
 from vrash_jax import input_pipeline
 from vrash_jax.errors import VrashError
-import midi_factory
 
 
 def test_essen_file_names_map_to_regions():

@@ -26,7 +26,9 @@ def test_kl_matches_the_analytic_formula_and_monte_carlo():
 
 
 def test_free_bits_leave_small_dimensions_unpenalized():
-  kl_of = lambda mean: losses.free_bits_kl(losses.gaussian_kl(mean, jnp.zeros_like(mean)), 0.5)
+  def kl_of(mean):
+    return losses.free_bits_kl(losses.gaussian_kl(mean, jnp.zeros_like(mean)), 0.5)
+
   mean = jnp.array([[0.1, 2.0], [0.1, 2.0]])  # per-dim KL 0.005 and 2.0
   assert float(kl_of(mean)) == pytest.approx(2 * (0.5 + 2.0))
   grad = jax.grad(kl_of)(mean)
@@ -45,7 +47,9 @@ def test_kl_weight_is_zero_while_pretraining_then_anneals():
 
 def test_cyclical_kl_weight_rises_over_the_first_half_of_each_cycle():
   # 100 steps after 20 of pretraining, 4 cycles of 25 steps: rise over 12.5 steps, then 1.
-  weight = lambda s: float(losses.kl_weight(jnp.array(s), 0, pretrain_steps=20, cycles=4, train_steps=120))
+  def weight(s):
+    return float(losses.kl_weight(jnp.array(s), 0, pretrain_steps=20, cycles=4, train_steps=120))
+
   assert weight(10) == 0
   assert [weight(20 + s) for s in (0, 5, 12.5, 20, 25, 30, 50, 99)] == pytest.approx(
       [0, 0.4, 1, 1, 0, 0.4, 0, 1])
@@ -65,8 +69,8 @@ def test_cross_entropy_counts_only_real_notes():
   batch = {'pitch_class': rng.integers(0, 12, (2, 3)), 'octave': rng.integers(0, 11, (2, 3)),
            'delay': rng.integers(0, 104, (2, 3)), 'mask': np.array([[1, 1, 0], [1, 0, 0]], bool)}
   got = losses.cross_entropy_sums(logits, batch)
-  for f, l in logits.items():
-    log_p = l - np.log(np.exp(l).sum(-1, keepdims=True))
+  for f, logit in logits.items():
+    log_p = logit - np.log(np.exp(logit).sum(-1, keepdims=True))
     picked = np.take_along_axis(log_p, batch[f][..., None], -1)[..., 0]
     assert float(got[f]) == pytest.approx(-(picked * batch['mask']).sum(), rel=1e-5)
 

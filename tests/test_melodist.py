@@ -9,11 +9,12 @@ import numpy as np
 import pretty_midi
 import pytest
 
+import midi_factory
 from experiments.configs import smoke
-from vrash_jax import Melodist, audio, export, input_pipeline, metrics, notes, train
+from vrash_jax import Melodist, export, input_pipeline, notes, train, train_state
 from vrash_jax.errors import VrashError
 from vrash_jax.melodist import slerp
-import midi_factory
+from vrash_jax.report import audio
 
 
 @pytest.fixture(scope='module')
@@ -32,11 +33,11 @@ def autoencoder(tiny_dataset):
   config.hidden, config.train_steps = 32, 10**6
   arrays = input_pipeline.load_split(tiny_dataset, 'train', config.max_len)
   batch = input_pipeline.gather(arrays, np.arange(4))
-  state = train.create_state(config, jax.random.key(0))
+  state = train_state.create_state(config, jax.random.key(0))
   step = jax.jit(train.make_train_step(config))
   for _ in range(600):
     state, _ = step(state, batch, jax.random.key(1))
-  return Melodist(config, state.params), metrics.tracks_from_arrays(arrays, 4)
+  return Melodist(config, state.params), input_pipeline.tracks_from_arrays(arrays, 4)
 
 
 def same_tracks(a, b):
@@ -118,8 +119,11 @@ def test_bad_input_is_refused_in_one_sentence(trained, tmp_path, tiny_dataset):
 
 def test_sample_launcher_writes_midi_and_rejects_bad_flags(trained, tmp_path):
   model = export.export_workdir(trained, str(tmp_path / 'export'))
-  run = lambda *a: subprocess.run([sys.executable, '-m', 'experiments.sample', f'--model={model}', *a],
-                                  capture_output=True, text=True, timeout=180)
+
+  def run(*args):
+    return subprocess.run([sys.executable, '-m', 'experiments.sample', f'--model={model}', *args],
+                          capture_output=True, text=True, timeout=180)
+
   ok = run(f'--out_dir={tmp_path}/out', '--num=3', '--length=12', '--audio')
   assert ok.returncode == 0, ok.stderr[-2000:]
   files = sorted(os.listdir(tmp_path / 'out'))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import smoke
-from vrash_jax import Melodist, evaluation, export, input_pipeline, train
+from vrash_jax import Melodist, evaluation, export, input_pipeline, train, train_state
 
 # Evaluation figures in bf16 lie within this many nats per note of float32's with the same
 # parameters (the RHN's bf16 gradients are checked in test_rhn).
@@ -24,7 +24,7 @@ def test_bf16_training_lowers_the_loss_and_keeps_float32_state(tiny_dataset):
                 learning_rate=0.01, warmup_steps=1, train_steps=10**6)
   batch = input_pipeline.gather(input_pipeline.load_split(tiny_dataset, 'train', config.max_len),
                                 np.arange(8))
-  state = train.create_state(config, jax.random.key(0))
+  state = train_state.create_state(config, jax.random.key(0))
   step = jax.jit(train.make_train_step(config))
   losses = []
   for _ in range(40):
@@ -41,9 +41,9 @@ def test_bf16_training_lowers_the_loss_and_keeps_float32_state(tiny_dataset):
 def test_bf16_evaluation_is_close_to_float32_with_the_same_parameters(tiny_dataset, model):
   f32 = smoke.get_config(model)
   arrays = input_pipeline.load_split(tiny_dataset, 'valid', f32.max_len)
-  state = train.create_state(f32, jax.random.key(3))
+  state = train_state.create_state(f32, jax.random.key(3))
   want = evaluation.evaluate_state(state, f32, arrays, iw_samples=4)
-  half = train.create_state(bf16(model), jax.random.key(0)).replace(params=state.params)
+  half = train_state.create_state(bf16(model), jax.random.key(0)).replace(params=state.params)
   got = evaluation.evaluate_state(half, bf16(model), arrays, iw_samples=4)
   for key in ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'nll_bound', 'nll_iw'):
     assert isinstance(got[key], float) and abs(got[key] - want[key]) <= EVAL_TOLERANCE_NATS, key

@@ -1,6 +1,6 @@
 """The parallel map loses only the items whose worker process dies."""
-from data_prep import parallel
 import crashy
+from data_prep import parallel
 
 
 def test_worker_deaths_lose_only_their_own_items():

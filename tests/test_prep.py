@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+import midi_factory
 from data_prep import parts, prep
 from data_prep.process import PrepOptions
 from vrash_jax import input_pipeline, notes
 from vrash_jax.errors import VrashError
-import midi_factory
 
 GOOD_FILES = 12
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from data_prep import builder, normalize, prep, process
+import midi_factory
+from data_prep import builder, prep, process
 from data_prep.process import PrepOptions
-from data_prep.tracks import RawTrack, Rejected, monophonize
 from vrash_jax import input_pipeline, notes
 from vrash_jax.errors import VrashError
-import midi_factory
+from vrash_jax.midi import normalize
+from vrash_jax.midi.tracks import RawTrack, Rejected, monophonize
 
 FILE_REASONS = {'ok', 'empty_file', 'not_midi', 'midi_type_2', 'too_large', 'unreadable',
                 'no_notes', 'too_many_notes'}
@@ -117,7 +118,8 @@ def test_rerun_writes_byte_identical_tfrecords(tmp_path):
   options = PrepOptions(valid_fraction=0.2, test_fraction=0.2)
   for out in ('a', 'b'):
     prep.prepare(str(tmp_path / 'midi'), str(tmp_path / out), options, workers=2)
-  records = sorted(os.path.relpath(p, tmp_path / 'a') for p in glob.glob(str(tmp_path / 'a' / '**' / '*.tfrecord*'), recursive=True))
+  found = glob.glob(str(tmp_path / 'a' / '**' / '*.tfrecord*'), recursive=True)
+  records = sorted(os.path.relpath(p, tmp_path / 'a') for p in found)
   assert records
   for rel in records:
     assert filecmp.cmp(tmp_path / 'a' / rel, tmp_path / 'b' / rel, shallow=False), rel

@@ -4,11 +4,11 @@ import os
 import numpy as np
 import pytest
 
+import midi_factory
 from data_prep import process
 from data_prep.process import PrepOptions
 from vrash_jax import notes
 from vrash_jax.errors import VrashError
-import midi_factory
 
 
 def test_split_is_a_deterministic_function_of_content_with_the_asked_shares():

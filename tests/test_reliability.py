@@ -104,7 +104,8 @@ def test_truncated_latest_checkpoint_falls_back_to_the_previous_one(tiny_dataset
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp_path):
-  with pytest.raises(VrashError, match=r'the (cross-entropy|KL|gradient norm) became nan at step (\d+): training stopped') as e:
+  stopped = r'the (cross-entropy|KL|gradient norm) became nan at step (\d+): training stopped'
+  with pytest.raises(VrashError, match=stopped) as e:
     train.train_and_evaluate(config(learning_rate=1e30, warmup_steps=1, checkpoint_every=1),
                              tiny_dataset, str(tmp_path))
   bad_step = int(str(e.value).split('at step ')[1].split(':')[0])

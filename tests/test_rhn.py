@@ -48,7 +48,8 @@ def test_one_step_matches_numpy():
   _, params, x, mask = _setup()
   state = np.random.default_rng(1).normal(size=(B, H)).astype(np.float32)
   got = rhn_step(jnp.asarray(state), jnp.asarray(x[:, 0] @ params['w_in']), params['recurrent'], params['bias'])
-  want, _ = numpy_rhn(x[:, :1], np.ones((B, 1), bool), *(np.asarray(params[k]) for k in ('w_in', 'recurrent', 'bias')), state)
+  weights = (np.asarray(params[k]) for k in ('w_in', 'recurrent', 'bias'))
+  want, _ = numpy_rhn(x[:, :1], np.ones((B, 1), bool), *weights, state)
   np.testing.assert_allclose(got, want[:, 0], rtol=1e-5, atol=1e-5)
 
 

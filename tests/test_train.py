@@ -9,7 +9,7 @@ import optax
 import pytest
 
 from experiments.configs import smoke
-from vrash_jax import checkpoint, evaluation, input_pipeline, models, sharding, train
+from vrash_jax import checkpoint, evaluation, input_pipeline, models, sharding, train, train_state
 from vrash_jax.errors import VrashError
 
 
@@ -21,7 +21,7 @@ def fixed_batch(data_dir, config):
 def run_steps(config, batch, devices, steps):
   """`steps` train steps on the same global batch over a mesh of `devices`."""
   mesh = sharding.data_mesh(devices)
-  state = jax.jit(lambda r: train.create_state(config, r),
+  state = jax.jit(lambda r: train_state.create_state(config, r),
                   out_shardings=sharding.replicated(mesh))(jax.random.key(0))
   step = jax.jit(train.make_train_step(config))
   metrics = []
@@ -58,7 +58,7 @@ def test_checkpoint_restores_on_a_different_device_count(tiny_dataset, tmp_path)
   store = checkpoint.Checkpoints(str(tmp_path))
   store.save(1, state, config, {'step': 1})
   two = sharding.data_mesh(jax.devices()[:2])
-  target = checkpoint.abstract_like(jax.eval_shape(lambda r: train.create_state(config, r),
+  target = checkpoint.abstract_like(jax.eval_shape(lambda r: train_state.create_state(config, r),
                                                    jax.random.key(0)), sharding.replicated(two))
   restored, data = checkpoint.Checkpoints(str(tmp_path), read_only=True).restore(target)
   assert data == {'step': 1} and int(restored.step) == 1
@@ -75,8 +75,8 @@ def test_resumed_run_continues_where_it_stopped(tiny_dataset, tmp_path):
   shutil.rmtree(os.path.join(checkpoint.checkpoint_dir(workdir), '8'))  # as if it died after step 4
   assert train.train_and_evaluate(config, tiny_dataset, workdir)['step'] == 8
   resumed = evaluation.evaluate_checkpoint(workdir, tiny_dataset, 'valid')
-  lines = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
-  assert [l['step'] for l in lines if l['split'] == 'train'] == [2, 4, 6, 8, 6, 8]
+  records = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert [r['step'] for r in records if r['split'] == 'train'] == [2, 4, 6, 8, 6, 8]
   assert resumed['step'] == straight['step'] == 8
   assert resumed['ce_total'] == straight['ce_total']  # same data order and randomness
 
@@ -107,8 +107,11 @@ def test_dataset_of_another_schema_is_refused(tiny_dataset, tmp_path):
 def test_launcher_errors_are_one_line(tiny_dataset, tmp_path):
   import subprocess
   import sys
-  run = lambda *args: subprocess.run([sys.executable, '-m', 'experiments.train', *args],
-                                     capture_output=True, text=True, timeout=120)
+
+  def run(*args):
+    return subprocess.run([sys.executable, '-m', 'experiments.train', *args],
+                          capture_output=True, text=True, timeout=120)
+
   missing_config = run('--config=experiments/configs/nope.py', f'--data_dir={tiny_dataset}',
                        f'--workdir={tmp_path}')
   missing_data = run('--config=experiments/configs/smoke.py:lm', f'--data_dir={tmp_path}/none',
@@ -141,8 +144,8 @@ def test_reset_decoder_reinitializes_the_decoder_only(tiny_dataset):
   config = smoke.get_config('vrash')
   trained, _ = run_steps(config, fixed_batch(tiny_dataset, config), jax.devices()[:1], 2)
   trained = jax.device_get(trained)
-  reset = jax.device_get(train.reset_decoder(trained, config, jax.random.key(7)))
-  fresh = jax.device_get(train.create_state(config, jax.random.key(7)).params)
+  reset = jax.device_get(train_state.reset_decoder(trained, config, jax.random.key(7)))
+  fresh = jax.device_get(train_state.create_state(config, jax.random.key(7)).params)
   (adam_before,), (adam_after,) = ([s for s in jax.tree.leaves(
       x.opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
       if isinstance(s, optax.ScaleByAdamState)] for x in (trained, reset))
@@ -163,8 +166,8 @@ def test_pretraining_runs_as_an_autoencoder_then_anneals(tiny_dataset, tmp_path)
   config = smoke.get_config('vrash')
   config.pretrain_steps, config.kl_anneal_steps, config.free_bits = 4, 4, 0.0
   train.train_and_evaluate(config, tiny_dataset, str(tmp_path))
-  lines = [json.loads(l) for l in open(os.path.join(tmp_path, 'metrics.jsonl'))]
-  weights = {l['step']: l['kl_weight'] for l in lines if l['split'] == 'train'}
+  records = [json.loads(line) for line in open(os.path.join(tmp_path, 'metrics.jsonl'))]
+  weights = {r['step']: r['kl_weight'] for r in records if r['split'] == 'train'}
   assert weights == {2: 0.0, 4: 0.0, 6: 0.25, 8: 0.75}  # last step of each interval
 
 
@@ -187,5 +190,5 @@ def test_the_best_valid_checkpoint_is_kept_and_patience_stops_training(tiny_data
   _, at_4 = evaluation.restore_for_inference(workdir, step=4)  # a step: from the latest kept
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(best.params), jax.device_get(at_4.params))
   assert checkpoint.Checkpoints(workdir, read_only=True).all_steps() == [4, 8]
-  lines = [json.loads(l) for l in open(os.path.join(workdir, 'metrics.jsonl'))]
-  assert [l['step'] for l in lines if l['split'] == 'valid'] == [2, 4, 6, 8]
+  records = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
+  assert [r['step'] for r in records if r['split'] == 'valid'] == [2, 4, 6, 8]

@@ -25,10 +25,10 @@ SCRIPT = textwrap.dedent('''
     import jax, numpy as np
     from experiments.bench.bench_train import synthetic_batch
     from experiments.configs import smoke
-    from vrash_jax import Melodist, export, train
+    from vrash_jax import Melodist, export, train, train_state
 
     config = smoke.get_config('vrash')
-    state = train.create_state(config, jax.random.key(0))
+    state = train_state.create_state(config, jax.random.key(0))
     step = jax.jit(train.make_train_step(config))
     batch = synthetic_batch(config.batch_size, config.max_len)
     for i in range(3):

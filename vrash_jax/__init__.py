@@ -3,7 +3,7 @@
 Importing the package is cheap: submodules load jax, tensorflow or pretty_midi only when used,
 so `data_prep` can share `vrash_jax.notes` without pulling in an accelerator runtime.
 """
-__version__ = '0.1.0'
+__version__ = '0.1.0'  # the one source: pyproject.toml reads it
 
 __all__ = ['Melodist']
 

@@ -17,13 +17,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from vrash_jax import checkpoint, input_pipeline, losses, models, sharding, train
+from vrash_jax import checkpoint, input_pipeline, losses, models, sharding
 from vrash_jax.errors import VrashError
+from vrash_jax.train_state import TrainState, create_state, purpose_rng
 
 Batch = Mapping[str, jax.Array]
 
 
-def importance_weighted_log_likelihood(state: train.TrainState, batch: Batch, posterior,
+def importance_weighted_log_likelihood(state: TrainState, batch: Batch, posterior,
                                        rng: jax.Array, samples: int) -> jax.Array:
   """log (1/K) sum_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x), per sequence [B]."""
   mean, log_var = posterior
@@ -39,7 +40,7 @@ def importance_weighted_log_likelihood(state: train.TrainState, batch: Batch, po
   return jax.nn.logsumexp(weights, axis=0) - jnp.log(samples)
 
 
-def eval_step(state: train.TrainState, batch: Batch, rng: jax.Array, iw_samples: int = 0
+def eval_step(state: TrainState, batch: Batch, rng: jax.Array, iw_samples: int = 0
               ) -> dict[str, jax.Array]:
   """Summed statistics with dropout off and z sampled from the posterior."""
   sample_rng, iw_rng = jax.random.split(rng)
@@ -61,7 +62,7 @@ def _compiled_eval_step(iw_samples: int):
   return jax.jit(functools.partial(eval_step, iw_samples=iw_samples))
 
 
-def evaluate(state: train.TrainState, batches: Iterable[dict], mesh, rng: jax.Array,
+def evaluate(state: TrainState, batches: Iterable[dict], mesh, rng: jax.Array,
              iw_samples: int = 0) -> dict[str, float]:
   """Per-note figures over every batch."""
   step = _compiled_eval_step(iw_samples)
@@ -75,21 +76,21 @@ def evaluate(state: train.TrainState, batches: Iterable[dict], mesh, rng: jax.Ar
 
 
 def restore_for_inference(workdir: str, step: int | None = None
-                          ) -> tuple[ml_collections.ConfigDict, train.TrainState]:
+                          ) -> tuple[ml_collections.ConfigDict, TrainState]:
   """(config, state) of WORKDIR's best checkpoint by the valid bound (WORKDIR/best/), else its
   latest one; or of the given step among its latest; replicated on every device."""
   kind = checkpoint.BEST if step is None and checkpoint.has_best(workdir) else checkpoint.LATEST
   store = checkpoint.Checkpoints(workdir, read_only=True, kind=kind)
   config = store.config(step)
   mesh = sharding.data_mesh()
-  init = jax.jit(functools.partial(train.create_state, config), out_shardings=sharding.replicated(mesh))
+  init = jax.jit(functools.partial(create_state, config), out_shardings=sharding.replicated(mesh))
   target = checkpoint.abstract_like(jax.eval_shape(init, jax.random.key(0)), sharding.replicated(mesh))
   state, _ = store.restore(target, step)
   store.close()
   return config, state
 
 
-def evaluate_state(state: train.TrainState, config: ml_collections.ConfigDict,
+def evaluate_state(state: TrainState, config: ml_collections.ConfigDict,
                    arrays: dict[str, Any], iw_samples: int = 0) -> dict[str, float]:
   """Figures of `state` on a loaded split (every host passes the same arrays)."""
   mesh = sharding.data_mesh()
@@ -97,7 +98,7 @@ def evaluate_state(state: train.TrainState, config: ml_collections.ConfigDict,
   batch = max(config.eval_batch_size - config.eval_batch_size % mesh.size, mesh.size)
   return evaluate(state, input_pipeline.eval_batches(arrays, batch, jax.process_index(),
                                                      jax.process_count(), config.bucket_step),
-                  mesh, train.purpose_rng(config.seed, 'eval'), iw_samples)
+                  mesh, purpose_rng(config.seed, 'eval'), iw_samples)
 
 
 def evaluate_checkpoint(workdir: str, data_dir: str, split: str = 'test', step: int | None = None,
@@ -113,5 +114,5 @@ def evaluate_checkpoint(workdir: str, data_dir: str, split: str = 'test', step: 
 def evaluate_untrained(config: ml_collections.ConfigDict, arrays: dict[str, Any]) -> dict[str, float]:
   """The paper's reference baseline: the same network with its initial parameters."""
   mesh = sharding.data_mesh()
-  init = jax.jit(functools.partial(train.create_state, config), out_shardings=sharding.replicated(mesh))
-  return evaluate_state(init(train.purpose_rng(config.seed, 'init')), config, arrays)
+  init = jax.jit(functools.partial(create_state, config), out_shardings=sharding.replicated(mesh))
+  return evaluate_state(init(purpose_rng(config.seed, 'init')), config, arrays)

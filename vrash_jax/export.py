@@ -9,6 +9,7 @@ No optimizer state, no dataset, no training code is needed to load it.
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -18,17 +19,25 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-import vrash_jax
-from vrash_jax import checkpoint, config_rules, evaluation, models, notes, train
+from vrash_jax import checkpoint, config_rules, evaluation, models, notes, train_state
 from vrash_jax.errors import VrashError
 
 FORMAT = 'vrash_jax.export'
 FORMAT_VERSION = 1
 
 
+def package_version() -> str:
+  """The installed vrash_jax's version, recorded for provenance ('unknown' in a source tree that
+  was never installed)."""
+  try:
+    return importlib.metadata.version('vrash_jax')
+  except importlib.metadata.PackageNotFoundError:
+    return 'unknown'
+
+
 def _abstract_params(config: ml_collections.ConfigDict) -> Any:
   model = models.MelodyModel(config)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), train.dummy_batch(config))['params'])
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), train_state.dummy_batch(config))['params'])
   return checkpoint.abstract_like(shapes, jax.sharding.SingleDeviceSharding(jax.devices()[0]))
 
 
@@ -44,7 +53,7 @@ def export_params(params: Any, config: ml_collections.ConfigDict, out: str, step
     ckptr.save(os.path.join(out, 'params'), jax.device_get(params))
   for name, data in (('config.json', config.to_dict()), ('vocabularies.json', notes.vocabularies()),
                      ('export.json', {'format': FORMAT, 'version': FORMAT_VERSION, 'model': config.model,
-                                      'step': step, 'vrash_jax': vrash_jax.__version__})):
+                                      'step': step, 'vrash_jax': package_version()})):
     with open(os.path.join(out, name), 'w') as f:
       json.dump(data, f, indent=2)
   return out

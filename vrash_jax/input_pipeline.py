@@ -103,6 +103,16 @@ def _load_split(data_dir: str, split: str, max_len: int | None, built_ns: int) -
   return out
 
 
+def tracks_from_arrays(arrays: dict, limit: int | None = None) -> list[notes.Track]:
+  """Padded split arrays (input_pipeline.load_split) -> tracks cut to their lengths."""
+  out = []
+  for i in range(len(arrays['length']) if limit is None else min(limit, len(arrays['length']))):
+    n = int(arrays['length'][i])
+    out.append(notes.Track(*(arrays[f][i, :n] for f in notes.TOKEN_FIELDS),
+                           int(arrays['program'][i]), float(arrays['median_pause_s'][i])))
+  return out
+
+
 def host_rows(global_batch: int, process_index: int, process_count: int) -> slice:
   """This host's contiguous share of a global batch."""
   if global_batch % process_count:

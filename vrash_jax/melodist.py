@@ -16,8 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vrash_jax import config_rules, export, models, notes, sampling
+from vrash_jax import config_rules, evaluation, export, models, notes, sampling
 from vrash_jax.errors import VrashError
+from vrash_jax.midi import convert
+from vrash_jax.midi.tracks import Rejected
 
 Melody = Union[str, os.PathLike, notes.Track]
 DEFAULT_PROGRAM = 73  # flute, as the default corpus's Essen tunes
@@ -34,19 +36,19 @@ def slerp(a: np.ndarray, b: np.ndarray, steps: int) -> np.ndarray:
   return (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
 
 
-def track_from_midi(path: str) -> notes.Track:
-  """The first track the data pipeline keeps from a MIDI file, normalized as in training."""
-  from data_prep import process  # the MIDI rules live in the pipeline; loaded only for files
-
-  result = process.process_file((os.fspath(path), os.path.basename(path)), process.PrepOptions(max_len=0))
-  if result['status'] != 'ok':
-    raise VrashError(f'{path}: the pipeline rejects this file ({result["status"]} {result["detail"]})'.strip())
-  if not result['examples']:
-    reasons = ', '.join(sorted({r[1] for r in result['rejected']})) or 'no track'
+def track_from_midi(path: str | os.PathLike) -> notes.Track:
+  """The first track the data rules keep from a MIDI file, normalized as in training."""
+  rules = convert.TrackRules()
+  try:
+    found = convert.file_tracks(convert.read_bytes(os.fspath(path), rules), rules)
+  except OSError as e:
+    raise VrashError(f'{path}: cannot read this file ({e.strerror or e})') from None
+  except Rejected as e:
+    raise VrashError(f'{path}: the pipeline rejects this file ({e.reason} {e.detail})'.strip()) from None
+  if not found.kept:
+    reasons = ', '.join(sorted({reason for _, reason, _ in found.rejected})) or 'no track'
     raise VrashError(f'{path}: the pipeline keeps no track of this file ({reasons})')
-  e = result['examples'][0]
-  return notes.Track(*(np.asarray(e[f], np.int32) for f in notes.TOKEN_FIELDS),
-                     e['program'], e['median_pause_s'])
+  return found.kept[0][1]
 
 
 def _with_dtype(config, dtype: str | None):
@@ -77,7 +79,6 @@ class Melodist:
   @classmethod
   def from_workdir(cls, workdir: str, step: int | None = None, dtype: str | None = None) -> 'Melodist':
     """From a training checkpoint: the best by the valid bound, else the latest, unless `step`."""
-    from vrash_jax import evaluation
     config, state = evaluation.restore_for_inference(workdir, step)
     return cls(_with_dtype(config, dtype), jax.device_get(state.params))
 

@@ -79,7 +79,9 @@ def prefetched_scan(step, init, xs):
   scan of the backward pass gained nothing from it.
   """
   length = jax.tree.leaves(xs)[0].shape[0]
-  take = lambda i: jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), xs)
+
+  def take(i):
+    return jax.tree.map(lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False), xs)
 
   def body(carry, i):
     inner, x = carry

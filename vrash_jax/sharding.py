@@ -12,7 +12,6 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-
 DATA_AXIS = 'data'
 
 

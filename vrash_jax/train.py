@@ -1,4 +1,4 @@
-"""Training: state, the pure jit-compiled step, and the resumable, preemption-safe loop."""
+"""Training: the pure jit-compiled step, and the resumable, preemption-safe loop."""
 from __future__ import annotations
 
 import contextlib
@@ -9,82 +9,23 @@ import time
 from typing import Any, Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 from absl import logging
-from flax.training import train_state
 
-from vrash_jax import checkpoint, config_rules, input_pipeline, losses, models, sharding
+from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, losses, sharding
 from vrash_jax.errors import VrashError
 from vrash_jax.metric_writers import MetricWriter
+from vrash_jax.train_state import TrainState, create_state, learning_rate_schedule, purpose_rng, reset_decoder
 
 Batch = Mapping[str, jax.Array]
-TrainState = train_state.TrainState
 
 
 def enable_compilation_cache(directory: str) -> None:
   """Keeps compiled steps on disk: resumed runs and further seeds skip recompiling."""
   jax.config.update('jax_compilation_cache_dir', directory)
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.5)
-
-
-def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warm-up to the peak, then cosine decay to 10% of it at `train_steps`."""
-  return optax.warmup_cosine_decay_schedule(
-      0.0, config.learning_rate, max(config.warmup_steps, 1),
-      max(config.train_steps, config.warmup_steps + 1), end_value=0.1 * config.learning_rate)
-
-
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  return optax.chain(optax.clip_by_global_norm(config.grad_clip),
-                     optax.adam(learning_rate_schedule(config)))
-
-
-def dummy_batch(config: ml_collections.ConfigDict, batch_size: int = 1) -> dict[str, jax.Array]:
-  """A batch of the right shapes and dtypes (for initialization and shape inference)."""
-  tokens = jnp.zeros((batch_size, config.max_len), jnp.int32)
-  batch = {f: tokens for f in input_pipeline.SEQUENCE_FIELDS}
-  batch['mask'] = jnp.ones((batch_size, config.max_len), bool)
-  batch.update({f: jnp.zeros((batch_size,), jnp.int32) for f in input_pipeline.META_FIELDS})
-  return batch
-
-
-def create_state(config: ml_collections.ConfigDict, rng: jax.Array) -> TrainState:
-  """Float32 parameters and Adam state, whatever `config.dtype` computes in."""
-  model = models.MelodyModel(config)
-  params = model.init({'params': rng}, dummy_batch(config))['params']
-  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
-
-
-RNG_PURPOSES = ('init', 'train', 'eval', 'reset')
-
-
-def purpose_rng(seed: int, purpose: str) -> jax.Array:
-  """The key of one stream of randomness; steps are folded into it later."""
-  return jax.random.fold_in(jax.random.key(seed), RNG_PURPOSES.index(purpose))
-
-
-def reset_decoder(state: TrainState, config: ml_collections.ConfigDict, rng: jax.Array
-                  ) -> TrainState:
-  """The state with freshly initialized decoder parameters and zero Adam moments for them;
-  the encoder, embeddings and step count are kept (the end of encoder pretraining)."""
-  fresh = create_state(config, rng).params
-
-  def reset(tree, new):
-    return {k: new[k] if k in models.DECODER_PARAMS else v for k, v in tree.items()}
-
-  zeros = jax.tree.map(jnp.zeros_like, fresh)
-
-  def reset_moments(s):
-    if isinstance(s, optax.ScaleByAdamState):
-      return s._replace(mu=reset(s.mu, zeros), nu=reset(s.nu, zeros))
-    return s
-
-  opt_state = jax.tree.map(reset_moments, state.opt_state,
-                           is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
-  return state.replace(params=reset(state.params, fresh), opt_state=opt_state)
 
 
 def _rngs(rng: jax.Array, step: jax.Array) -> dict[str, jax.Array]:
@@ -181,7 +122,6 @@ class Trainer:
     if self.valid is None:
       logging.warning('the dataset has no valid split: skipping evaluation')
       return {}
-    from vrash_jax import evaluation  # evaluation builds on this module
     return evaluation.evaluate_state(self.state, self.config, self.valid,
                                      self.config.valid_iw_samples)
 

@@ -24,7 +24,7 @@ from absl import flags
 from experiments import launcher
 from experiments.bench import bench_train
 from experiments.configs import model_config
-from vrash_jax import config_rules, input_pipeline, sharding, train
+from vrash_jax import config_rules, input_pipeline, sharding, train, train_state
 from vrash_jax.errors import exit_on_user_error, require
 
 FLAGS = flags.FLAGS  # --model, --batch, --hidden, --depth, --steps (timed steps per kind of
@@ -64,7 +64,7 @@ def measure(data_dir: str, model: str, batch: int, max_len: int, bucket_step: in
   synthetic = [full_batch_like(b) for b in real]
 
   mesh = sharding.data_mesh()
-  state = jax.jit(lambda r: train.create_state(config, r),
+  state = jax.jit(lambda r: train_state.create_state(config, r),
                   out_shardings=sharding.replicated(mesh))(jax.random.key(0))
   step_fn = jax.jit(train.make_train_step(config), donate_argnums=0)
   rng = jax.random.key(1)

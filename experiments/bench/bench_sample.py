@@ -22,7 +22,7 @@ from absl import flags
 from experiments import launcher
 from experiments.bench import timing
 from experiments.configs import model_config
-from vrash_jax import models, notes, sampling, train
+from vrash_jax import models, notes, sampling, train_state
 from vrash_jax.errors import exit_on_user_error
 
 FLAGS = flags.FLAGS
@@ -35,33 +35,38 @@ flags.DEFINE_integer('repeats', 3, 'Timings; the median is reported.')
 flags.DEFINE_string('out', 'bench_sample.json', 'Where the JSON figures go.')
 
 
+def sampling_modes(sampler: sampling.Sampler, params, meta: dict, z, rng: jax.Array, length: int) -> dict:
+  """The three ways to sample `length` notes, each a function of no arguments: one scan, a
+  Python loop over a jitted step, and a Python loop over the eager step."""
+  temperature = jnp.float32(1.0)
+
+  def loop(step):
+    carry = sampler.start(params, meta, z)
+    out = []
+    for key in jax.random.split(rng, length):
+      carry, tokens = step(params, meta, z, temperature, False, carry, key)
+      out.append(tokens)
+    return out
+
+  jit_step = jax.jit(sampler.step, static_argnums=4)
+  return {
+      'scan': lambda: sampler.sample(params, rng, meta, length, 1.0, z),
+      'loop_jit': lambda: loop(jit_step),
+      'loop_eager': lambda: loop(sampler.step),
+  }
+
+
 def measure(model_name: str, batches: list[int], length: int, hidden: int, depth: int,
             repeats: int) -> dict:
   config = model_config(model_name, {'hidden': hidden, 'depth': depth})
   model = models.MelodyModel(config)
   sampler = sampling.Sampler(model)
-  params = train.create_state(config, jax.random.key(0)).params
+  params = train_state.create_state(config, jax.random.key(0)).params
   rows = []
   for num in batches:
     meta = {f: jnp.zeros((num,), jnp.int32) for f in notes.META_FIELDS}
     z = sampler.prior(jax.random.key(1), num) if model.has_latent else None
-    temperature = jnp.float32(1.0)
-    rng = jax.random.key(2)
-
-    def loop(step):
-      carry = sampler.start(params, meta, z)
-      out = []
-      for key in jax.random.split(rng, length):
-        carry, tokens = step(params, meta, z, temperature, False, carry, key)
-        out.append(tokens)
-      return out
-
-    jit_step = jax.jit(sampler.step, static_argnums=4)
-    modes = {
-        'scan': lambda: sampler.sample(params, rng, meta, length, 1.0, z),
-        'loop_jit': lambda: loop(jit_step),
-        'loop_eager': lambda: loop(sampler.step),
-    }
+    modes = sampling_modes(sampler, params, meta, z, jax.random.key(2), length)
     for mode, fn in modes.items():
       seconds = timing.median_seconds(fn, repeats)
       rows.append({'mode': mode, 'batch': num, 'seconds': seconds,

@@ -22,10 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
-from experiments.bench import timing
 from experiments import launcher
+from experiments.bench import timing
 from experiments.configs import model_config
-from vrash_jax import config_rules, notes, sharding, train
+from vrash_jax import config_rules, notes, sharding, train, train_state
 from vrash_jax.errors import VrashError, exit_with
 
 FLAGS = flags.FLAGS
@@ -90,7 +90,7 @@ def bench_config(model: str, batch: int, length: int, hidden: int, depth: int,
 def compiled_train_step(config):
   """(compiled step, replicated state, sharded synthetic batch, rng, compile seconds)."""
   mesh = sharding.data_mesh()
-  state = jax.jit(lambda r: train.create_state(config, r),
+  state = jax.jit(lambda r: train_state.create_state(config, r),
                   out_shardings=sharding.replicated(mesh))(jax.random.key(0))
   data = sharding.shard_batch(synthetic_batch(config.batch_size, config.max_len), mesh)
   rng = jax.random.key(1)

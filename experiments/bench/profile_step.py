@@ -7,8 +7,9 @@
 Traces `--steps` warm steps of the benchmark's synthetic batch and prints a Markdown table of
 the kernels (XLA thunks) that took the most time, per step: total ms, calls per step, output
 shape and the JAX operation they came from. Kernels called ~T times per step sit inside a scan
-over notes; a `while` row spans its whole loop. The trace stays in `--trace_dir` for TensorBoard/Perfetto. Reading it needs the
-XPlane protobuf that ships with TensorFlow (a dependency of the data pipeline).
+over notes; a `while` row spans its whole loop. The trace stays in `--trace_dir` for
+TensorBoard/Perfetto. Reading it needs the XPlane protobuf that ships with TensorFlow (a
+dependency of the data pipeline).
 """
 from __future__ import annotations
 

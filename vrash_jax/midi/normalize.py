@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from data_prep.tracks import RawTrack, Rejected
 from vrash_jax import notes
+from vrash_jax.midi.tracks import RawTrack, Rejected
 
 MAX_PAUSES = 11
 

@@ -4,9 +4,9 @@ import fractions
 import numpy as np
 import pytest
 
-from data_prep import normalize
-from data_prep.tracks import RawTrack, Rejected
 from vrash_jax import notes
+from vrash_jax.midi import normalize
+from vrash_jax.midi.tracks import RawTrack, Rejected
 
 
 def raw(pitches, pauses, last=None):

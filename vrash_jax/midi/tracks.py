@@ -53,7 +53,7 @@ def check_header(data: bytes, max_bytes: int) -> None:
 
 def parse_midi(data: bytes, max_bytes: int, max_notes: int):
   """Bytes -> pretty_midi.PrettyMIDI, or `Rejected` with the reason."""
-  import pretty_midi  # deferred so that importing data_prep stays cheap
+  import pretty_midi  # deferred so that importing this module stays cheap
 
   check_header(data, max_bytes)
   try:

@@ -19,15 +19,17 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vrash_jax import claims, config_rules, evaluation, input_pipeline, listening, metrics, report, study, train
+from vrash_jax import config_rules, evaluation, input_pipeline, train
 from vrash_jax import notes as note_schema
 from vrash_jax.melodist import Melodist
-from vrash_jax.study import run_dir, train_run
+from vrash_jax.study import RESULTS, claims, listening, measurements, melody_metrics
+from vrash_jax.study.runs import Point, run_dir, train_run
+
 
 @dataclasses.dataclass(frozen=True)
 class ClaimsPlan:
-  """What a sweep measures beyond the comparison (the paper's claims; see claims.py)."""
-  frontier: tuple[study.Point, ...] = ()  # extra runs at other rates or with other techniques
+  """What a sweep measures beyond the comparison (the paper's claims; see `claims`)."""
+  frontier: tuple[Point, ...] = ()  # extra runs at other rates or with other techniques
   temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)  # of the repetition/structure/diversity samples
   sample_seeds: int = 3  # sampling seeds per temperature (one per trained seed where there are)
   sample_length: int = 64  # notes per sample; the data's row uses test melodies cut to this
@@ -76,8 +78,8 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for, mo
   k = plan.frontier_iw_samples
   valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
   splits = {'valid': (valid_arrays, plan.valid_iw_samples), 'test': (test_arrays, k)}
-  defaults = [study.Point(m, 'default', 'preset config') for m in models]
-  points = study.frontier_runs(defaults + list(plan.frontier), config_for, data_dir, workdir, splits)
+  defaults = [Point(m, 'default', 'preset config') for m in models]
+  points = measurements.frontier_runs(defaults + list(plan.frontier), config_for, data_dir, workdir, splits)
   lm = next((p for p in points if p['model'] == 'lm'), None)
   out['frontier'] = {'points': [p for p in points if p['model'] != 'lm'], 'lm': lm}
   verdicts = []
@@ -86,12 +88,12 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for, mo
     frontier['recommended'] = claims.recommend(frontier['points'], lm['valid'])
     frontier['paper_point'] = claims.paper_point(frontier['points'], lm['valid'])
     frontier['goals'] = claims.frontier_goals(frontier['points'], lm['test'])
-    out['by_length'] = {m: study.figures_by_length(run_dir(workdir, m, seeds_of(seeds, m)[0]), test_arrays, k)
-                        for m in models}
+    out['by_length'] = {m: measurements.figures_by_length(run_dir(workdir, m, seeds_of(seeds, m)[0]),
+                                                          test_arrays, k) for m in models}
     verdicts.append(claims.length_claim(out['by_length']))
   cut = [t.cropped(plan.sample_length) for t in test_tracks]
-  out['data_samples'] = metrics.melody_metrics(cut, test_tracks, training_ngrams)
-  per_seed = {m: study.sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
+  out['data_samples'] = melody_metrics.melody_metrics(cut, test_tracks, training_ngrams)
+  per_seed = {m: measurements.sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
                                       plan.sample_seeds, num_samples, plan.sample_length,
                                       test_tracks, training_ngrams) for m in models}
   out['samples'] = claims.summarize_samples(per_seed)
@@ -102,7 +104,8 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for, mo
   if {'vae', 'vrash'} <= set(models):
     verdicts.append(claims.diversity_claim(out['samples'], hottest))
   if 'vrash' in models:
-    out['style_probe'] = study.style_probe(run_dir(workdir, 'vrash', seeds_of(seeds, 'vrash')[0]), [valid_arrays, test_arrays])
+    out['style_probe'] = measurements.style_probe(run_dir(workdir, 'vrash', seeds_of(seeds, 'vrash')[0]),
+                                                  [valid_arrays, test_arrays])
     verdicts.append(claims.style_claim(out['style_probe'],
                                        results.get('latent', {}).get('silhouette_by_style')))
   out['verdicts'] = verdicts
@@ -122,31 +125,22 @@ def listening_start(test: list[note_schema.Track], groups: list[str], workdir: s
   return listen, (a, b), listening.write_tracks([test[a], test[b]], workdir, 'interpolations', 'end')
 
 
-def latent_space(melodist: Melodist, test_arrays: dict, test: list[note_schema.Track], path: str
-                 ) -> dict[str, Any]:
-  """Posterior means of the test melodies: t-SNE plot by style and silhouette score."""
-  z = np.concatenate([melodist.encode(test[i:i + 256]) for i in range(0, len(test), 256)])
-  return report.plot_latents(z, test_arrays['style'], path)
-
-
 def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
               models: Sequence[str], seeds: Seeds, iw_samples: int = 16,
-              num_samples: int = 64, notes: str = '', soundfont: str | None = None,
-              plan: ClaimsPlan = ClaimsPlan()) -> dict[str, Any]:
+              num_samples: int = 64, notes: str = '', plan: ClaimsPlan = ClaimsPlan()) -> dict[str, Any]:
   """Trains and evaluates everything, then measures the paper's claims (`plan`); writes
-  results.json, results.md, the figures and results.html (its audio rendered with
-  `soundfont` when given, else sine waves)."""
+  WORKDIR/results.json (and the MIDI files it names), which `vrash_jax.report` renders."""
   started = time.perf_counter()
   for model in models:  # every run's config, before any data is read
     config_rules.validate(config_for(model), devices=jax.device_count())
   train.enable_compilation_cache(os.path.join(workdir, 'jax_cache'))
   max_len = config_for(models[0]).max_len
   test_arrays = input_pipeline.load_split(data_dir, 'test', max_len)
-  test_tracks = metrics.tracks_from_arrays(test_arrays)
-  training_ngrams = metrics.ngram_set(
-      metrics.tracks_from_arrays(input_pipeline.load_split(data_dir, 'train', max_len)), 8)
+  test_tracks = input_pipeline.tracks_from_arrays(test_arrays)
+  training_ngrams = melody_metrics.ngram_set(
+      input_pipeline.tracks_from_arrays(input_pipeline.load_split(data_dir, 'train', max_len)), 8)
   results: dict[str, Any] = {'models': {}, 'runs': [], 'untrained': {}, 'samples': {},
-                             'data': metrics.melody_metrics(test_tracks, test_tracks, training_ngrams)}
+                             'data': melody_metrics.melody_metrics(test_tracks, test_tracks, training_ngrams)}
   listen, (a, b), ends = listening_start(test_tracks, test_arrays['style'], workdir)
   if os.path.isfile(os.path.join(data_dir, 'entropy.png')):
     shutil.copy(os.path.join(data_dir, 'entropy.png'), workdir)  # the page links files in the workdir only
@@ -167,15 +161,15 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
     results['untrained'][model] = evaluation.evaluate_untrained(config_for(model), test_arrays)
     melodist = Melodist.from_workdir(run_dir(workdir, model, seeds_of(seeds, model)[0]))
     samples = melodist.sample(num_samples, temperature=1.0, seed=0, length=max_len)
-    results['samples'][model] = metrics.melody_metrics(samples, test_tracks, training_ngrams)
+    results['samples'][model] = melody_metrics.melody_metrics(samples, test_tracks, training_ngrams)
     written = listening.write_tracks(samples[:8], workdir, os.path.join('samples', model), 'sample')
     listen['samples'][model] = written[:listening.SHOWN]
     if melodist.model.has_latent:
       listen['interpolations'][model] = listening.interpolation(
           melodist, test_tracks[a], test_tracks[b], workdir, model, ends)
     if model == 'vrash':
-      results['latent'] = latent_space(melodist, test_arrays, test_tracks,
-                                       os.path.join(workdir, 'figure6.png'))
+      results['latent'] = claims.latent_map(measurements.posterior_means(melodist, test_tracks),
+                                            test_arrays['style'])
   results['listening'] = listen
   results['curves'] = {m: learning_curves(run_dir(workdir, m, seeds_of(seeds, m)[0])) for m in models}
   results['claims'] = measure_claims(plan, data_dir, workdir, config_for, models, seeds, num_samples, results,
@@ -186,5 +180,6 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
   results['test_notes'] = int(test_arrays['mask'].sum())
   results['wall_time_s'] = time.perf_counter() - started
   if jax.process_index() == 0:
-    logging.info('results page: %s', report.write_all(results, workdir, soundfont))
+    with open(os.path.join(workdir, RESULTS), 'w') as f:
+      json.dump(results, f, indent=2)
   return results

@@ -1,14 +1,10 @@
-"""What the results page plays and shows: WAVs, piano rolls, and the page checked as HTML."""
-import html.parser
-
+"""What the results page plays and shows of a MIDI file: its WAV and its piano roll."""
 import matplotlib.image
 import numpy as np
 import pretty_midi
 import pytest
 
-from vrash_jax import audio, piano_roll
-
-VOID = {'meta', 'img', 'br', 'hr', 'link', 'input', 'source'}
+from vrash_jax.report import audio, piano_roll
 
 
 def two_note_midi(path):
@@ -35,7 +31,10 @@ def test_the_wav_of_two_notes_sounds_at_their_times_and_pitches(tmp_path):
   samples, rate = audio.read_wav(wav)
   assert rate == audio.SAMPLE_RATE
   assert len(samples) == round((1.5 + audio.TAIL_S) * rate)
-  rms = lambda a, b: float(np.sqrt(np.mean(window(samples, rate, a, b) ** 2)))
+
+  def rms(a, b):
+    return float(np.sqrt(np.mean(window(samples, rate, a, b) ** 2)))
+
   assert rms(0.05, 0.35) > 0.3 and rms(1.05, 1.35) > 0.3
   assert rms(0.55, 0.95) < 1e-3 and rms(1.55, 1.5 + audio.TAIL_S) < 1e-3
   assert abs(dominant_hz(window(samples, rate, 0.05, 0.35), rate) - 440.0) < 5
@@ -72,56 +71,15 @@ def test_piano_roll_png_has_the_cells_at_their_pixels(tmp_path):
   pixels = (matplotlib.image.imread(path)[..., :3] * 255).round().astype(int)
   rows, cols = piano_roll.PIXELS
   assert pixels.shape == (5 * rows, 5 * cols, 3)
-  at = lambda r, c: tuple(pixels[r * rows + rows // 2, c * cols + cols // 2])
+
+  def at(r, c):
+    return tuple(pixels[r * rows + rows // 2, c * cols + cols // 2])
+
   assert at(3, 0) == (110, 27, 24)  # onset of C4: 0.55 x the colour
   assert at(3, 1) == (200, 50, 45)  # its sustain: the colour
   assert at(1, 2) == (110, 27, 24)  # onset of D4
   assert at(3, 4) == (piano_roll.C_ROW_GREY,) * 3  # the C row, empty here
   assert at(0, 0) == (255, 255, 255) and at(4, 4) == (255, 255, 255)
-
-
-class StrictParser(html.parser.HTMLParser):
-  """Collects links, images, audio and table rows; fails on any tag closed out of order."""
-
-  def __init__(self):
-    super().__init__()
-    self.stack, self.links, self.images, self.audio, self.rows = [], [], [], [], []
-    self._row, self._cell = None, None
-
-  def handle_starttag(self, tag, attrs):
-    attrs = dict(attrs)
-    if tag not in VOID:
-      self.stack.append(tag)
-    self.links += [attrs[a] for a in ('src', 'href') if a in attrs]
-    if tag == 'img':
-      self.images.append(attrs)
-    if tag == 'audio':
-      self.audio.append(attrs['src'])
-    if tag == 'tr':
-      self._row = []
-    if tag in ('td', 'th'):
-      self._cell = ''
-
-  def handle_endtag(self, tag):
-    assert self.stack and self.stack.pop() == tag, f'</{tag}> closes nothing open'
-    if tag in ('td', 'th'):
-      self._row.append(self._cell.strip())
-      self._cell = None
-    if tag == 'tr':
-      self.rows.append(self._row)
-
-  def handle_data(self, data):
-    if self._cell is not None:
-      self._cell += data
-
-
-def parse_page(path):
-  parser = StrictParser()
-  with open(path, encoding='utf-8') as f:
-    parser.feed(f.read())
-  parser.close()
-  assert parser.stack == [], f'unclosed tags: {parser.stack}'
-  return parser
 
 
 def fake_fluidsynth(folder, script):

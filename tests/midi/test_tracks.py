@@ -5,9 +5,9 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from data_prep import tracks
-from data_prep.tracks import Rejected
 import midi_factory
+from vrash_jax.midi import tracks
+from vrash_jax.midi.tracks import Rejected
 
 
 def test_monophonize_keeps_the_highest_note_of_each_onset_group():

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from vrash_jax import claims
+from vrash_jax.study import claims
 
 
 def test_mean_ci_is_the_student_t_interval():

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from vrash_jax import metrics, notes
+from vrash_jax import input_pipeline, notes
+from vrash_jax.study import melody_metrics as metrics
 
 
 def track(pitches, delays=None):
@@ -41,7 +42,7 @@ def test_melody_metrics_keys_and_tracks_from_arrays():
   arrays = {'pitch_class': np.array([[0, 2, 0], [4, 0, 0]]), 'octave': np.array([[5, 5, 0], [5, 0, 0]]),
             'delay': np.array([[11, 11, 0], [11, 0, 0]]), 'length': np.array([2, 1]),
             'program': np.array([73, 40]), 'median_pause_s': np.array([0.25, 0.5])}
-  tracks = metrics.tracks_from_arrays(arrays)
+  tracks = input_pipeline.tracks_from_arrays(arrays)
   assert [len(t) for t in tracks] == [2, 1] and tracks[1].program == 40
   out = metrics.melody_metrics(tracks, tracks, set())
   assert set(out) == {'repeated_note_rate', 'pitch_entropy_bits', 'pitch_class_distance',

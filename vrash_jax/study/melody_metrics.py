@@ -129,13 +129,3 @@ def melody_metrics(tracks: Sequence[notes.Track], reference: Sequence[notes.Trac
       'loop_share': loop_share(tracks),
       'recurring_4gram_share': recurring_ngram_share(tracks),
   }
-
-
-def tracks_from_arrays(arrays: dict, limit: int | None = None) -> list[notes.Track]:
-  """Padded split arrays (input_pipeline.load_split) -> tracks cut to their lengths."""
-  out = []
-  for i in range(len(arrays['length']) if limit is None else min(limit, len(arrays['length']))):
-    n = int(arrays['length'][i])
-    out.append(notes.Track(*(arrays[f][i, :n] for f in notes.TOKEN_FIELDS),
-                           int(arrays['program'][i]), float(arrays['median_pause_s'][i])))
-  return out

@@ -3,7 +3,7 @@ of each model, a few test melodies beside them, and decoded paths between two te
 through the latent space (the "control over the output" the paper's conclusion claims).
 
 Paths are relative to the workdir and recorded in results.json under 'listening', so the
-page (html_report) is rendered from results.json alone.
+page (`vrash_jax.report.page`) is rendered from results.json alone.
 """
 from __future__ import annotations
 

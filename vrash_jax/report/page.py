@@ -1,6 +1,6 @@
 """results.html: a sweep on one static page a person opens in a browser.
 
-The page holds the tables of results.md (the same `report.Section`s, so the same numbers),
+The page holds the tables of results.md (the same `Section`s, so the same numbers),
 every figure of the workdir, and what the paper asks the reader to listen to: samples of each
 model beside test melodies, and latent interpolations, each as a piano roll, an audio player
 and its MIDI file. Everything is rendered from results.json and the MIDI files it names; links
@@ -13,11 +13,14 @@ import html
 import os
 from typing import Any, Sequence
 
-from vrash_jax import audio, piano_roll, report
 from vrash_jax.errors import VrashError
+from vrash_jax.report import audio, piano_roll
+from vrash_jax.report.blocks import NAMES, Checklist, Table
+from vrash_jax.report.figures import FIGURES
+from vrash_jax.report.sections import results_sections
 
 COLOURS = {'test': '#555555', 'lm': '#1f6fb4', 'vae': '#2a9d3a', 'vrash': '#c8322d'}
-LABELS = {'test': 'test data', 'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH'}
+LABELS = {'test': 'test data', **NAMES}
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
 th{background:#f3f3f3}td{font-variant-numeric:tabular-nums}
@@ -32,12 +35,12 @@ def _e(text: Any) -> str:
   return html.escape(str(text), quote=True)
 
 
-def _block(block: str | report.Table | report.Checklist) -> str:
-  if isinstance(block, report.Table):
+def _block(block: str | Table | Checklist) -> str:
+  if isinstance(block, Table):
     head = ''.join(f'<th>{_e(h)}</th>' for h in block.header)
     body = ''.join('<tr>' + ''.join(f'<td>{_e(c)}</td>' for c in row) + '</tr>' for row in block.rows)
     return f'<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-  if isinstance(block, report.Checklist):
+  if isinstance(block, Checklist):
     items = ''.join(f'<li><span class="{"ok" if ok else "no"}">{"✓ met" if ok else "✗ not met"}</span> '
                     f'{_e(text)}</li>' for ok, text in block.items)
     return f'<ul class="checks">{items}</ul>'
@@ -111,15 +114,15 @@ def media_items(listening: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def write_html(results: dict[str, Any], workdir: str, soundfont: str | None = None) -> str:
-  """Renders the media and writes WORKDIR/results.html (figures: those of report.FIGURES
+  """Renders the media and writes WORKDIR/results.html (figures: those of FIGURES
   that the workdir holds)."""
   listening = results.get('listening', {})
   media = render_media(workdir, media_items(listening), soundfont)
-  sections = report.results_sections(results)
+  sections = results_sections(results)
   body = [f'<h1>{_e(sections[0].title)}</h1>'] + [_block(b) for b in sections[0].blocks]
   for section in sections[1:]:
     body += [f'<h2>{_e(section.title)}</h2>'] + [_block(b) for b in section.blocks]
-  shown = [(f, c) for f, c in report.FIGURES.items() if os.path.isfile(os.path.join(workdir, f))]
+  shown = [(f, c) for f, c in FIGURES.items() if os.path.isfile(os.path.join(workdir, f))]
   if shown:
     body.append('<h2>Figures</h2>')
     body += [f'<figure><img src="{_e(f)}" alt="{_e(c)}"><figcaption>{_e(c)}</figcaption></figure>'

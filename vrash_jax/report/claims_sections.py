@@ -1,13 +1,11 @@
-"""The claims' part of the results: frontier, length, samples by temperature, style probe and
-verdicts as report sections, and frontier.png / curves.png. Renders results.json alone."""
+"""The claims' part of the results: the verdicts, the rate-distortion frontier, figures by melody
+length and samples by temperature, as sections. Renders results.json alone."""
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-from vrash_jax import claims
-from vrash_jax.report import NAMES, Checklist, Section, Table, matplotlib_pyplot
+from vrash_jax.report.blocks import NAMES, Checklist, Section, Table
+from vrash_jax.study import claims
 
 SAMPLE_KEYS = ('repeated_note_rate', 'longest_run', 'loop_share', 'recurring_4gram_share',
                'distinct_4gram_rate', 'distinct_4gram_within')
@@ -101,53 +99,3 @@ def sections(results: dict[str, Any]) -> list[Section]:
     out.append(length_section(c['by_length']))
   out.append(samples_section(c['samples'], c['data_samples'], c['plan']['sample_seeds']))
   return out
-
-
-def plot_frontier(results: dict[str, Any], path: str) -> bool:
-  """frontier.png: a row per model (VAE, VRASH), CE and IW bound against KL, with the LM's
-  NLL; False (nothing drawn) without VAE/VRASH points or an LM."""
-  frontier = results.get('claims', {}).get('frontier', {})
-  models = [m for m in ('vae', 'vrash') if any(p['model'] == m for p in frontier.get('points', []))]
-  if not models or not frontier.get('lm'):
-    return False
-  plt = matplotlib_pyplot()
-  fig, axes = plt.subplots(len(models), 2, figsize=(11, 3.8 * len(models)), squeeze=False, sharey='row')
-  lm = frontier['lm']['test']['ce_total']
-  for row, model in zip(axes, models):
-    pts = sorted((p for p in frontier['points'] if p['model'] == model), key=lambda p: p['test']['kl'])
-    for ax, key, title in zip(row, ('ce_total', 'nll_iw'), ('CE, z from the posterior', 'NLL bound (IW)')):
-      kl, y = [p['test']['kl'] for p in pts], [p['test'][key] for p in pts]
-      ax.plot(kl, y, 'o', color='#4477aa' if model == 'vrash' else '#999933', label=NAMES[model])
-      for p, a, b in zip(pts, kl, y):
-        ax.annotate(p['name'], (a, b), fontsize=7, xytext=(3, 3), textcoords='offset points')
-      ax.axhline(lm, color='#cc3311', label='LM NLL')
-      ax.set_xlabel('KL (nats per melody)')
-      ax.set_title(f'{NAMES[model]}: {title}')
-    row[0].set_ylabel('nats per note (test)')
-    row[0].legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return True
-
-
-def plot_curves(results: dict[str, Any], path: str) -> bool:
-  """curves.png: a panel per model; False without any recorded curve."""
-  curves = {m: c for m, c in results.get('curves', {}).items() if c['train_ce'] or c['valid_bound']}
-  if not curves:
-    return False
-  plt = matplotlib_pyplot()
-  fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.6), squeeze=False)
-  for ax, (model, c) in zip(axes[0], curves.items()):
-    for key, label, style in (('train_ce', 'train CE', '-'), ('valid_bound', 'valid NLL bound', 'o-')):
-      if c[key]:
-        xy = np.asarray(c[key])
-        ax.plot(xy[:, 0], xy[:, 1], style, label=label)
-    ax.set_title(NAMES[model])
-    ax.set_xlabel('step')
-  axes[0][0].set_ylabel('nats per note')
-  axes[0][0].legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-  return True

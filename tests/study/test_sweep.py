@@ -1,0 +1,58 @@
+"""The sweep on tiny configs: results.json with every figure, the frontier and every claim."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+import tiny_sweep
+from vrash_jax import notes
+from vrash_jax.errors import VrashError
+from vrash_jax.study import runs, sweep
+
+
+def test_sweep_writes_every_result_with_finite_numbers(swept):
+  workdir, results = swept
+  on_disk = json.load(open(os.path.join(workdir, 'results.json')))
+  assert set(on_disk['models']) == {'lm', 'vae', 'vrash'}
+  for stats in on_disk['models'].values():
+    assert stats['seeds'] == 2
+    for key in sweep.FIGURES:
+      assert np.isfinite(stats[key]['mean']) and np.isfinite(stats[key]['std'])
+  assert len(on_disk['runs']) == 6 and all(r['steps'] == 2 for r in on_disk['runs'])
+  uniform = sum(math.log(n) for n in notes.VOCAB_SIZES.values())
+  for model, figures in on_disk['untrained'].items():
+    assert abs(figures['ce_total'] - uniform) < 0.3, (model, figures['ce_total'], uniform)
+  assert set(on_disk['samples']) == {'lm', 'vae', 'vrash'} and 'repeated_note_rate' in on_disk['data']
+  assert {f'sample_{i:02d}.mid' for i in range(4)} <= set(os.listdir(os.path.join(workdir, 'samples', 'vrash')))
+  latent = on_disk['latent']
+  assert latent['points'] == results['latent']['points'] == len(latent['tsne']['xy']) > 0
+  assert sorted(set(latent['tsne']['style'])) == sorted(latent['styles'])
+
+
+def test_sweep_measures_the_frontier_and_every_claim(swept):
+  workdir, results = swept
+  claims = json.load(open(os.path.join(workdir, 'results.json')))['claims']
+  points = {(p['model'], p['name']): p for p in claims['frontier']['points']}
+  assert set(points) == {('vae', 'default'), ('vrash', 'default'), ('vrash', 'fb0')}
+  assert points['vrash', 'fb0']['free_bits'] == 0.0 and points['vrash', 'default']['free_bits'] == 0.5
+  assert os.path.isdir(os.path.join(workdir, 'runs', 'vrash-fb0-seed0'))
+  for p in points.values():
+    assert all(np.isfinite(p[split][k]) for split in ('valid', 'test') for k in ('ce_total', 'kl', 'nll_iw'))
+  assert claims['frontier']['recommended'] in {'default', 'fb0'}
+  assert [v['verdict'] in ('holds', 'does not hold', 'inconclusive') for v in claims['verdicts']] == [True] * 5
+  assert set(claims['samples']) == {'lm', 'vae', 'vrash'}
+  assert set(claims['samples']['lm']) == {'0.5', '1.0'} and claims['samples']['lm']['1.0']['longest_run']['n'] == 2
+  # every test melody in exactly one length bucket
+  assert sum(b['melodies'] for b in claims['by_length']['lm'].values()) == results['latent']['points']
+
+
+def test_a_run_stopped_by_a_signal_stops_the_sweep(monkeypatch, tmp_path):
+  outcome = {'step': 3, 'valid': {}, 'stopped_by': 'SIGTERM'}
+  monkeypatch.setattr(runs.train, 'train_and_evaluate', lambda config, data, workdir: outcome)
+  with pytest.raises(VrashError, match=r'^SIGTERM received: .* stopped after step 3 with a '
+                                       r'checkpoint; run the same command to resume$'):
+    runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path))
+  outcome['stopped_by'] = 'saturation'  # a finished run
+  assert runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path)) >= 0

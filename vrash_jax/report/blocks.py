@@ -1,0 +1,26 @@
+"""What the results are made of, rendered alike to results.md and results.html: sections of
+paragraphs, tables and checklists, and the models' names as the report shows them."""
+from __future__ import annotations
+
+import dataclasses
+
+NAMES = {'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH'}
+PAPER_CE = {'lm': 2.34, 'vrash': 2.11}  # per note, Sec. 4; the VAE's value is not given
+
+
+@dataclasses.dataclass
+class Table:
+  header: list[str]
+  rows: list[list[str]]
+
+
+@dataclasses.dataclass
+class Checklist:
+  items: list[tuple[bool, str]]  # (met, what with its numbers)
+
+
+@dataclasses.dataclass
+class Section:
+  """A titled part of the results, rendered alike to results.md and results.html."""
+  title: str
+  blocks: list[str | Table | Checklist]  # paragraphs, tables and checklists in order

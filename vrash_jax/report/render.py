@@ -1,0 +1,31 @@
+"""Every report file of a workdir, rendered from its results.json: results.md, the figures and
+results.html with its piano rolls and audio. Rendering needs no training and no jax."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from vrash_jax.errors import VrashError
+from vrash_jax.report import audio, figures, markdown, page
+from vrash_jax.study import RESULTS
+
+
+def write_report(results: dict[str, Any], workdir: str, soundfont: str | None = None) -> str:
+  """results.md, the figures and results.html (its audio rendered with `soundfont` when given,
+  else sine waves) for a sweep's results; returns the page's path."""
+  with open(os.path.join(workdir, 'results.md'), 'w') as f:
+    f.write(markdown.results_markdown(results))
+  figures.write_figures(results, workdir)
+  return page.write_html(results, workdir, soundfont)
+
+
+def rebuild(workdir: str, soundfont: str | None = None) -> str:
+  """Renders every report file of `workdir` again from its results.json; returns the page."""
+  path = os.path.join(workdir, RESULTS)
+  if not os.path.isfile(path):
+    raise VrashError(f'{path} does not exist: run `vrash-sweep` or `vrash-reproduce` there first')
+  if soundfont:
+    audio.check_soundfont(soundfont)
+  with open(path) as f:
+    return write_report(json.load(f), workdir, soundfont)
