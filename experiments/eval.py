@@ -20,8 +20,7 @@ flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weig
 def main(argv: list[str]) -> None:
   require(workdir=FLAGS.workdir, data_dir=FLAGS.data_dir)
   from vrash_jax import evaluation
-  from vrash_jax.metric_writers import quiet_library_logs
-  quiet_library_logs()
+  launcher.quiet_library_logs()
   print(json.dumps(evaluation.evaluate_checkpoint(FLAGS.workdir, FLAGS.data_dir, FLAGS.split, FLAGS.step,
                                                       FLAGS.iw_samples)),
         flush=True)

@@ -14,8 +14,7 @@ flags.DEFINE_integer('step', None, 'Export this checkpoint step (among the lates
 def main(argv: list[str]) -> None:
   require(workdir=FLAGS.workdir, out=FLAGS.out)
   from vrash_jax import export
-  from vrash_jax.metric_writers import quiet_library_logs
-  quiet_library_logs()
+  launcher.quiet_library_logs()
   print(f'exported to {export.export_workdir(FLAGS.workdir, FLAGS.out, FLAGS.step)}', flush=True)
 
 

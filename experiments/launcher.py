@@ -1,6 +1,7 @@
 """How every launcher starts: absl parses the flags, and whatever a user got wrong in them (a
 config file that does not load, an unknown or ill-typed `--config.FIELD`) is one `error:` line
-and exit code 2 instead of a traceback from inside absl or ml_collections."""
+and exit code 2 instead of a traceback from inside absl or ml_collections; libraries' INFO
+chatter stays off the console."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ import traceback
 from typing import Callable
 
 import ml_collections
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from vrash_jax import config_rules
@@ -95,3 +96,14 @@ def config_file_error(config_arg: str, error: Exception) -> str:
            if path and os.path.abspath(frame.filename) == os.path.abspath(path)]
   where = f', line {lines[-1]}' if lines else ''
   return f'--config {config_arg}{where}: {type(error).__name__}: {what}'
+
+
+def quiet_library_logs() -> None:
+  """Keeps orbax's and TFDS's INFO chatter off the console (warnings still show)."""
+  import logging as std_logging
+
+  def keep(record: std_logging.LogRecord) -> bool:
+    noisy = any(p in record.pathname for p in ('/orbax/', '/tensorflow_datasets/'))
+    return record.levelno >= std_logging.WARNING or not noisy
+
+  logging.get_absl_handler().addFilter(keep)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib.util
 import json
 import os
 import time
@@ -103,27 +104,69 @@ PRESETS = {
 }
 
 
-def prepare_data(midi_dir: str, data_dir: str, prep_overrides: dict[str, Any], workers: int | None) -> None:
-  """Runs vrash-prep unless DATA_DIR already holds a dataset of this version, prepared with
-  the same options from as many MIDI files as MIDI_DIR holds now."""
-  from data_prep import builder, prep
+PREP_MODULES = ('music21', 'tensorflow', 'tensorflow_datasets')  # the `prep` extra
+
+
+def dataset_matches(midi_dir: str, data_dir: str, options: Any) -> bool:
+  """Whether DATA_DIR holds a dataset this version reads, prepared with `options` from as many
+  MIDI files as MIDI_DIR holds now."""
+  from vrash_jax import input_pipeline
+
+  stats_path = os.path.join(data_dir, 'stats.json')
+  if not os.path.isfile(stats_path):
+    return False
+  with open(stats_path) as f:
+    stats = json.load(f)
+  files = sum(f.endswith(('.mid', '.midi')) for _, _, fs in os.walk(midi_dir) for f in fs)
+  if stats.get('options') != dataclasses.asdict(options) or stats.get('files_total') != files:
+    return False
+  try:
+    input_pipeline.dataset_info(data_dir)
+  except VrashError:
+    return False
+  return True
+
+
+def corpus_done(midi_dir: str, works_per_collection: int) -> bool:
+  """Whether an earlier sitting converted this preset's corpus to the end (corpus.json)."""
+  from data_prep import corpus
+
+  path = os.path.join(midi_dir, 'corpus.json')
+  if not os.path.isfile(path):
+    return False
+  with open(path) as f:
+    manifest = json.load(f)
+  return manifest.get('limit') == works_per_collection and manifest.get('collections') == list(corpus.COLLECTIONS)
+
+
+def prepare_data(midi_dir: str, data_dir: str, preset: Preset, workers: int | None) -> None:
+  """The default corpus as MIDI, then the dataset; reused when an earlier sitting made them with
+  this preset (then music21 and TensorFlow are not needed: a GPU or TPU machine can take both
+  folders from a machine that has them)."""
   from data_prep.process import PrepOptions
 
-  options = PrepOptions(**prep_overrides)
-  stats_path = os.path.join(data_dir, 'stats.json')
-  if os.path.exists(stats_path):
-    with open(stats_path) as f:
-      stats = json.load(f)
-    files = sum(f.endswith(('.mid', '.midi')) for _, _, fs in os.walk(midi_dir) for f in fs)
-    if (stats.get('options') == dataclasses.asdict(options) and stats.get('files_total') == files
-        and stats.get('dataset', {}).get('version') == str(builder.VrashMidi.VERSION)):
-      logging.info('reusing the dataset in %s', data_dir)
-      return
-  prep.prepare(midi_dir, data_dir, options, workers)
+  options = PrepOptions(**preset.prep)
+  if corpus_done(midi_dir, preset.works_per_collection) and dataset_matches(midi_dir, data_dir, options):
+    logging.info('reusing the corpus in %s and the dataset in %s', midi_dir, data_dir)
+    return
+  missing = [m for m in PREP_MODULES if importlib.util.find_spec(m) is None]
+  if missing:
+    raise VrashError(f'preparing the data needs {", ".join(missing)}: pip install -e ".[prep]" (or run '
+                     f'the data stages where it is installed and copy {midi_dir} and {data_dir} here)')
+  from data_prep import corpus, prep
+
+  manifest = corpus.build_corpus(midi_dir, limit=preset.works_per_collection, workers=workers)
+  logging.info('corpus: %d tunes and works (%d skipped)', manifest['works'], manifest['skipped'])
+  if dataset_matches(midi_dir, data_dir, options):
+    logging.info('reusing the dataset in %s', data_dir)
+  else:
+    prep.prepare(midi_dir, data_dir, options, workers)
 
 
-def reproduce(preset_name: str, workdir: str, workers: int | None = None,
-              soundfont: str | None = None) -> dict[str, Any]:
+def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundfont: str | None = None,
+              plan_only: bool = False) -> dict[str, Any] | None:
+  """Every stage of a preset in WORKDIR (each reused when an earlier sitting finished it); with
+  `plan_only`, the data stages and then the sweep's plan only."""
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
   if soundfont:
@@ -136,16 +179,16 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None,
   for point in preset.plan.frontier:
     point.config(config_for)
   started = time.perf_counter()
-  from data_prep import corpus
   midi_dir, data_dir = os.path.join(workdir, 'midi'), os.path.join(workdir, 'data')
-  manifest = corpus.build_corpus(midi_dir, limit=preset.works_per_collection, workers=workers)
-  logging.info('corpus: %d tunes and works (%d skipped)', manifest['works'], manifest['skipped'])
-  prepare_data(midi_dir, data_dir, preset.prep, workers)
+  prepare_data(midi_dir, data_dir, preset, workers)
 
   import jax
 
   from vrash_jax.report import render
   from vrash_jax.study import sweep
+  if plan_only:
+    sweep.plan_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.plan)
+    return None
   results = sweep.run_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.iw_samples,
                             preset.num_samples, notes=preset.notes, plan=preset.plan)
   if jax.process_index() == 0:
@@ -160,16 +203,18 @@ flags.DEFINE_enum('preset', 'quick', list(PRESETS),
 flags.DEFINE_string('workdir', None, 'Everything goes here (default runs/PRESET); re-running reuses it.')
 flags.DEFINE_integer('workers', None, 'Worker processes for the data stages (default: all cores).',
                      lower_bound=1)
+flags.DEFINE_bool('plan_only', False, 'Prepare the data, say the plan (runs, widths, a projected wall '
+                  'time from steps measured here) and stop before training.')
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  from vrash_jax.metric_writers import quiet_library_logs
-  quiet_library_logs()
+  launcher.quiet_library_logs()
   workdir = FLAGS.workdir or os.path.join('runs', FLAGS.preset)
-  reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont)
+  if reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont, FLAGS.plan_only) is None:
+    return
   print(open(os.path.join(workdir, 'results.md')).read(), flush=True)
   print(f'results page: {os.path.join(workdir, "results.html")}', flush=True)
 

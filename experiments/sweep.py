@@ -27,6 +27,8 @@ flags.DEFINE_list('frontier_free_bits', [], 'Also train VAE and VRASH (seed 0) a
                   'floors (nats per latent dimension) for the rate-distortion frontier.')
 flags.DEFINE_list('temperatures', ['0.5', '0.8', '1.0'], 'Sampling temperatures of the claims\' samples.')
 flags.DEFINE_integer('sample_seeds', 3, 'Sampling seeds per temperature for the claims.', lower_bound=1)
+flags.DEFINE_bool('plan_only', False, 'Say the plan (runs, widths, a projected wall time from steps '
+                  'measured here) and stop before training.')
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 
@@ -75,10 +77,9 @@ def main(argv: list[str]) -> None:
     raise VrashError(f'--models must be a non-empty subset of lm,vae,vrash (unknown: {",".join(unknown)})')
   import jax
 
-  from vrash_jax.metric_writers import quiet_library_logs
   from vrash_jax.report import audio, render
   from vrash_jax.study import sweep
-  quiet_library_logs()
+  launcher.quiet_library_logs()
   if FLAGS.soundfont:
     audio.check_soundfont(FLAGS.soundfont)
   overrides = config_flags.get_override_values(FLAGS['config'])
@@ -88,6 +89,9 @@ def main(argv: list[str]) -> None:
                      parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds)
   for point in plan.frontier:
     point.config(config_for)  # every run's config is valid before any work
+  if FLAGS.plan_only:
+    sweep.plan_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models, parse_seeds(FLAGS.seeds), plan)
+    return
   results = sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models,
                             parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples, plan=plan)
   if jax.process_index() == 0:

@@ -36,8 +36,7 @@ def main(argv: list[str]) -> None:
   config = load_config()
   config_rules.validate(config)  # before jax starts (train_and_evaluate adds the device count)
   from vrash_jax import sharding, train  # after flag parsing: jax starts here
-  from vrash_jax.metric_writers import quiet_library_logs
-  quiet_library_logs()
+  launcher.quiet_library_logs()
   if FLAGS.distributed or FLAGS.coordinator_address:
     sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   train.enable_compilation_cache(os.path.join(FLAGS.workdir, 'jax_cache'))

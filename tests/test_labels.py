@@ -77,4 +77,4 @@ def test_a_dataset_without_labels_is_refused_clearly(labelled, tmp_path):
   features_path.write_text(json.dumps(features))
   with pytest.raises(VrashError, match=r'prepared by an older vrash-prep \(version 1.1.0, without style '
                                        r'labels\): run `vrash-prep` again'):
-    input_pipeline.open_dataset(str(old))
+    input_pipeline.dataset_info(str(old))

@@ -90,13 +90,16 @@ def restore_for_inference(workdir: str, step: int | None = None
   return config, state
 
 
+def eval_batch_size(config: ml_collections.ConfigDict, mesh) -> int:
+  """The largest multiple of the device count not above eval_batch_size (at least one row each)."""
+  return max(config.eval_batch_size - config.eval_batch_size % mesh.size, mesh.size)
+
+
 def evaluate_state(state: TrainState, config: ml_collections.ConfigDict,
                    arrays: dict[str, Any], iw_samples: int = 0) -> dict[str, float]:
   """Figures of `state` on a loaded split (every host passes the same arrays)."""
   mesh = sharding.data_mesh()
-  # The largest multiple of the device count not above eval_batch_size (at least one row each).
-  batch = max(config.eval_batch_size - config.eval_batch_size % mesh.size, mesh.size)
-  return evaluate(state, input_pipeline.eval_batches(arrays, batch, jax.process_index(),
+  return evaluate(state, input_pipeline.eval_batches(arrays, eval_batch_size(config, mesh), jax.process_index(),
                                                      jax.process_count(), config.bucket_step),
                   mesh, purpose_rng(config.seed, 'eval'), iw_samples)
 

@@ -1,37 +1,28 @@
-"""Reads the `vrash_midi` TFRecords into padded numpy arrays.
+"""Reads the `vrash_midi` TFRecords into padded numpy arrays, with numpy alone (no TensorFlow).
 
 The dataset is opened read-only from its files (no import of `data_prep`), its note schema
 is checked against `vrash_jax.notes`, and a split is materialized as fixed-shape arrays: the
 paper-sized corpora (15k tracks of at most a few hundred notes) fit in host memory easily,
-which makes batch order a pure function of (seed, step) and resuming exact.
+which makes batch order a pure function of (seed, step) and resuming exact. The files are
+read by `tfrecord`, in the order TFDS reads them (`tfds.builder_from_directory(...).as_dataset`).
 """
 from __future__ import annotations
 
 import functools
 import glob
+import json
 import os
 from typing import Any, Iterator
 
 import numpy as np
 
-from vrash_jax import notes
+from vrash_jax import notes, tfrecord
 from vrash_jax.errors import VrashError
 
 DATASET = 'vrash_midi'
 SEQUENCE_FIELDS = notes.TOKEN_FIELDS
 META_FIELDS = tuple(notes.META_FIELDS)
 LABEL_FIELDS = ('source', 'collection', 'style')  # text about each example, never model inputs
-
-
-def _tensorflow_datasets():
-  """Imports TFDS with TensorFlow kept off the accelerators (they belong to JAX)."""
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-  import tensorflow as tf
-  import tensorflow_datasets as tfds
-
-  tf.config.set_visible_devices([], 'GPU')
-  tfds.disable_progress_bar()
-  return tfds
 
 
 def dataset_dir(data_dir: str) -> str:
@@ -44,23 +35,88 @@ def dataset_dir(data_dir: str) -> str:
   return os.path.dirname(versions[-1])
 
 
-def open_dataset(data_dir: str):
-  """A read-only TFDS builder for the dataset, after checking its vocabulary schema."""
-  tfds = _tensorflow_datasets()
-  builder = tfds.builder_from_directory(dataset_dir(data_dir))
-  if 'style' not in builder.info.features:
+def _read_json(directory: str, name: str) -> dict[str, Any]:
+  path = os.path.join(directory, name)
+  if not os.path.isfile(path):
+    return {}
+  with open(path, encoding='utf-8') as f:
+    return json.load(f)
+
+
+def dataset_info(data_dir: str) -> dict[str, Any]:
+  """The dataset's dataset_info.json (TFDS's own record of its splits and shards), after
+  checking its features and its note schema."""
+  directory = dataset_dir(data_dir)
+  info = _read_json(directory, 'dataset_info.json')
+  features = _read_json(directory, 'features.json').get('featuresDict', {}).get('features', {})
+  if 'style' not in features:
     raise VrashError(f'the dataset in {data_dir!r} was prepared by an older vrash-prep (version '
-                     f'{builder.info.version}, without style labels): run `vrash-prep` again')
-  vocab = builder.info.metadata.get('vocabularies', {}) if builder.info.metadata else {}
+                     f'{info.get("version")}, without style labels): run `vrash-prep` again')
+  vocab = _read_json(directory, 'metadata.json').get('vocabularies', {})
   if vocab.get('schema_version') != notes.SCHEMA_VERSION or \
       len(vocab.get('delay_ratios', [])) != notes.NUM_DELAYS:
     raise VrashError(f'the dataset in {data_dir!r} uses note schema {vocab.get("schema_version")}, '
                      f'this vrash_jax reads schema {notes.SCHEMA_VERSION}: re-run `vrash-prep`')
-  return builder
+  if info.get('fileFormat', 'tfrecord') != 'tfrecord':
+    raise VrashError(f'the dataset in {data_dir!r} is stored as {info["fileFormat"]}; vrash_jax reads '
+                     'TFRecord datasets (what `vrash-prep` writes)')
+  return info
+
+
+def splits(data_dir: str) -> dict[str, dict[str, Any]]:
+  """{split name: its entry in dataset_info.json}."""
+  return {s['name']: s for s in dataset_info(data_dir)['splits']}
 
 
 def has_split(data_dir: str, split: str) -> bool:
-  return split in open_dataset(data_dir).info.splits
+  return split in splits(data_dir)
+
+
+def shard_files(data_dir: str, split: str) -> list[tuple[str, int]]:
+  """(path, examples) of every shard of `split`, in shard order."""
+  entry = splits(data_dir).get(split)
+  if entry is None:
+    raise VrashError(f'the dataset in {data_dir!r} has no {split!r} split '
+                     f'(it has {", ".join(splits(data_dir))})')
+  lengths = [int(n) for n in entry['shardLengths']]
+  template = entry.get('filepathTemplate', '{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}')
+  out = []
+  for index, examples in enumerate(lengths):
+    name = (template.replace('{DATASET}', DATASET).replace('{SPLIT}', split)
+            .replace('{FILEFORMAT}', 'tfrecord')
+            .replace('{SHARD_X_OF_Y}', f'{index:05d}-of-{len(lengths):05d}'))
+    out.append((os.path.join(dataset_dir(data_dir), name), examples))
+  return out
+
+
+def read_examples(data_dir: str, split: str) -> list[dict[str, Any]]:
+  """Every example of a split, decoded, in the order TFDS reads them."""
+  shards = []
+  for path, expected in shard_files(data_dir, split):
+    if not os.path.isfile(path):
+      raise VrashError(f'{path} is missing: run `vrash-prep` again')
+    records = tfrecord.read_records(path)
+    if len(records) != expected:
+      raise VrashError(f'{path} holds {len(records)} examples, dataset_info.json says {expected}: '
+                       'run `vrash-prep` again')
+    shards.append([(path, i, record) for i, record in enumerate(records)])
+  return [_example(*located) for located in tfrecord.interleaved(shards)]
+
+
+FIELDS = SEQUENCE_FIELDS + META_FIELDS + ('length', 'program', 'median_pause_s') + LABEL_FIELDS
+
+
+def _example(path: str, index: int, record: bytes) -> dict[str, Any]:
+  """One record decoded, with every field the arrays need."""
+  try:
+    example = tfrecord.parse_example(record)
+  except (ValueError, IndexError, KeyError, UnicodeDecodeError) as e:
+    raise VrashError(f'{path}: record {index} is not a tf.train.Example ({type(e).__name__}): run '
+                     '`vrash-prep` again') from None
+  missing = [f for f in FIELDS if f not in example]
+  if missing:
+    raise VrashError(f'{path}: record {index} lacks {", ".join(missing)}: run `vrash-prep` again')
+  return example
 
 
 def load_split(data_dir: str, split: str, max_len: int | None = None) -> dict[str, np.ndarray]:
@@ -77,29 +133,22 @@ def load_split(data_dir: str, split: str, max_len: int | None = None) -> dict[st
 @functools.lru_cache(maxsize=8)
 def _load_split(data_dir: str, split: str, max_len: int | None, built_ns: int) -> dict[str, Any]:
   del built_ns  # part of the cache key only
-  builder = open_dataset(data_dir)
-  if split not in builder.info.splits:
-    raise VrashError(f'the dataset in {data_dir!r} has no {split!r} split '
-                     f'(it has {", ".join(builder.info.splits)})')
-  # Whole batches cross from TensorFlow to numpy: per-example iteration is 20x slower.
-  chunks = list(builder.as_dataset(split=split).padded_batch(4096).as_numpy_iterator())
-  lengths = np.concatenate([c['length'] for c in chunks]).astype(np.int32)
+  examples = read_examples(data_dir, split)
+  lengths = np.array([int(e['length'][0]) for e in examples], np.int32)
   width = int(max_len if max_len is not None else lengths.max(initial=1))
   out: dict[str, Any] = {}
   for f in SEQUENCE_FIELDS:
-    out[f] = np.zeros((len(lengths), width), np.int32)
-    row = 0
-    for c in chunks:
-      n, w = c[f].shape[0], min(c[f].shape[1], width)
-      out[f][row:row + n, :w] = c[f][:, :w]
-      row += n
+    out[f] = np.zeros((len(examples), width), np.int32)
+    for row, e in enumerate(examples):
+      tokens = e[f][:width]
+      out[f][row, :len(tokens)] = tokens
   out['length'] = np.minimum(lengths, width)
   out['mask'] = np.arange(width)[None, :] < out['length'][:, None]
   for f in META_FIELDS + ('program',):
-    out[f] = np.concatenate([c[f] for c in chunks]).astype(np.int32)
-  out['median_pause_s'] = np.concatenate([c['median_pause_s'] for c in chunks]).astype(np.float32)
+    out[f] = np.array([e[f][0] for e in examples], np.int32)
+  out['median_pause_s'] = np.array([e['median_pause_s'][0] for e in examples], np.float32)
   for f in LABEL_FIELDS:
-    out[f] = [v.decode() for c in chunks for v in c[f]]
+    out[f] = [e[f][0].decode() for e in examples]
   return out
 
 

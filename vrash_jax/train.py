@@ -1,12 +1,15 @@
-"""Training: the pure jit-compiled step, and the resumable, preemption-safe loop."""
+"""Training: the pure jit-compiled step, the resumable, preemption-safe loop, and its metrics log."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import json
+import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import ml_collections
@@ -16,7 +19,6 @@ from absl import logging
 
 from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, losses, sharding
 from vrash_jax.errors import VrashError
-from vrash_jax.metric_writers import MetricWriter
 from vrash_jax.train_state import TrainState, create_state, learning_rate_schedule, purpose_rng, reset_decoder
 
 Batch = Mapping[str, jax.Array]
@@ -54,6 +56,75 @@ def make_train_step(config: ml_collections.ConfigDict
   return train_step
 
 
+class MetricWriter:
+  """Writes WORKDIR/metrics.jsonl and WORKDIR/tensorboard/<split>/ (when TensorFlow is present)."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    self._tb: dict[str, Any] = {}
+    self._jsonl = None
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self.workdir = workdir
+      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a', encoding='utf-8')
+      try:
+        import tensorboard  # noqa: F401  (tf.summary needs it)
+        import tensorflow as tf
+        self._tf = tf
+      except ImportError:  # the training side runs without TensorFlow: JSONL only
+        logging.warning('TensorFlow/TensorBoard not installed (the `prep` extra): metrics go to '
+                        'metrics.jsonl only')
+        self._tf = None
+
+  def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    if not self.enabled:
+      return
+    self._jsonl.write(json.dumps({'step': step, 'split': split, **metrics}) + '\n')
+    self._jsonl.flush()
+    if self._tf is not None:
+      if split not in self._tb:
+        self._tb[split] = self._tf.summary.create_file_writer(
+            os.path.join(self.workdir, 'tensorboard', split))
+      with self._tb[split].as_default():
+        for key, value in metrics.items():
+          self._tf.summary.scalar(key, value, step=step)
+      self._tb[split].flush()
+    shown = ' '.join(f'{k}={v:.4g}' for k, v in metrics.items() if isinstance(v, (int, float)))
+    logging.info('[%s] step %d %s', split, step, shown)
+
+  def close(self) -> None:
+    if self._jsonl is not None:
+      self._jsonl.close()
+    for writer in self._tb.values():
+      writer.close()
+
+
+def jit_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+  """The train step compiled for the data mesh: state replicated, batch split, state donated
+  (a plan that times it shares the run's compilations through the persistent cache)."""
+  replicated, batched = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+  return jax.jit(make_train_step(config), donate_argnums=0, in_shardings=(replicated, batched, replicated),
+                 out_shardings=(replicated, replicated))
+
+
+class Stopwatch:
+  """Where a run's time goes: seconds per part of the loop; the rest is the steps themselves."""
+
+  def __init__(self):
+    self.started, self.seconds = time.perf_counter(), collections.Counter()
+
+  @contextlib.contextmanager
+  def timing(self, part: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    self.seconds[part] += time.perf_counter() - start
+
+  def summary(self) -> dict[str, float]:
+    """{part: seconds} with 'steps' (the remainder) and 'total'."""
+    total = time.perf_counter() - self.started
+    return {**self.seconds, 'steps': total - sum(self.seconds.values()), 'total': total}
+
+
 class Trainer:
   """Everything a run needs on this host: mesh, data, compiled steps, checkpoints."""
 
@@ -79,10 +150,7 @@ class Trainer:
     self.best = checkpoint.Checkpoints(workdir, 1, kind=checkpoint.BEST)
     self._best_record = self.best.data() if self.best.latest_step() is not None else None
     self.state = self._restore_or_init()
-    replicated, batched = sharding.replicated(self.mesh), sharding.batch_sharded(self.mesh)
-    self.train_step = jax.jit(make_train_step(config), donate_argnums=0,
-                              in_shardings=(replicated, batched, replicated),
-                              out_shardings=(replicated, replicated))
+    self.train_step = jit_train_step(config, self.mesh)
 
   def _restore_or_init(self) -> TrainState:
     """The newest readable checkpoint's state; unreadable ones are set aside with a warning."""
@@ -223,6 +291,13 @@ class StopSignals:
     return bool(multihost_utils.process_allgather(np.int32(self.received is not None)).any())
 
 
+def log_progress(step: int, last: int, steps: int, seconds: float) -> None:
+  """How far the run is, and how long the rest takes at the pace of the last interval."""
+  rate = steps / max(seconds, 1e-9)
+  logging.info('step %d of %d (%.0f%%), %.1f steps/s: about %.1f min to go', step, last,
+               100 * step / last, rate, (last - step) / rate / 60)
+
+
 def _due(step: int, every: int, last: int) -> bool:
   return step == last or (every > 0 and step % every == 0)
 
@@ -240,16 +315,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
   with lock, StopSignals() as signals:
     trainer = Trainer(config, data_dir, workdir)
     writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
-    step = int(jax.device_get(trainer.state.step))
+    step = first_step = int(jax.device_get(trainer.state.step))
     last_saved = trainer.checkpoints.latest_step()
     valid: dict[str, float] = {}
     history, unchecked, started = [], [], time.perf_counter()
+    clock, widths = Stopwatch(), set()
     try:
       while step < config.train_steps and not trainer.saturated(step):
         if config.pretrain_steps and step == config.pretrain_steps:
           trainer.reset_decoder()
-        batch = sharding.shard_batch(trainer.batches(step), trainer.mesh)
-        trainer.state, metrics = trainer.train_step(trainer.state, batch, trainer.rng)
+        with clock.timing('input'):
+          host_batch = trainer.batches(step)
+          batch = sharding.shard_batch(host_batch, trainer.mesh)
+        width = host_batch['mask'].shape[1]
+        # A width's first call compiles (or loads from the cache) before it dispatches the step.
+        with clock.timing('compilation') if width not in widths else contextlib.nullcontext():
+          trainer.state, metrics = trainer.train_step(trainer.state, batch, trainer.rng)
+        widths.add(width)
         step += 1
         history.append(metrics)
         unchecked.append((step, metrics))
@@ -258,9 +340,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
           check_finite(unchecked, last_saved)
           unchecked = []
           writer.write(step, 'train', summarize_train(history, started))
+          log_progress(step, config.train_steps, len(history), time.perf_counter() - started)
           history, started = [], time.perf_counter()
         if _due(step, config.eval_every, config.train_steps):
-          valid = trainer.evaluate_valid()
+          with clock.timing('evaluation'):
+            valid = trainer.evaluate_valid()
           if valid:
             writer.write(step, 'valid', valid)
             trainer.keep_if_best(step, valid)
@@ -268,7 +352,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
         if _due(step, config.checkpoint_every, config.train_steps) or stopping or saturated:
           check_finite(unchecked, last_saved)
           unchecked = []
-          trainer.checkpoints.save(step, trainer.state, config, trainer.data_position(step))
+          with clock.timing('checkpoints'):
+            trainer.checkpoints.save(step, trainer.state, config, trainer.data_position(step))
           last_saved = step
         if saturated:
           logging.info('step %d: no better valid bound in %d evaluations; the best checkpoint '
@@ -281,5 +366,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
       writer.close()
       trainer.checkpoints.close()
       trainer.best.close()
-  return {'step': step, 'valid': valid,
+  seconds = clock.summary()
+  logging.info('%d steps in %.0f s: %s; %d widths compiled', step - first_step, seconds['total'],
+               ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items() if k != 'total'), len(widths))
+  return {'step': step, 'valid': valid, 'steps_run': step - first_step, 'seconds': seconds,
           'stopped_by': signals.received or ('saturation' if trainer.saturated(step) else None)}

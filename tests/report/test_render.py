@@ -95,8 +95,9 @@ def test_results_page_shows_the_same_numbers_and_only_files_that_exist(swept):
     assert metrics_row[1:] == [f'{v:.3f}' for v in results['samples'][model].values()]
   for run in results['runs']:
     row = rows[(NAMES[run['model']], str(run['seed']))]
-    assert row[2:] == [str(run['steps']), f"{run['train_wall_s']:.0f}", f"{run['ce_total']:.3f}",
-                       f"{run['kl']:.2f}", f"{run['nll_iw']:.3f}"]
+    assert row[2:] == [str(run['steps']), f"{run['train_wall_s']:.0f}", f"{run['seconds']['compilation']:.0f}",
+                       f"{run['seconds'].get('evaluation', 0):.0f}", f"{run['ce_total']:.3f}", f"{run['kl']:.2f}",
+                       f"{run['nll_iw']:.3f}"]
   listening = results['listening']
   shown = sum(map(len, listening['samples'].values())) + sum(
       len(e['path']) + 2 for e in listening['interpolations'].values())

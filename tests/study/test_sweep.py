@@ -49,10 +49,10 @@ def test_sweep_measures_the_frontier_and_every_claim(swept):
 
 
 def test_a_run_stopped_by_a_signal_stops_the_sweep(monkeypatch, tmp_path):
-  outcome = {'step': 3, 'valid': {}, 'stopped_by': 'SIGTERM'}
+  outcome = {'step': 3, 'valid': {}, 'stopped_by': 'SIGTERM', 'seconds': {'total': 1.0}}
   monkeypatch.setattr(runs.train, 'train_and_evaluate', lambda config, data, workdir: outcome)
   with pytest.raises(VrashError, match=r'^SIGTERM received: .* stopped after step 3 with a '
                                        r'checkpoint; run the same command to resume$'):
     runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path))
   outcome['stopped_by'] = 'saturation'  # a finished run
-  assert runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path)) >= 0
+  assert runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path))['train_wall_s'] >= 0

@@ -16,6 +16,11 @@ def _pm(stats: dict[str, float] | None) -> str:
   return '-' if stats is None else f"{stats['mean']:.3f} ± {stats['std']:.3f}"
 
 
+def _seconds(run: dict[str, Any], part: str) -> str:
+  """A part of a run's time ('-' for runs recorded before the breakdown existed)."""
+  return f"{run['seconds'].get(part, 0.0):.0f}" if 'seconds' in run else '-'
+
+
 def target_check(results: dict[str, Any]) -> Checklist:
   """The issue's target, criterion by criterion, with the numbers."""
   m = results['models']
@@ -73,8 +78,11 @@ def results_sections(results: dict[str, Any]) -> list[Section]:
         'See figure6.png.']))
   if results.get('notes'):
     sections.append(Section('Choices', [results['notes']]))
-  sections.append(Section('Runs', [Table(
-      ['model', 'seed', 'steps', 'train s', 'CE', 'KL', 'NLL ≤ (IW)'],
-      [[NAMES[r['model']], str(r['seed']), str(r['steps']), f"{r['train_wall_s']:.0f}", f"{r['ce_total']:.3f}",
-        f"{r['kl']:.2f}", f"{r.get('nll_iw', float('nan')):.3f}"] for r in results['runs']])]))
+  sections.append(Section('Runs', [
+      'Training seconds summed over every sitting, and the parts of them spent compiling (the first '
+      'step at each batch width) and evaluating the valid split.',
+      Table(['model', 'seed', 'steps', 'train s', 'compilation s', 'evaluation s', 'CE', 'KL', 'NLL ≤ (IW)'],
+            [[NAMES[r['model']], str(r['seed']), str(r['steps']), f"{r['train_wall_s']:.0f}",
+              _seconds(r, 'compilation'), _seconds(r, 'evaluation'), f"{r['ce_total']:.3f}", f"{r['kl']:.2f}",
+              f"{r.get('nll_iw', float('nan')):.3f}"] for r in results['runs']])]))
   return sections

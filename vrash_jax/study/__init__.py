@@ -1,6 +1,7 @@
 """The reproduction study built on the library: the paper's comparison and claims.
 
 * `runs`: where each run of a study lives, and how it is trained or resumed.
+* `run_plan`: the plan a sweep says before it starts, with a projected wall time, and its progress.
 * `sweep`: every model x seed trained and evaluated, the claims measured; writes
   WORKDIR/results.json, the one source of every number `vrash_jax.report` renders.
 * `measurements`: what the claims need from trained models (frontier, length, samples, latents).

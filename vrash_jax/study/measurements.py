@@ -24,20 +24,21 @@ def subset(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
 
 
 def frontier_runs(points: Sequence[Point], config_for: ConfigFor, data_dir: str, workdir: str,
-                  splits: Mapping[str, tuple[Mapping[str, Any], int]]) -> list[dict[str, Any]]:
+                  splits: Mapping[str, tuple[Mapping[str, Any], int]], progress=None) -> list[dict[str, Any]]:
   """Trains every point (seed 0; resumable) and evaluates its best checkpoint on each split,
-  `splits` = {name: (arrays, posterior samples of its importance-weighted bound)}."""
+  `splits` = {name: (arrays, posterior samples of its importance-weighted bound)}; `progress`
+  (a `run_plan.Progress`) is told as each starts."""
   out = []
   for i, point in enumerate(points, 1):
     config = point.config(config_for)
     directory = point.directory(workdir, config.seed)
     logging.info('frontier %d/%d: %s %s (%s)', i, len(points), point.model, point.name, point.technique)
-    wall = train_run(config, data_dir, directory)
+    info = train_run(config, data_dir, directory, progress)
     _, state = evaluation.restore_for_inference(directory)
     row = {'model': point.model, 'name': point.name, 'technique': point.technique,
            'overrides': dict(point.overrides), 'free_bits': config.free_bits,
            'note_dropout': config.note_dropout, 'steps': int(jax.device_get(state.step)),
-           'train_wall_s': wall}
+           'train_wall_s': info['train_wall_s'], 'seconds': info['seconds']}
     for split, (arrays, iw_samples) in splits.items():
       row[split] = evaluation.evaluate_state(state, config, arrays, iw_samples)
     out.append(row)

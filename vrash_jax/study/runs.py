@@ -21,21 +21,31 @@ def run_dir(workdir: str, name: str, seed: int) -> str:
   return os.path.join(workdir, 'runs', f'{name}-seed{seed}')
 
 
-def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str) -> float:
-  """Trains (or resumes) one run; returns its training wall time summed over every resume.
-  A run stopped by SIGTERM or SIGINT stops the whole study (after its checkpoint)."""
+def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str, progress=None
+              ) -> dict[str, Any]:
+  """Trains (or resumes) one run; returns and keeps in its run.json the training wall time
+  (`train_wall_s`) and where it went (`seconds`: compilation, evaluation, ...), both summed over
+  every sitting, the step it reached and why it stopped. `progress` (a `run_plan.Progress`) is
+  told when it starts. A run stopped by SIGTERM or SIGINT stops the whole study (after its
+  checkpoint)."""
   info_path = os.path.join(directory, 'run.json')
   info = json.load(open(info_path)) if os.path.exists(info_path) else {'train_wall_s': 0.0}
+  if progress is not None:
+    progress.starting(directory)
   start = time.perf_counter()
   outcome = train.train_and_evaluate(config, data_dir, directory)
   info['train_wall_s'] += time.perf_counter() - start
+  info.update(step=outcome['step'], stopped_by=outcome['stopped_by'])
+  seconds = info.setdefault('seconds', {})
+  for part, value in outcome['seconds'].items():
+    seconds[part] = seconds.get(part, 0.0) + value
   if jax.process_index() == 0:
     with open(info_path, 'w') as f:
       json.dump(info, f)
   if outcome['stopped_by'] not in (None, 'saturation'):
     raise VrashError(f"{outcome['stopped_by']} received: {directory} stopped after step "
                      f"{outcome['step']} with a checkpoint; run the same command to resume")
-  return info['train_wall_s']
+  return info
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ from absl import logging
 from vrash_jax import config_rules, evaluation, input_pipeline, train
 from vrash_jax import notes as note_schema
 from vrash_jax.melodist import Melodist
-from vrash_jax.study import RESULTS, claims, listening, measurements, melody_metrics
+from vrash_jax.study import RESULTS, claims, listening, measurements, melody_metrics, run_plan
 from vrash_jax.study.runs import Point, run_dir, train_run
 
 
@@ -72,14 +72,16 @@ def learning_curves(directory: str) -> dict[str, list[list[float]]]:
 
 def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for, models: Sequence[str],
                    seeds: Seeds, num_samples: int, results: dict[str, Any], test_arrays: dict,
-                   test_tracks: list[note_schema.Track], training_ngrams: set) -> dict[str, Any]:
+                   test_tracks: list[note_schema.Track], training_ngrams: set,
+                   progress: run_plan.Progress | None = None) -> dict[str, Any]:
   """The frontier, figures by length, samples by temperature, the style probe, and verdicts."""
   out: dict[str, Any] = {'plan': dataclasses.asdict(plan)}
   k = plan.frontier_iw_samples
   valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
   splits = {'valid': (valid_arrays, plan.valid_iw_samples), 'test': (test_arrays, k)}
   defaults = [Point(m, 'default', 'preset config') for m in models]
-  points = measurements.frontier_runs(defaults + list(plan.frontier), config_for, data_dir, workdir, splits)
+  points = measurements.frontier_runs(defaults + list(plan.frontier), config_for, data_dir, workdir, splits,
+                                      progress)
   lm = next((p for p in points if p['model'] == 'lm'), None)
   out['frontier'] = {'points': [p for p in points if p['model'] != 'lm'], 'lm': lm}
   verdicts = []
@@ -125,6 +127,40 @@ def listening_start(test: list[note_schema.Track], groups: list[str], workdir: s
   return listen, (a, b), listening.write_tracks([test[a], test[b]], workdir, 'interpolations', 'end')
 
 
+def sweep_runs(workdir: str, config_for: Callable[[str], ml_collections.ConfigDict], models: Sequence[str],
+               seeds: Seeds, frontier: Sequence[Point]) -> list[run_plan.PlannedRun]:
+  """Every run a sweep trains, in the order it trains them: each model's seeds, then the
+  frontier's extra points."""
+  runs = []
+  for model in models:
+    for seed in seeds_of(seeds, model):
+      config = config_for(model)
+      config.seed = seed
+      runs.append(run_plan.planned_run(config, run_dir(workdir, model, seed)))
+  for point in frontier:
+    config = point.config(config_for)
+    runs.append(run_plan.planned_run(config, point.directory(workdir, config.seed)))
+  return runs
+
+
+def plan_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
+               models: Sequence[str], seeds: Seeds, claims_plan: ClaimsPlan) -> run_plan.Progress:
+  """Logs the sweep's plan (runs, widths, a projected wall time from steps measured here) and
+  returns the progress reporter its runs tell when they start. Compilations go to the sweep's
+  persistent cache, where its runs find them."""
+  train.enable_compilation_cache(os.path.join(workdir, 'jax_cache'))
+  max_len = config_for(models[0]).max_len
+  train_arrays = input_pipeline.load_split(data_dir, 'train', max_len)
+  valid_arrays = (input_pipeline.load_split(data_dir, 'valid', max_len)
+                  if input_pipeline.has_split(data_dir, 'valid') else None)
+  runs = sweep_runs(workdir, config_for, models, seeds, claims_plan.frontier)
+  to_train = sorted({r.config.model for r in runs if r.remaining_steps})
+  measured = {m: run_plan.measure_model(config_for(m), train_arrays, valid_arrays) for m in to_train}
+  logging.info('%s', run_plan.describe(runs, measured, run_plan.project(runs, measured),
+                                   f'{jax.device_count()} {jax.devices()[0].device_kind}'))
+  return run_plan.Progress(runs, measured)
+
+
 def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
               models: Sequence[str], seeds: Seeds, iw_samples: int = 16,
               num_samples: int = 64, notes: str = '', plan: ClaimsPlan = ClaimsPlan()) -> dict[str, Any]:
@@ -133,7 +169,7 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
   started = time.perf_counter()
   for model in models:  # every run's config, before any data is read
     config_rules.validate(config_for(model), devices=jax.device_count())
-  train.enable_compilation_cache(os.path.join(workdir, 'jax_cache'))
+  progress = plan_sweep(data_dir, workdir, config_for, models, seeds, plan)
   max_len = config_for(models[0]).max_len
   test_arrays = input_pipeline.load_split(data_dir, 'test', max_len)
   test_tracks = input_pipeline.tracks_from_arrays(test_arrays)
@@ -150,11 +186,11 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
       config = config_for(model)
       config.seed = seed
       directory = run_dir(workdir, model, seed)
-      wall = train_run(config, data_dir, directory)
+      info = train_run(config, data_dir, directory, progress)
       _, state = evaluation.restore_for_inference(directory)
       figures = evaluation.evaluate_state(state, config, test_arrays, iw_samples)
       runs.append({'model': model, 'seed': seed, 'steps': int(jax.device_get(state.step)),
-                   'train_wall_s': wall, **figures})
+                   'train_wall_s': info['train_wall_s'], 'seconds': info['seconds'], **figures})
       logging.info('%s seed %d: test %s', model, seed, {k: round(figures[k], 4) for k in FIGURES if k in figures})
     results['runs'].extend(runs)
     results['models'][model] = {'seeds': len(runs), **aggregate(runs)}
@@ -173,7 +209,7 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
   results['listening'] = listen
   results['curves'] = {m: learning_curves(run_dir(workdir, m, seeds_of(seeds, m)[0])) for m in models}
   results['claims'] = measure_claims(plan, data_dir, workdir, config_for, models, seeds, num_samples, results,
-                                     test_arrays, test_tracks, training_ngrams)
+                                     test_arrays, test_tracks, training_ngrams, progress)
   results['config'] = {m: config_for(m).to_dict() for m in models}
   results['iw_samples'] = iw_samples
   results['notes'] = notes
