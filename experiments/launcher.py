@@ -4,6 +4,7 @@ and exit code 2 instead of a traceback from inside absl or ml_collections; libra
 chatter stays off the console."""
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -107,3 +108,16 @@ def quiet_library_logs() -> None:
     return record.levelno >= std_logging.WARNING or not noisy
 
   logging.get_absl_handler().addFilter(keep)
+
+
+def one_device_per_core() -> int:
+  """Makes JAX's CPU platform one device per core (the largest power of two, so that batch
+  sizes divide), before JAX starts, unless XLA_FLAGS already sets it: a sweep's groups then
+  train a run per core. On a machine with accelerators JAX uses those, and this changes
+  nothing. Returns the number of CPU devices asked for (0: XLA_FLAGS decided)."""
+  flags_ = os.environ.get('XLA_FLAGS', '')
+  if 'xla_force_host_platform_device_count' in flags_:
+    return 0
+  devices = 2 ** int(math.log2(max(os.cpu_count() or 1, 1)))
+  os.environ['XLA_FLAGS'] = f'{flags_} --xla_force_host_platform_device_count={devices}'.strip()
+  return devices

@@ -27,8 +27,8 @@ from absl import flags, logging
 from experiments import launcher
 from experiments.configs import MODELS, model_config
 from vrash_jax.errors import VrashError, exit_on_user_error
-from vrash_jax.study.runs import Point, rate_points
-from vrash_jax.study.sweep import ClaimsPlan, Seeds
+from vrash_jax.study.measurements import ClaimsPlan
+from vrash_jax.study.runs import Point, Seeds, rate_points
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +56,9 @@ TECHNIQUES = (
     Point('vrash', 'nd0.5-fb1', 'note dropout 0.5, free bits 1 (the earlier default)',
           (('note_dropout', 0.5), ('free_bits', 1.0))),
 )
-WHOLE_CORPUS_FRONTIER = (rate_points('vrash', (0.0, 0.125, 0.25, 1.0)) + TECHNIQUES
+THREE_SEEDS = (0, 1, 2)
+WHOLE_CORPUS_FRONTIER = (rate_points('vrash', (0.0, 0.125, 0.25, 1.0), THREE_SEEDS)
+                         + tuple(dataclasses.replace(p, seeds=THREE_SEEDS) for p in TECHNIQUES)
                          + rate_points('vae', (0.0, 0.125, 0.25, 1.0)))
 
 PRESETS = {
@@ -67,14 +69,15 @@ PRESETS = {
                 'train_steps': 500, 'warmup_steps': 50, 'kl_anneal_steps': 200, 'log_every': 100,
                 'eval_every': 100, 'checkpoint_every': 500},
         seeds={'lm': (0, 1, 2), 'vae': (0,), 'vrash': (0, 1, 2)}, iw_samples=8, num_samples=32,
-        plan=ClaimsPlan(frontier=rate_points('vrash', (0.0, 1.0))),
+        plan=ClaimsPlan(frontier=rate_points('vrash', (0.0, 1.0), THREE_SEEDS)),
         notes=('quick preset: 150 tunes or works of each of the six collections (spread over '
                'their files, so every style is in), melodies in chunks of at most 128 notes (most '
                'are whole), lengths bucketed by 32 notes, RHN hidden 128 depth 2, 500 steps of batch '
-               '32 with the best of 5 valid evaluations kept: sized to finish within 10 minutes on a '
-               '2-core CPU, so the models are far from saturation. 3 seeds for the LM and VRASH, 1 for '
-               'the VAE (its 3 sampling seeds share one model). The frontier has three VRASH rates '
-               '(free bits 0, 0.5, 1) and no other technique; claims use 3 seeds, 32 samples each.')),
+               '32 with the best of 5 valid evaluations kept: sized for minutes on a 2-core CPU, so the '
+               'models are far from saturation. 3 seeds for the LM and VRASH, 1 for the VAE (its 3 '
+               'sampling seeds share one model). The frontier has three VRASH rates (free bits 0, 0.5, '
+               '1), each with 3 seeds, and no other technique; claims use 3 seeds, 32 samples each. '
+               'Runs train in groups of a run per CPU core.')),
     'cpu': Preset(
         works_per_collection=0,
         prep={'max_len': 256},
@@ -164,9 +167,10 @@ def prepare_data(midi_dir: str, data_dir: str, preset: Preset, workers: int | No
 
 
 def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundfont: str | None = None,
-              plan_only: bool = False) -> dict[str, Any] | None:
-  """Every stage of a preset in WORKDIR (each reused when an earlier sitting finished it); with
-  `plan_only`, the data stages and then the sweep's plan only."""
+              plan_only: bool = False, group_size: int = 0) -> dict[str, Any] | None:
+  """Every stage of a preset in WORKDIR (each reused when an earlier sitting finished it), its
+  runs in groups of up to `group_size` (0: see `run_plan.group_size`); with `plan_only`, the
+  data stages and then the sweep's plan only."""
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
   if soundfont:
@@ -187,10 +191,10 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundf
   from vrash_jax.report import render
   from vrash_jax.study import sweep
   if plan_only:
-    sweep.plan_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.plan)
+    sweep.plan_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.plan, group_size)
     return None
   results = sweep.run_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.iw_samples,
-                            preset.num_samples, notes=preset.notes, plan=preset.plan)
+                            preset.num_samples, notes=preset.notes, plan=preset.plan, group_size=group_size)
   if jax.process_index() == 0:
     logging.info('results page: %s', render.write_report(results, workdir, soundfont))
   logging.info('reproduction (%s) took %.0f s', preset_name, time.perf_counter() - started)
@@ -205,15 +209,19 @@ flags.DEFINE_integer('workers', None, 'Worker processes for the data stages (def
                      lower_bound=1)
 flags.DEFINE_bool('plan_only', False, 'Prepare the data, say the plan (runs, widths, a projected wall '
                   'time from steps measured here) and stop before training.')
+flags.DEFINE_integer('group_size', 0, 'Runs trained together (one jitted step over their stacked states); '
+                     '0: a run per CPU device, or on an accelerator the size after which runs per second '
+                     'stop growing.', lower_bound=0)
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
+  launcher.one_device_per_core()
   launcher.quiet_library_logs()
   workdir = FLAGS.workdir or os.path.join('runs', FLAGS.preset)
-  if reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont, FLAGS.plan_only) is None:
+  if reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont, FLAGS.plan_only, FLAGS.group_size) is None:
     return
   print(open(os.path.join(workdir, 'results.md')).read(), flush=True)
   print(f'results page: {os.path.join(workdir, "results.html")}', flush=True)

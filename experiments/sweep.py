@@ -23,8 +23,11 @@ flags.DEFINE_list('models', ['lm', 'vae', 'vrash'], 'Which models to compare.')
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per model.')
 flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound.', lower_bound=1)
 flags.DEFINE_integer('num_samples', 64, 'Melodies sampled per model for the objective metrics.', lower_bound=1)
-flags.DEFINE_list('frontier_free_bits', [], 'Also train VAE and VRASH (seed 0) at these free-bits '
-                  'floors (nats per latent dimension) for the rate-distortion frontier.')
+flags.DEFINE_list('frontier_free_bits', [], 'Also train VAE and VRASH at these free-bits floors (nats '
+                  'per latent dimension) for the rate-distortion frontier, with --seeds.')
+flags.DEFINE_integer('group_size', 0, 'Runs trained together (one jitted step over their stacked states); '
+                     '0: a run per CPU device, or on an accelerator the size after which runs per second '
+                     'stop growing.', lower_bound=0)
 flags.DEFINE_list('temperatures', ['0.5', '0.8', '1.0'], 'Sampling temperatures of the claims\' samples.')
 flags.DEFINE_integer('sample_seeds', 3, 'Sampling seeds per temperature for the claims.', lower_bound=1)
 flags.DEFINE_bool('plan_only', False, 'Say the plan (runs, widths, a projected wall time from steps '
@@ -60,12 +63,12 @@ def parse_numbers(flag: str, values: list[str]) -> tuple[float, ...]:
 
 
 def claims_plan(models: list[str], free_bits: tuple[float, ...], temperatures: tuple[float, ...],
-                sample_seeds: int):
+                sample_seeds: int, seeds: list[int]):
+  from vrash_jax.study.measurements import ClaimsPlan
   from vrash_jax.study.runs import rate_points
-  from vrash_jax.study.sweep import ClaimsPlan
   if not temperatures or min(temperatures) <= 0:
     raise VrashError('--temperatures must be numbers > 0')
-  frontier = tuple(p for m in models if m != 'lm' for p in rate_points(m, free_bits))
+  frontier = tuple(p for m in models if m != 'lm' for p in rate_points(m, free_bits, seeds))
   return ClaimsPlan(frontier=frontier, temperatures=temperatures, sample_seeds=sample_seeds)
 
 
@@ -75,6 +78,7 @@ def main(argv: list[str]) -> None:
   unknown = sorted(set(FLAGS.models) - {'lm', 'vae', 'vrash'})
   if unknown or not FLAGS.models:
     raise VrashError(f'--models must be a non-empty subset of lm,vae,vrash (unknown: {",".join(unknown)})')
+  launcher.one_device_per_core()
   import jax
 
   from vrash_jax.report import audio, render
@@ -85,15 +89,16 @@ def main(argv: list[str]) -> None:
   overrides = config_flags.get_override_values(FLAGS['config'])
   check_overrides(overrides, FLAGS.models)
   config_for = functools.partial(model_config, overrides=overrides)
+  seeds = parse_seeds(FLAGS.seeds)
   plan = claims_plan(FLAGS.models, parse_numbers('frontier_free_bits', FLAGS.frontier_free_bits),
-                     parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds)
+                     parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds, seeds)
   for point in plan.frontier:
     point.config(config_for)  # every run's config is valid before any work
   if FLAGS.plan_only:
-    sweep.plan_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models, parse_seeds(FLAGS.seeds), plan)
+    sweep.plan_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models, seeds, plan, FLAGS.group_size)
     return
-  results = sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models,
-                            parse_seeds(FLAGS.seeds), FLAGS.iw_samples, FLAGS.num_samples, plan=plan)
+  results = sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models, seeds, FLAGS.iw_samples,
+                            FLAGS.num_samples, plan=plan, group_size=FLAGS.group_size)
   if jax.process_index() == 0:
     page = render.write_report(results, FLAGS.workdir, FLAGS.soundfont)
     print(open(os.path.join(FLAGS.workdir, 'results.md')).read(), flush=True)

@@ -1,4 +1,4 @@
-"""A sweep of LM, VAE and VRASH x 2 seeds with one frontier point, trained for 2 steps each."""
+"""A sweep of LM, VAE and VRASH x 2 seeds with one frontier point (2 seeds), 2 steps a run."""
 from experiments.configs import smoke
 
 
@@ -12,10 +12,10 @@ def config(model):
 def sweep_and_report(data_dir, workdir):
   """Runs the sweep and writes its report, as `vrash-sweep` does; returns the results."""
   from vrash_jax.report import render
-  from vrash_jax.study import runs, sweep
+  from vrash_jax.study import measurements, runs, sweep
 
-  plan = sweep.ClaimsPlan(frontier=runs.rate_points('vrash', (0.0,)), temperatures=(0.5, 1.0),
-                          sample_seeds=2, sample_length=12, frontier_iw_samples=2, valid_iw_samples=3)
+  plan = measurements.ClaimsPlan(frontier=runs.rate_points('vrash', (0.0,), seeds=(0, 1)), temperatures=(0.5, 1.0),
+                                 sample_seeds=2, sample_length=12, frontier_iw_samples=2, valid_iw_samples=3)
   results = sweep.run_sweep(data_dir, workdir, config, ['lm', 'vae', 'vrash'], [0, 1],
                             iw_samples=2, num_samples=4, plan=plan)
   render.write_report(results, workdir)

@@ -1,4 +1,5 @@
-"""Orbax checkpoints of a run: the train state, the config, and the data position.
+"""Orbax checkpoints of a run: the train state, the config, and the data position; the run's
+best one by the valid bound, with patience; and the lock on its workdir.
 
 The config travels with every checkpoint so that a model can be rebuilt from its files
 alone. Restoring takes an abstract target whose leaves carry the shardings of the current
@@ -8,17 +9,21 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import os
 import shutil
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import ml_collections
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from vrash_jax import config_rules
 from vrash_jax.errors import VrashError
+from vrash_jax.train_state import TrainState, create_state, purpose_rng
 
 # Fields that fix the parameter shapes: a checkpoint restores only into the same values.
 ARCHITECTURE_FIELDS = ('model', 'hidden', 'depth', 'latent_dim', 'pitch_embed', 'octave_embed',
@@ -74,6 +79,11 @@ class Checkpoints:
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
 
+  def drop_after(self, step: int) -> None:
+    """Deletes the checkpoints after `step` (a run rolled back to train them again)."""
+    for later in [s for s in self.all_steps() if s > step]:
+      self.manager.delete(later)
+
   def quarantine(self, step: int) -> str:
     """Moves an unreadable checkpoint out of the way (to WORKDIR/corrupt_checkpoints/)."""
     source = os.path.join(os.fspath(self.manager.directory), str(step))
@@ -109,6 +119,81 @@ class Checkpoints:
 
   def close(self) -> None:
     self.manager.close()
+
+
+def valid_bound(figures: Mapping[str, float]) -> float:
+  """The figure that picks the best checkpoint: the importance-weighted NLL bound per note
+  when it was computed, else the ELBO bound (for the LM both are its exact NLL)."""
+  return figures.get('nll_iw', figures['nll_bound'])
+
+
+class RunCheckpoints:
+  """A training run's checkpoints: the newest `max_to_keep` in WORKDIR/checkpoints, and its best
+  state by the valid bound in WORKDIR/best/, which `patience` watches."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str):
+    self.config, self.workdir = config, workdir
+    self.latest = Checkpoints(workdir, config.max_to_keep)
+    self.best = Checkpoints(workdir, 1, kind=BEST)
+    self.best_record = self.best.data() if self.best.latest_step() is not None else None
+
+  def restore_or_init(self, sharding: jax.sharding.Sharding, step: int | None = None) -> TrainState:
+    """The newest readable checkpoint's state (or `step`'s), else a fresh one, placed with
+    `sharding`; unreadable checkpoints are set aside with a warning."""
+    init = jax.jit(functools.partial(create_state, self.config), out_shardings=sharding)
+    init_rng = purpose_rng(self.config.seed, 'init')
+    target = None
+    for candidate in reversed(self.latest.all_steps() if step is None else [step]):
+      try:
+        saved = self.latest.config(candidate)
+      except VrashError:  # readable, but written for another version: not corrupt
+        raise
+      except Exception as e:  # a truncated or garbled checkpoint raises anything
+        self._set_aside(candidate, e)
+        continue
+      check_compatible(saved, self.config, self.workdir)
+      if target is None:
+        target = abstract_like(jax.eval_shape(init, init_rng), sharding)
+      try:
+        state, data = self.latest.restore(target, candidate)
+      except Exception as e:
+        self._set_aside(candidate, e)
+        continue
+      logging.info('%s: resumed from step %d (data position %s)', self.workdir, candidate, data)
+      return state
+    return init(init_rng)
+
+  def _set_aside(self, step: int, error: Exception) -> None:
+    where = self.latest.quarantine(step) if jax.process_index() == 0 else 'aside'
+    logging.warning('checkpoint %d is unreadable (%s: %s); moved to %s, falling back to the previous one',
+                    step, type(error).__name__, str(error)[:200], where)
+
+  def save(self, step: int, state: TrainState) -> None:
+    position = {'step': step, 'seed': self.config.seed, 'examples_seen': step * self.config.batch_size}
+    self.latest.save(step, state, self.config, position)
+
+  def keep_if_best(self, step: int, valid: Mapping[str, float], state: TrainState) -> None:
+    """Saves the state to WORKDIR/best/ when its valid bound is finite and beats every earlier
+    one (after pretraining: an autoencoder's bound is not the model's)."""
+    bound = valid_bound(valid)
+    if step <= self.config.pretrain_steps or not np.isfinite(bound):
+      return
+    if self.best_record is None or bound < self.best_record['valid_bound']:
+      self.best_record = {'step': step, 'valid_bound': bound}
+      self.best.save(step, state, self.config, self.best_record)
+
+  def saturated(self, step: int) -> bool:
+    """Whether `patience` evaluations have passed without a better valid bound."""
+    best = self.best_record if self.config.patience else None
+    return best is not None and step - best['step'] >= self.config.patience * self.config.eval_every
+
+  def finished(self, step: int) -> bool:
+    """Whether a run at `step` has nothing left to train: at `train_steps`, or saturated."""
+    return step >= self.config.train_steps or self.saturated(step)
+
+  def close(self) -> None:
+    self.latest.close()
+    self.best.close()
 
 
 def _os_error(e: BaseException | None) -> OSError | None:

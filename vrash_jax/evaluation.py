@@ -62,6 +62,11 @@ def _compiled_eval_step(iw_samples: int):
   return jax.jit(functools.partial(eval_step, iw_samples=iw_samples))
 
 
+def clear_compiled() -> None:
+  """Forgets the compiled evaluation steps (see `study.runs.release_compiled`)."""
+  _compiled_eval_step.cache_clear()
+
+
 def evaluate(state: TrainState, batches: Iterable[dict], mesh, rng: jax.Array,
              iw_samples: int = 0) -> dict[str, float]:
   """Per-note figures over every batch."""

@@ -36,19 +36,20 @@ def gaussian_kl(mean: Array, log_var: Array) -> Array:
   return 0.5 * (mean**2 + jnp.exp(log_var) - 1.0 - log_var)
 
 
-def free_bits_kl(kl: Array, free_bits: float, sequences: Array | None = None) -> Array:
+def free_bits_kl(kl: Array, free_bits: float | Array, sequences: Array | None = None) -> Array:
   """Summed KL where each dimension's batch mean is not penalized below `free_bits` nats.
 
   kl [B, Z]; `sequences`: how many rows are real melodies (the rest are empty rows with zero
   KL that complete a batch and must not lower the mean); default: all B.
   """
-  if free_bits <= 0:
+  if not isinstance(free_bits, jax.Array) and free_bits <= 0:
     return kl.sum()
   count = kl.shape[0] if sequences is None else sequences
-  return jnp.maximum(kl.sum(axis=0) / jnp.maximum(count, 1), free_bits).sum() * count
+  floored = jnp.maximum(kl.sum(axis=0) / jnp.maximum(count, 1), free_bits).sum() * count
+  return floored if not isinstance(free_bits, jax.Array) else jnp.where(free_bits > 0, floored, kl.sum())
 
 
-def kl_weight(step: Array, anneal_steps: int, pretrain_steps: int = 0, cycles: int = 0,
+def kl_weight(step: Array, anneal_steps: int, pretrain_steps: int = 0, cycles: int | Array = 0,
               train_steps: int = 0) -> Array:
   """The KL term's weight at `step`.
 
@@ -58,18 +59,20 @@ def kl_weight(step: Array, anneal_steps: int, pretrain_steps: int = 0, cycles: i
   linearly from 0 to 1 and whose second half stays at 1 (Fu et al. 2019, R = 0.5).
   """
   since = step.astype(jnp.float32) - pretrain_steps
-  if cycles > 0:
+  linear = jnp.minimum(1.0, since / anneal_steps) if anneal_steps > 0 else jnp.ones((), jnp.float32)
+  if isinstance(cycles, jax.Array):  # runs of one group, each with its own number of cycles
+    period = jnp.maximum((train_steps - pretrain_steps) / jnp.maximum(cycles, 1), 1.0)
+    weight = jnp.where(cycles > 0, jnp.minimum(1.0, jnp.mod(since, period) / (period / 2)), linear)
+  elif cycles > 0:
     period = max((train_steps - pretrain_steps) / cycles, 1.0)
     weight = jnp.minimum(1.0, jnp.mod(since, period) / (period / 2))
-  elif anneal_steps > 0:
-    weight = jnp.minimum(1.0, since / anneal_steps)
   else:
-    weight = jnp.ones((), jnp.float32)
+    weight = linear
   return jnp.where(since < 0, 0.0, weight)
 
 
 def loss_and_sums(logits: Mapping[str, Array], posterior, batch: Mapping[str, Array],
-                  weight: Array, free_bits: float) -> tuple[Array, dict[str, Array]]:
+                  weight: Array, free_bits: float | Array) -> tuple[Array, dict[str, Array]]:
   """(training loss per note, summed statistics for metrics).
 
   The loss is (CE + weight * free-bits KL) / notes: the negative ELBO per note when the

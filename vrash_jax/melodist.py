@@ -1,4 +1,5 @@
-"""`Melodist`: load a trained model and sample, encode, decode and interpolate melodies.
+"""`Melodist`: load a trained model and sample, encode, decode and interpolate melodies; its
+`Sampler` draws every note of a batch of melodies in one jit-compiled `scan`.
 
     from vrash_jax import Melodist
     m = Melodist.load('exports/vrash')
@@ -9,18 +10,21 @@
 """
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any, Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vrash_jax import config_rules, evaluation, export, models, notes, sampling
+from vrash_jax import config_rules, evaluation, export, models, notes
 from vrash_jax.errors import VrashError
 from vrash_jax.midi import convert
 from vrash_jax.midi.tracks import Rejected
+from vrash_jax.models import HEADS, MelodyModel
 
+Array = jax.Array
 Melody = Union[str, os.PathLike, notes.Track]
 DEFAULT_PROGRAM = 73  # flute, as the default corpus's Essen tunes
 DEFAULT_TEMPO_BUCKET = 3  # median pause 0.2-0.3 s
@@ -51,6 +55,67 @@ def track_from_midi(path: str | os.PathLike) -> notes.Track:
   return found.kept[0][1]
 
 
+# The LM and VRASH feed each sampled note back as the next step's history; the VAE's decoder
+# sees only z, so its notes are drawn from per-step distributions that the previous notes do not
+# change. z comes from the prior unless given (e.g. an encoded melody).
+
+
+class Sampler:
+  """Compiled sampling and encoding for one model; parameters are arguments, not state."""
+
+  def __init__(self, model: MelodyModel):
+    self.model = model
+    self._sample = jax.jit(self._sample_impl, static_argnames=('length', 'greedy'))
+    self._encode = jax.jit(self._encode_impl)
+
+  def prior(self, rng: Array, num: int) -> Array:
+    return jax.random.normal(rng, (num, self.model.config.latent_dim))
+
+  def sample(self, params, rng: Array, meta: Mapping[str, Array], length: int,
+             temperature: float = 1.0, z: Array | None = None, greedy: bool = False
+             ) -> dict[str, Array]:
+    """Tokens per head [N, length]; N is the size of the meta arrays."""
+    num = meta[next(iter(notes.META_FIELDS))].shape[0]
+    if self.model.has_latent and z is None:
+      z = self.prior(jax.random.fold_in(rng, 1), num)
+    return self._sample(params, jax.random.fold_in(rng, 0), dict(meta), z,
+                        jnp.float32(temperature), length=length, greedy=greedy)
+
+  def encode(self, params, batch: Mapping[str, Array]) -> tuple[Array, Array]:
+    """(posterior mean, log-variance) of each melody in the batch."""
+    return self._encode(params, dict(batch))
+
+  def _encode_impl(self, params, batch):
+    return self.model.apply({'params': params}, batch, method=MelodyModel.encode)
+
+  def start(self, params, meta: Mapping[str, Array], z: Array | None):
+    """The scan carry before the first note: decoder state and start tokens."""
+    num = meta[next(iter(notes.META_FIELDS))].shape[0]
+    state = self.model.apply({'params': params}, z, num, method=MelodyModel.initial_decoder_state)
+    return state, {f: jnp.full((num,), notes.VOCAB_SIZES[f], jnp.int32) for f in HEADS}
+
+  def step(self, params, meta: Mapping[str, Array], z: Array | None, temperature: Array,
+           greedy: bool, carry, key: Array):
+    """Draws one note per melody: (carry, tokens) -> (new carry, tokens {head: [N]})."""
+    state, previous = carry
+    num = previous[HEADS[0]].shape[0]
+    batch = dict(meta, mask=jnp.ones((num, 1), bool),
+                 history={f: previous[f][:, None] for f in HEADS})
+    logits, state = self.model.apply({'params': params}, batch, z, True, state,
+                                     method=MelodyModel.decode)
+    tokens = {}
+    for f, k in zip(HEADS, jax.random.split(key, len(HEADS))):
+      last = logits[f][:, 0]
+      tokens[f] = (jnp.argmax(last, -1) if greedy else
+                   jax.random.categorical(k, last / temperature)).astype(jnp.int32)
+    return (state, tokens), tokens
+
+  def _sample_impl(self, params, rng, meta, z, temperature, length, greedy):
+    step = functools.partial(self.step, params, meta, z, temperature, greedy)
+    _, out = jax.lax.scan(step, self.start(params, meta, z), jax.random.split(rng, length))
+    return {f: out[f].T for f in HEADS}
+
+
 def _with_dtype(config, dtype: str | None):
   """`config`, or a copy computing in `dtype`."""
   if dtype is None:
@@ -67,7 +132,7 @@ class Melodist:
   def __init__(self, config, params: Any):
     self.config, self.params = config, params
     self.model = models.MelodyModel(config)
-    self._sampler = sampling.Sampler(self.model)
+    self._sampler = Sampler(self.model)
 
   @classmethod
   def load(cls, path: str, dtype: str | None = None) -> 'Melodist':

@@ -116,13 +116,16 @@ class MelodyModel(nn.Module):
     return jnp.zeros((batch_size, self.config.hidden), jnp.float32)
 
   def decode(self, batch: Mapping[str, Array], z: Array | None, deterministic: bool = True,
-             initial_state: Array | None = None) -> tuple[dict[str, Array], Array]:
+             initial_state: Array | None = None, note_dropout: float | Array | None = None
+             ) -> tuple[dict[str, Array], Array]:
     """Teacher-forced decoding -> (logits per head [B, T, V], final decoder state).
 
     `batch` holds the notes to predict; history inputs are those notes shifted right.
-    `initial_state` continues an earlier call (step-by-step sampling).
+    `initial_state` continues an earlier call (step-by-step sampling). `note_dropout` replaces
+    the config's (an array for runs trained as one group, each with its own rate).
     """
     c = self.config
+    rate = c.note_dropout if note_dropout is None else note_dropout
     mask = batch['mask']
     length = mask.shape[1]
     parts = [_broadcast_time(self.meta_embed(batch), length)]
@@ -133,21 +136,24 @@ class MelodyModel(nn.Module):
     if self.has_history:
       history = self.note_embed(batch['history'] if 'history' in batch else
                                 {f: shift_right(batch[f], notes.VOCAB_SIZES[f]) for f in HEADS})
-      if not deterministic and c.note_dropout > 0:
-        keep = jax.random.bernoulli(self.make_rng('dropout'), 1.0 - c.note_dropout, mask.shape)
-        history = history * keep[..., None]
+      if not deterministic and (isinstance(rate, jax.Array) or rate > 0):
+        # Drawn for max_len positions and cut: a note's mask does not depend on how far its
+        # batch is padded (a run trained in a group, padded to the group's width, sees its own).
+        keep = jax.random.bernoulli(self.make_rng('dropout'), 1.0 - rate, (mask.shape[0], max(c.max_len, length)))
+        history = history * keep[:, :length, None]
       parts.append(history)
     outputs, final = self.decoder(jnp.concatenate(parts, axis=-1), mask, initial_state,
                                   deterministic=deterministic)
     return {f: self.heads[f](outputs).astype(jnp.float32) for f in HEADS}, final
 
   def __call__(self, batch: Mapping[str, Array], deterministic: bool = True,
-               sample_latent: bool | None = None
+               sample_latent: bool | None = None, note_dropout: float | Array | None = None
                ) -> tuple[dict[str, Array], tuple[Array, Array] | None]:
     """Reconstruction (or next-note) logits, and the posterior (None for the LM).
 
     `deterministic` turns dropout off. z is sampled from the posterior with the 'latent'
     RNG stream when `sample_latent` (default: when not deterministic), else it is the mean.
+    `note_dropout`: see `decode`.
     """
     posterior, z = None, None
     if self.has_latent:
@@ -155,7 +161,7 @@ class MelodyModel(nn.Module):
       posterior = (mean, log_var)
       sample = (not deterministic) if sample_latent is None else sample_latent
       z = reparameterize(self.make_rng('latent'), mean, log_var) if sample else mean
-    logits, _ = self.decode(batch, z, deterministic)
+    logits, _ = self.decode(batch, z, deterministic, note_dropout=note_dropout)
     return logits, posterior
 
 

@@ -1,8 +1,11 @@
-"""Data parallelism over every device of every host: a 1-D `data` mesh.
+"""Data parallelism over every device of every host: a 1-D `data` mesh; and a 2-D (`runs`,
+`data`) mesh for a group of runs trained as one.
 
 Parameters and optimizer state are replicated; each batch is split along its first axis.
 Under `jax.jit` the gradient of a loss averaged over the global batch is all-reduced by XLA,
-which gives pmap's semantics (per-device shards, mean-reduced gradients) without pmap.
+which gives pmap's semantics (per-device shards, mean-reduced gradients) without pmap. In a
+group, the stacked states and batches are split along their leading runs axis too, so that
+runs on different devices train side by side (on a CPU with one device per core, one run a core).
 """
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-DATA_AXIS = 'data'
+DATA_AXIS, RUNS_AXIS = 'data', 'runs'
 
 
 def initialize_distributed(coordinator_address: str | None, num_processes: int | None,
@@ -44,3 +47,28 @@ def shard_batch(local_batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
   return jax.device_put(tree, replicated(mesh))
+
+
+def group_mesh(runs: int, devices: list[Any] | None = None) -> Mesh:
+  """(runs, data) over every device: as many devices along `runs` as divide both the number of
+  runs and of devices (the rest of each run's devices split its batch)."""
+  devices = np.asarray(devices if devices is not None else jax.devices())
+  along_runs = max(r for r in range(1, runs + 1) if runs % r == 0 and devices.size % r == 0)
+  return Mesh(devices.reshape(along_runs, devices.size // along_runs), (RUNS_AXIS, DATA_AXIS))
+
+
+def per_run(mesh: Mesh) -> NamedSharding:
+  """Stacked per-run arrays (states, RNG keys, hyperparameters): split along runs."""
+  return NamedSharding(mesh, PartitionSpec(RUNS_AXIS))
+
+
+def group_batch(mesh: Mesh) -> NamedSharding:
+  """A group's batch [runs, rows, ...]: split along runs, then rows."""
+  return NamedSharding(mesh, PartitionSpec(RUNS_AXIS, DATA_AXIS))
+
+
+def place(value: np.ndarray, sharding: NamedSharding) -> jax.Array:
+  """A host array every process holds alike -> a global array placed with `sharding` (each host
+  fills the parts on its devices)."""
+  value = np.asarray(value)
+  return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])

@@ -1,27 +1,35 @@
-"""Training: the pure jit-compiled step, the resumable, preemption-safe loop, and its metrics log."""
+"""Training: the pure train step, and the resumable, preemption-safe loop over a group of runs.
+
+A group is one or more runs of one model whose arrays have the same shapes: their states are
+stacked along a leading runs axis and one jit-compiled step, the train step vmapped over that
+axis, advances them all, split over the devices of a (runs, data) mesh: on a CPU with a device
+per core, a run per core; on one accelerator, side by side. Runs of a group may differ in their
+seed and in `HYPER` (numbers that change no shape or control flow); each keeps its own folder,
+RNG streams, batches (in its own seed's order), checkpoints, best/, metrics log and patience. A
+saturated run stops changing while the others go on, and every run trains as it would alone, up
+to float rounding. `train_and_evaluate` trains one run: a group of one.
+"""
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import json
-import os
-import signal
-import threading
 import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 from absl import logging
 
-from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, losses, sharding
+from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, losses, run_log, sharding
 from vrash_jax.errors import VrashError
-from vrash_jax.train_state import TrainState, create_state, learning_rate_schedule, purpose_rng, reset_decoder
+from vrash_jax.train_state import TrainState, learning_rate_schedule, purpose_rng, reset_decoder
 
 Batch = Mapping[str, jax.Array]
+HYPER = ('free_bits', 'note_dropout', 'kl_cycles')  # numbers the runs of one group may differ in
 
 
 def enable_compilation_cache(directory: str) -> None:
@@ -35,18 +43,19 @@ def _rngs(rng: jax.Array, step: jax.Array) -> dict[str, jax.Array]:
   return {'dropout': dropout, 'latent': latent}
 
 
-def make_train_step(config: ml_collections.ConfigDict
-                    ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
-  """train_step(state, batch, rng) -> (state, metrics); pure, randomness from fold_in(rng, step)."""
+def make_train_step(config: ml_collections.ConfigDict) -> Callable[..., tuple[TrainState, dict]]:
+  """train_step(state, batch, rng, hyper=None) -> (state, metrics); pure, randomness from
+  fold_in(rng, step). `hyper` ({field of HYPER: array}) replaces the config's numbers."""
 
-  def train_step(state: TrainState, batch: Batch, rng: jax.Array):
+  def train_step(state: TrainState, batch: Batch, rng: jax.Array, hyper: Mapping[str, Any] | None = None):
+    h = hyper if hyper is not None else {k: config[k] for k in HYPER}
     weight = losses.kl_weight(state.step, config.kl_anneal_steps, config.pretrain_steps,
-                              config.kl_cycles, config.train_steps)
+                              h['kl_cycles'], config.train_steps)
 
     def loss_fn(params):
       logits, posterior = state.apply_fn({'params': params}, batch, deterministic=False,
-                                         rngs=_rngs(rng, state.step))
-      return losses.loss_and_sums(logits, posterior, batch, weight, config.free_bits)
+                                         rngs=_rngs(rng, state.step), note_dropout=h['note_dropout'])
+      return losses.loss_and_sums(logits, posterior, batch, weight, h['free_bits'])
 
     (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     metrics = dict(sums, loss=loss, kl_weight=weight, grad_norm=optax.global_norm(grads),
@@ -56,318 +65,270 @@ def make_train_step(config: ml_collections.ConfigDict
   return train_step
 
 
-class MetricWriter:
-  """Writes WORKDIR/metrics.jsonl and WORKDIR/tensorboard/<split>/ (when TensorFlow is present)."""
-
-  def __init__(self, workdir: str, enabled: bool = True):
-    self.enabled = enabled
-    self._tb: dict[str, Any] = {}
-    self._jsonl = None
-    if enabled:
-      os.makedirs(workdir, exist_ok=True)
-      self.workdir = workdir
-      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a', encoding='utf-8')
-      try:
-        import tensorboard  # noqa: F401  (tf.summary needs it)
-        import tensorflow as tf
-        self._tf = tf
-      except ImportError:  # the training side runs without TensorFlow: JSONL only
-        logging.warning('TensorFlow/TensorBoard not installed (the `prep` extra): metrics go to '
-                        'metrics.jsonl only')
-        self._tf = None
-
-  def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
-    if not self.enabled:
-      return
-    self._jsonl.write(json.dumps({'step': step, 'split': split, **metrics}) + '\n')
-    self._jsonl.flush()
-    if self._tf is not None:
-      if split not in self._tb:
-        self._tb[split] = self._tf.summary.create_file_writer(
-            os.path.join(self.workdir, 'tensorboard', split))
-      with self._tb[split].as_default():
-        for key, value in metrics.items():
-          self._tf.summary.scalar(key, value, step=step)
-      self._tb[split].flush()
-    shown = ' '.join(f'{k}={v:.4g}' for k, v in metrics.items() if isinstance(v, (int, float)))
-    logging.info('[%s] step %d %s', split, step, shown)
-
-  def close(self) -> None:
-    if self._jsonl is not None:
-      self._jsonl.close()
-    for writer in self._tb.values():
-      writer.close()
+def group_key(config: ml_collections.ConfigDict) -> str:
+  """Runs whose configs agree here (all but the seed and HYPER) can train as one group."""
+  return json.dumps({k: v for k, v in config.to_dict().items() if k not in HYPER + ('seed',)}, sort_keys=True)
 
 
-def jit_train_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
-  """The train step compiled for the data mesh: state replicated, batch split, state donated
-  (a plan that times it shares the run's compilations through the persistent cache)."""
-  replicated, batched = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-  return jax.jit(make_train_step(config), donate_argnums=0, in_shardings=(replicated, batched, replicated),
-                 out_shardings=(replicated, replicated))
+def jit_group_step(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh):
+  """step(states, batch, rngs, hyper, active) -> (states, metrics), every argument stacked over
+  the runs and split along them on `mesh`; a run whose `active` is False keeps its state."""
+  step = make_train_step(config)
+
+  def one_run(state, batch, rng, hyper, active):
+    new, metrics = step(state, batch, rng, hyper)
+    return jax.tree.map(lambda n, o: jnp.where(active, n, o), new, state), metrics
+
+  per_run = sharding.per_run(mesh)
+  return jax.jit(jax.vmap(one_run), donate_argnums=0, out_shardings=(per_run, per_run),
+                 in_shardings=(per_run, sharding.group_batch(mesh), per_run, per_run, per_run))
 
 
-class Stopwatch:
-  """Where a run's time goes: seconds per part of the loop; the rest is the steps themselves."""
+def stack(states: Sequence[TrainState], mesh: jax.sharding.Mesh) -> TrainState:
+  """Run states -> one state stacked over runs, split along them (its model and optimizer: the
+  first run's, which differ from the others' in seed and HYPER only)."""
+  structure = jax.tree.structure(states[0])
 
-  def __init__(self):
-    self.started, self.seconds = time.perf_counter(), collections.Counter()
+  def stacked(*leaves_per_run):
+    return structure.unflatten([jnp.stack(x) for x in zip(*leaves_per_run)])
 
-  @contextlib.contextmanager
-  def timing(self, part: str) -> Iterator[None]:
-    start = time.perf_counter()
-    yield
-    self.seconds[part] += time.perf_counter() - start
-
-  def summary(self) -> dict[str, float]:
-    """{part: seconds} with 'steps' (the remainder) and 'total'."""
-    total = time.perf_counter() - self.started
-    return {**self.seconds, 'steps': total - sum(self.seconds.values()), 'total': total}
+  return jax.jit(stacked, out_shardings=sharding.per_run(mesh))(*(jax.tree.leaves(s) for s in states))
 
 
-class Trainer:
-  """Everything a run needs on this host: mesh, data, compiled steps, checkpoints."""
+def group_inputs(configs: Sequence[ml_collections.ConfigDict], mesh: jax.sharding.Mesh
+                 ) -> tuple[jax.Array, dict[str, jax.Array], jax.Array]:
+  """The runs' training RNG keys, HYPER values and all-active mask, stacked and split over runs."""
+  per_run = sharding.per_run(mesh)
+  keys = _keys(configs, 'train', mesh)
+  hyper = {k: sharding.place(np.array([c[k] for c in configs], np.float32), per_run) for k in HYPER}
+  return keys, hyper, sharding.place(np.ones(len(configs), bool), per_run)
 
-  def __init__(self, config: ml_collections.ConfigDict, data_dir: str, workdir: str):
-    self.config, self.workdir = config, workdir
-    self.mesh = sharding.data_mesh()
-    logging.info('process %d of %d: %d of %d %s devices here; global batch %d, %d per device; '
-                 'compute %s', jax.process_index(), jax.process_count(), jax.local_device_count(),
-                 jax.device_count(), jax.devices()[0].platform.upper(), config.batch_size,
-                 config.batch_size // jax.device_count(), config.dtype)
-    self.process = (jax.process_index(), jax.process_count())
+
+def _keys(configs: Sequence[ml_collections.ConfigDict], purpose: str, mesh: jax.sharding.Mesh) -> jax.Array:
+  """Each run's key of one purpose, stacked and split over runs."""
+  seeds = sharding.place(np.array([c.seed for c in configs], np.int32), sharding.per_run(mesh))
+  return jax.jit(jax.vmap(lambda seed: purpose_rng(seed, purpose)), out_shardings=sharding.per_run(mesh))(seeds)
+
+
+def shard_group_batch(batches: Sequence[Mapping[str, np.ndarray]], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
+  """This host's rows of each run's batch (equal widths) -> one batch [runs, rows, ...] on `mesh`."""
+  placed = sharding.group_batch(mesh)
+  return {k: jax.make_array_from_process_local_data(placed, np.stack([b[k] for b in batches]))
+          for k in batches[0]}
+
+
+class Group:
+  """The runs of a group on this host: data, checkpoints and metrics logs per run, and their
+  stacked state, RNG keys and hyperparameters on the group's mesh."""
+
+  def __init__(self, configs: Sequence[ml_collections.ConfigDict], data_dir: str, workdirs: Sequence[str],
+               files: Sequence[checkpoint.RunCheckpoints], states: Sequence[TrainState]):
+    self.configs, self.workdirs, self.files = list(configs), list(workdirs), list(files)
+    config = self.config = configs[0]
+    self.mesh = sharding.group_mesh(len(configs))
+    self.replicated, self.per_run = sharding.replicated(self.mesh), sharding.per_run(self.mesh)
+    rows = config.batch_size // self.mesh.shape[sharding.DATA_AXIS]
+    logging.info('process %d of %d: %d of %d %s devices here; global batch %d, %d per device; compute %s%s',
+                 jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count(),
+                 jax.devices()[0].platform.upper(), config.batch_size, rows, config.dtype,
+                 f'; {len(configs)} runs side by side' if len(configs) > 1 else '')
+    process = (jax.process_index(), jax.process_count())
     train = input_pipeline.load_split(data_dir, 'train', config.max_len)
-    self.batches = input_pipeline.TrainBatches(train, config.batch_size, config.seed, *self.process,
-                                               bucket_step=config.bucket_step)
-    logging.info('%d training examples in %d batches per epoch; %.1f%% of the computed note '
-                 'slots are padding (bucket_step %d)', self.batches.size,
-                 self.batches.batches_per_epoch, 100 * self.batches.padded_share(),
-                 config.bucket_step)
+    orders: dict[int, input_pipeline.TrainBatches] = {}
+    self.batches = [orders.setdefault(c.seed, input_pipeline.TrainBatches(
+        train, c.batch_size, c.seed, *process, bucket_step=c.bucket_step)) for c in configs]
+    logging.info('%d training examples in %d batches per epoch; %.1f%% of the computed note slots are '
+                 'padding (bucket_step %d)', self.batches[0].size, self.batches[0].batches_per_epoch,
+                 100 * self.batches[0].padded_share(), config.bucket_step)
     self.valid = (input_pipeline.load_split(data_dir, 'valid', config.max_len)
                   if input_pipeline.has_split(data_dir, 'valid') else None)
-    self.rng = purpose_rng(config.seed, 'train')
-    self.checkpoints = checkpoint.Checkpoints(workdir, config.max_to_keep)
-    self.best = checkpoint.Checkpoints(workdir, 1, kind=checkpoint.BEST)
-    self._best_record = self.best.data() if self.best.latest_step() is not None else None
-    self.state = self._restore_or_init()
-    self.train_step = jit_train_step(config, self.mesh)
+    self.writers = [run_log.MetricWriter(w, enabled=jax.process_index() == 0) for w in workdirs]
+    self.state, self.step = self._at_one_step(list(states))
+    self.steps = [self.step] * len(configs)  # each run's own: a saturated run stays where it stopped
+    self.rngs, self.hyper, self.active_on_device = group_inputs(configs, self.mesh)
+    self.active = np.ones(len(configs), bool)
+    self.step_fn = jit_group_step(config, self.mesh)
+    self._take = jax.jit(lambda s, i: jax.tree.map(lambda x: x[i], s), out_shardings=self.replicated)
 
-  def _restore_or_init(self) -> TrainState:
-    """The newest readable checkpoint's state; unreadable ones are set aside with a warning."""
-    init = jax.jit(functools.partial(create_state, self.config),
-                   out_shardings=sharding.replicated(self.mesh))
-    init_rng = purpose_rng(self.config.seed, 'init')
-    target = None
-    for step in reversed(self.checkpoints.all_steps()):
-      try:
-        saved = self.checkpoints.config(step)
-      except VrashError:  # readable, but written for another version: not corrupt
-        raise
-      except Exception as e:  # a truncated or garbled checkpoint raises anything
-        self._set_aside(step, e)
-        continue
-      checkpoint.check_compatible(saved, self.config, self.workdir)
-      if target is None:
-        target = checkpoint.abstract_like(jax.eval_shape(init, init_rng), sharding.replicated(self.mesh))
-      try:
-        state, data = self.checkpoints.restore(target, step)
-      except Exception as e:
-        self._set_aside(step, e)
-        continue
-      logging.info('resumed from step %d (data position %s)', step, data)
-      return state
-    return init(init_rng)
+  def _at_one_step(self, states: list[TrainState]) -> tuple[TrainState, int]:
+    """The runs' restored states stacked at one step: a run that saved one checkpoint more than
+    the others before an interruption goes back to theirs and trains it again with them."""
+    steps = [int(jax.device_get(s.step)) for s in states]
+    start = min(steps)
+    for i, (files, step) in enumerate(zip(self.files, steps)):
+      if step > start:
+        if start not in files.latest.all_steps():
+          raise VrashError(f'{self.workdirs[i]} is at step {step}, another run of its group at {start}: '
+                           'train runs at different steps in groups of their own')
+        states[i] = files.restore_or_init(self.replicated, step=start)
+        files.latest.drop_after(start)
+    return stack(states, self.mesh), start
 
-  def _set_aside(self, step: int, error: Exception) -> None:
-    where = self.checkpoints.quarantine(step) if jax.process_index() == 0 else 'aside'
-    logging.warning('checkpoint %d is unreadable (%s: %s); moved to %s, falling back to the previous one',
-                    step, type(error).__name__, str(error)[:200], where)
+  def batch(self, step: int) -> tuple[dict[str, jax.Array], int]:
+    """This host's rows of every run's batch at `step`, padded to the widest, and that width."""
+    indices = [b.indices(step) for b in self.batches]
+    width = max(b.width(i) for b, i in zip(self.batches, indices))
+    rows = [input_pipeline.gather(b.arrays, i[b.rows], width) for b, i in zip(self.batches, indices)]
+    return shard_group_batch(rows, self.mesh), width
 
-  def data_position(self, step: int) -> dict[str, Any]:
-    return {'step': step, 'seed': self.config.seed, 'examples_seen': step * self.config.batch_size}
+  def run_state(self, i: int) -> TrainState:
+    return self._take(self.state, i)
 
-  def evaluate_valid(self) -> dict[str, float]:
-    if self.valid is None:
-      logging.warning('the dataset has no valid split: skipping evaluation')
-      return {}
-    return evaluation.evaluate_state(self.state, self.config, self.valid,
-                                     self.config.valid_iw_samples)
+  def train(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    self.state, metrics = self.step_fn(self.state, batch, self.rngs, self.hyper, self.active_on_device)
+    return metrics
 
-  def best_record(self) -> dict[str, Any] | None:
-    """{'step', 'valid_bound'} of the best checkpoint so far, or None."""
-    return self._best_record
+  def reset_decoders(self) -> None:
+    logging.info('step %d: encoder pretraining done; decoders re-initialized', self.config.pretrain_steps)
+    reset = jax.jit(jax.vmap(functools.partial(reset_decoder, config=self.config)), donate_argnums=0,
+                    out_shardings=self.per_run)
+    self.state = reset(self.state, rng=_keys(self.configs, 'reset', self.mesh))
 
-  def keep_if_best(self, step: int, valid: Mapping[str, float]) -> None:
-    """Saves the state to WORKDIR/best/ when its valid bound is finite and beats every earlier
-    one (after pretraining: an autoencoder's bound is not the model's)."""
-    bound = valid_bound(valid)
-    if step <= self.config.pretrain_steps or not np.isfinite(bound):
-      return
-    best = self.best_record()
-    if best is None or bound < best['valid_bound']:
-      self._best_record = {'step': step, 'valid_bound': bound}
-      self.best.save(step, self.state, self.config, self._best_record)
+  def stop(self, i: int) -> None:
+    """Freezes run i (saturated) while the others go on."""
+    self.active[i] = False
+    self.active_on_device = sharding.place(self.active, self.per_run)
 
-  def saturated(self, step: int) -> bool:
-    """Whether `patience` evaluations have passed without a better valid bound."""
-    best = self.best_record() if self.config.patience else None
-    return best is not None and step - best['step'] >= self.config.patience * self.config.eval_every
+  def running(self) -> list[int]:
+    return [i for i in range(len(self.configs)) if self.active[i]]
 
-  def reset_decoder(self) -> None:
-    logging.info('step %d: encoder pretraining done; decoder re-initialized', self.config.pretrain_steps)
-    reset = jax.jit(functools.partial(reset_decoder, config=self.config),
-                    out_shardings=sharding.replicated(self.mesh), donate_argnums=0)
-    self.state = reset(self.state, rng=purpose_rng(self.config.seed, 'reset'))
-
-
-def valid_bound(figures: Mapping[str, float]) -> float:
-  """The figure that picks the best checkpoint: the importance-weighted NLL bound per note
-  when it was computed, else the ELBO bound (for the LM both are its exact NLL)."""
-  return figures.get('nll_iw', figures['nll_bound'])
-
-
-SUM_KEYS = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'notes', 'sequences')
-FINITE_TERMS = (('ce_total', 'cross-entropy'), ('kl', 'KL'), ('grad_norm', 'gradient norm'))
-STOP_CHECK_EVERY = 10  # steps between multi-host agreements on a stop signal
-
-
-def summarize_train(history: list[dict], started: float) -> dict[str, float]:
-  """Per-step device metrics of one logging interval -> one record (a single host sync).
-
-  `started` is when the interval began; the clock is read after the fetch, which waits for
-  the device, since with asynchronous dispatch the loop runs ahead of the computation.
-  """
-  history = jax.device_get(history)
-  seconds = time.perf_counter() - started
-  sums = {k: sum(float(m[k]) for m in history) for k in SUM_KEYS}
-  out = losses.per_note(sums)
-  out['loss'] = sum(float(m['loss']) for m in history) / len(history)
-  out['grad_norm'] = sum(float(m['grad_norm']) for m in history) / len(history)
-  out['kl_weight'] = float(history[-1]['kl_weight'])
-  out['learning_rate'] = float(history[-1]['learning_rate'])
-  out['notes_per_s'] = sums['notes'] / max(seconds, 1e-9)
-  return out
-
-
-def check_finite(steps: list[tuple[int, dict]], last_good: int | None) -> None:
-  """Raises, naming the first step and term that went bad, if any loss term is NaN or Inf."""
-  values = jax.device_get([(step, {k: m[k] for k, _ in FINITE_TERMS}) for step, m in steps])
-  for step, terms in values:
-    for key, name in FINITE_TERMS:
-      if not np.isfinite(terms[key]):
-        raise VrashError(f'the {name} became {float(terms[key])} at step {step}: training stopped '
-                         f'and the last good checkpoint (step {last_good}) is kept; lower the '
-                         'learning rate or check the data')
-
-
-class StopSignals:
-  """SIGTERM/SIGINT (a preemption, Ctrl-C) ask the loop to checkpoint and return."""
-
-  def __init__(self):
-    self.received: str | None = None
-    self._previous: dict[int, Any] = {}
-
-  def __enter__(self) -> 'StopSignals':
-    if threading.current_thread() is threading.main_thread():
-      for sig in (signal.SIGTERM, signal.SIGINT):
-        self._previous[sig] = signal.signal(sig, self._handle)
-    return self
-
-  def _handle(self, signum, frame) -> None:
-    del frame
-    self.received = signal.Signals(signum).name
-
-  def __exit__(self, *exc) -> None:
-    for sig, handler in self._previous.items():
-      signal.signal(sig, handler)
-
-  def requested(self, step: int) -> bool:
-    """Whether to stop after `step`; every host agrees (multi-host: every few steps)."""
-    if jax.process_count() == 1:
-      return self.received is not None
-    if step % STOP_CHECK_EVERY:
-      return False
-    from jax.experimental import multihost_utils
-    return bool(multihost_utils.process_allgather(np.int32(self.received is not None)).any())
-
-
-def log_progress(step: int, last: int, steps: int, seconds: float) -> None:
-  """How far the run is, and how long the rest takes at the pace of the last interval."""
-  rate = steps / max(seconds, 1e-9)
-  logging.info('step %d of %d (%.0f%%), %.1f steps/s: about %.1f min to go', step, last,
-               100 * step / last, rate, (last - step) / rate / 60)
+  def name(self, i: int) -> str:
+    return f'{self.workdirs[i]}: ' if len(self.configs) > 1 else ''
 
 
 def _due(step: int, every: int, last: int) -> bool:
   return step == last or (every > 0 and step % every == 0)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir: str
-                       ) -> dict[str, Any]:
-  """Trains (resuming from WORKDIR's latest checkpoint) to `config.train_steps`.
+def _finished(files: checkpoint.RunCheckpoints, step: int) -> dict[str, Any]:
+  return {'step': step, 'valid': {}, 'steps_run': 0, 'seconds': {'total': 0.0},
+          'stopped_by': 'saturation' if files.saturated(step) else None}
 
-  Stops early, after checkpointing, on SIGTERM or SIGINT; refuses a workdir another process
-  trains in; never checkpoints a state whose loss went NaN or Inf. A config that breaks a
-  rule of `config_rules` is refused before anything is read or compiled.
+
+def train_runs(configs: Sequence[ml_collections.ConfigDict], data_dir: str, workdirs: Sequence[str]
+               ) -> list[dict[str, Any]]:
+  """Trains runs as one group (each resuming from its workdir's latest checkpoint) to
+  `train_steps`; returns per run {'step', 'valid', 'steps_run', 'seconds', 'stopped_by'}.
+
+  Stops early, after checkpointing, on SIGTERM or SIGINT; refuses workdirs another process trains
+  in; never checkpoints a state whose loss went NaN or Inf; finished runs are not trained. Configs
+  that break a rule of `config_rules`, or differ in more than the seed and HYPER, are refused
+  before anything is read or compiled.
   """
-  config_rules.validate(config, devices=jax.device_count())
-  lock = checkpoint.WorkdirLock(workdir) if jax.process_index() == 0 else contextlib.nullcontext()
-  with lock, StopSignals() as signals:
-    trainer = Trainer(config, data_dir, workdir)
-    writer = MetricWriter(workdir, enabled=jax.process_index() == 0)
-    step = first_step = int(jax.device_get(trainer.state.step))
-    last_saved = trainer.checkpoints.latest_step()
-    valid: dict[str, float] = {}
-    history, unchecked, started = [], [], time.perf_counter()
-    clock, widths = Stopwatch(), set()
-    try:
-      while step < config.train_steps and not trainer.saturated(step):
-        if config.pretrain_steps and step == config.pretrain_steps:
-          trainer.reset_decoder()
-        with clock.timing('input'):
-          host_batch = trainer.batches(step)
-          batch = sharding.shard_batch(host_batch, trainer.mesh)
-        width = host_batch['mask'].shape[1]
-        # A width's first call compiles (or loads from the cache) before it dispatches the step.
-        with clock.timing('compilation') if width not in widths else contextlib.nullcontext():
-          trainer.state, metrics = trainer.train_step(trainer.state, batch, trainer.rng)
-        widths.add(width)
-        step += 1
-        history.append(metrics)
-        unchecked.append((step, metrics))
-        stopping = signals.requested(step)
-        if _due(step, config.log_every, config.train_steps):
-          check_finite(unchecked, last_saved)
-          unchecked = []
-          writer.write(step, 'train', summarize_train(history, started))
-          log_progress(step, config.train_steps, len(history), time.perf_counter() - started)
-          history, started = [], time.perf_counter()
-        if _due(step, config.eval_every, config.train_steps):
-          with clock.timing('evaluation'):
-            valid = trainer.evaluate_valid()
-          if valid:
-            writer.write(step, 'valid', valid)
-            trainer.keep_if_best(step, valid)
-        saturated = trainer.saturated(step)
-        if _due(step, config.checkpoint_every, config.train_steps) or stopping or saturated:
-          check_finite(unchecked, last_saved)
-          unchecked = []
-          with clock.timing('checkpoints'):
-            trainer.checkpoints.save(step, trainer.state, config, trainer.data_position(step))
-          last_saved = step
-        if saturated:
-          logging.info('step %d: no better valid bound in %d evaluations; the best checkpoint '
-                       '(step %d) is kept in best/', step, config.patience, trainer.best_record()['step'])
-        if stopping:
-          logging.warning('%s received: stopped after step %d with a checkpoint; run the same '
-                          'command to resume', signals.received, step)
-          break
-    finally:
+  for config in configs:
+    config_rules.validate(config, devices=jax.device_count())
+  if len({group_key(c) for c in configs}) > 1:
+    raise VrashError('the runs of a group may differ only in seed and ' + ', '.join(HYPER))
+  if len(configs) > 1 and jax.process_count() > 1:
+    raise VrashError('groups of runs train on one host; train multi-host runs one at a time')
+  with contextlib.ExitStack() as stack_:
+    if jax.process_index() == 0:
+      for workdir in workdirs:
+        stack_.enter_context(checkpoint.WorkdirLock(workdir))
+    signals = stack_.enter_context(run_log.StopSignals())
+    files = [checkpoint.RunCheckpoints(c, w) for c, w in zip(configs, workdirs)]
+    for f in files:
+      stack_.callback(f.close)
+    states = [f.restore_or_init(sharding.replicated(sharding.data_mesh())) for f in files]
+    steps = [int(jax.device_get(s.step)) for s in states]
+    todo = [i for i, (f, s) in enumerate(zip(files, steps)) if not f.finished(s)]
+    outcomes = {i: _finished(files[i], steps[i]) for i in range(len(files)) if i not in todo}
+    if todo:
+      group = Group([configs[i] for i in todo], data_dir, [workdirs[i] for i in todo],
+                    [files[i] for i in todo], [states[i] for i in todo])
+      outcomes.update(zip(todo, _loop(group, signals)))
+  return [outcomes[i] for i in range(len(configs))]
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir: str) -> dict[str, Any]:
+  """Trains one run (a group of one): see `train_runs`."""
+  return train_runs([config], data_dir, [workdir])[0]
+
+
+def _loop(group: Group, signals: run_log.StopSignals) -> list[dict[str, Any]]:
+  """Steps the group to `train_steps` (or until every run saturates, or a stop signal)."""
+  config, files = group.config, group.files
+  step = first = group.step
+  last_saved = [f.latest.latest_step() for f in files]
+  valid: list[dict[str, float]] = [{} for _ in files]
+  history, unchecked, started = [], [], time.perf_counter()
+  clock, widths = run_log.Stopwatch(), set()
+  try:
+    while step < config.train_steps and group.running():
+      if config.pretrain_steps and step == config.pretrain_steps:
+        group.reset_decoders()
+      with clock.timing('input'):
+        batch, width = group.batch(step)
+      # A width's first call compiles (or loads from the cache) before it dispatches the step.
+      with clock.timing('compilation') if width not in widths else contextlib.nullcontext():
+        metrics = group.train(batch)
+      widths.add(width)
+      step += 1
+      for i in group.running():
+        group.steps[i] = step
+      history.append(metrics)
+      unchecked.append((step, metrics))
+      stopping = signals.requested(step)
+      if _due(step, config.log_every, config.train_steps):
+        _check_finite(group, unchecked, last_saved)
+        unchecked = []
+        records, seconds = fetch_interval(history, started)
+        for i in group.running():
+          group.writers[i].write(step, 'train', run_log.summarize_interval(
+              [{k: v[i] for k, v in r.items()} for r in records], seconds))
+        run_log.log_progress(step, config.train_steps, len(history), seconds)
+        history, started = [], time.perf_counter()
+      if _due(step, config.eval_every, config.train_steps) and group.valid is not None:
+        with clock.timing('evaluation'):
+          for i in group.running():
+            state = group.run_state(i)
+            valid[i] = evaluation.evaluate_state(state, group.configs[i], group.valid,
+                                                 group.configs[i].valid_iw_samples)
+            group.writers[i].write(step, 'valid', valid[i])
+            files[i].keep_if_best(step, valid[i], state)
+      saturated = [i for i in group.running() if files[i].saturated(step)]
+      due = _due(step, config.checkpoint_every, config.train_steps) or stopping
+      if due or saturated:
+        _check_finite(group, unchecked, last_saved)
+        unchecked = []
+        with clock.timing('checkpoints'):
+          for i in (group.running() if due else saturated):
+            files[i].save(step, group.run_state(i))
+            last_saved[i] = step
+      for i in saturated:
+        logging.info('%sstep %d: no better valid bound in %d evaluations; the best checkpoint (step %d) '
+                     'is kept in best/', group.name(i), step, config.patience, files[i].best_record['step'])
+        group.stop(i)
+      if stopping:
+        logging.warning('%s received: stopped after step %d with a checkpoint; run the same command to '
+                        'resume', signals.received, step)
+        break
+  finally:
+    for writer in group.writers:
       writer.close()
-      trainer.checkpoints.close()
-      trainer.best.close()
   seconds = clock.summary()
-  logging.info('%d steps in %.0f s: %s; %d widths compiled', step - first_step, seconds['total'],
+  logging.info('%d steps in %.0f s: %s; %d widths compiled', step - first, seconds['total'],
                ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items() if k != 'total'), len(widths))
-  return {'step': step, 'valid': valid, 'steps_run': step - first_step, 'seconds': seconds,
-          'stopped_by': signals.received or ('saturation' if trainer.saturated(step) else None)}
+  share = {k: v / len(files) for k, v in seconds.items()}  # each run's share of the group's time
+  return [{'step': s, 'valid': v, 'steps_run': s - first, 'seconds': share,
+           'stopped_by': signals.received or ('saturation' if f.saturated(s) else None)}
+          for s, v, f in zip(group.steps, valid, files)]
+
+
+def fetch_interval(history: list[dict], started: float) -> tuple[list[dict], float]:
+  """A logging interval's per-step metrics, fetched from the device, and its seconds: read after
+  the fetch, which waits for the device (the loop dispatches ahead of the computation)."""
+  records = jax.device_get(history)
+  return records, time.perf_counter() - started
+
+
+def _check_finite(group: Group, unchecked: list[tuple[int, dict]], last_saved: list[int | None]) -> None:
+  """Raises, naming the run, the step and the term, if a running run's loss went NaN or Inf."""
+  if not unchecked:
+    return
+  values = jax.device_get([(s, {k: m[k] for k, _ in run_log.FINITE_TERMS}) for s, m in unchecked])
+  for i in group.running():
+    try:
+      run_log.check_finite([(s, {k: v[i] for k, v in terms.items()}) for s, terms in values], last_saved[i])
+    except VrashError as e:
+      raise VrashError(group.name(i) + str(e)) from None

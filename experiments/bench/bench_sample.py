@@ -22,8 +22,9 @@ from absl import flags
 from experiments import launcher
 from experiments.bench import timing
 from experiments.configs import model_config
-from vrash_jax import models, notes, sampling, train_state
+from vrash_jax import models, notes, train_state
 from vrash_jax.errors import exit_on_user_error
+from vrash_jax.melodist import Sampler
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash'], 'Which architecture.')
@@ -35,7 +36,7 @@ flags.DEFINE_integer('repeats', 3, 'Timings; the median is reported.')
 flags.DEFINE_string('out', 'bench_sample.json', 'Where the JSON figures go.')
 
 
-def sampling_modes(sampler: sampling.Sampler, params, meta: dict, z, rng: jax.Array, length: int) -> dict:
+def sampling_modes(sampler: Sampler, params, meta: dict, z, rng: jax.Array, length: int) -> dict:
   """The three ways to sample `length` notes, each a function of no arguments: one scan, a
   Python loop over a jitted step, and a Python loop over the eager step."""
   temperature = jnp.float32(1.0)
@@ -60,7 +61,7 @@ def measure(model_name: str, batches: list[int], length: int, hidden: int, depth
             repeats: int) -> dict:
   config = model_config(model_name, {'hidden': hidden, 'depth': depth})
   model = models.MelodyModel(config)
-  sampler = sampling.Sampler(model)
+  sampler = Sampler(model)
   params = train_state.create_state(config, jax.random.key(0)).params
   rows = []
   for num in batches:

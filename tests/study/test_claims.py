@@ -35,13 +35,16 @@ def test_style_probe_on_random_labels_scores_chance():
   acc = probe['accuracy']
   for name in ('latent', 'meta', 'latent_and_meta'):
     assert abs(acc[name]['mean'] - 1 / 3) < 0.07, (name, acc[name])
-  assert claims.style_claim(probe, None)['verdict'] != claims.HOLDS
+  assert claims.style_claim([probe, probe], None)['verdict'] != claims.HOLDS
 
 
 def test_style_probe_finds_a_latent_that_encodes_style():
-  probe = claims.style_probe(*probe_data(300, informative=True))
-  assert probe['accuracy']['latent']['mean'] > 0.9 > 0.5 > probe['accuracy']['meta']['mean']
-  assert claims.style_claim(probe, 0.3)['verdict'] == claims.HOLDS
+  probes = [claims.style_probe(*probe_data(300, informative=True), seed=s) for s in range(3)]
+  assert probes[0]['accuracy']['latent']['mean'] > 0.9 > 0.5 > probes[0]['accuracy']['meta']['mean']
+  verdict = claims.style_claim(probes, 0.3)
+  assert verdict['verdict'] == claims.HOLDS and 'over 3 seeds' in verdict['evidence']
+  one = claims.style_claim(probes[:1], 0.3)  # one seed: no interval over seeds, no verdict
+  assert one['verdict'] == claims.UNSURE and 'one seed: no interval' in one['evidence']
 
 
 def test_style_probe_leaves_out_styles_rarer_than_the_folds():
@@ -98,13 +101,26 @@ def test_frontier_goals_and_recommendation():
   assert claims.paper_point(points, lm) == 'fb1'  # 10% below the LM, the paper's 9.8%
 
 
-def test_length_claim_compares_the_shortest_and_longest_buckets():
+def test_length_claim_compares_the_shortest_and_longest_buckets_over_seeds():
   lm = {'1-32': {'ce_total': 3.0}, '>128': {'ce_total': 3.0}}
-  helps_more = {'lm': lm, 'vrash': {'1-32': {'ce_total': 2.97, 'nll_iw': 3.05},
-                                    '>128': {'ce_total': 2.80, 'nll_iw': 2.95}}}
-  assert claims.length_claim(helps_more)['verdict'] == claims.HOLDS
-  helps_less = {'lm': lm, 'vrash': {'1-32': {'ce_total': 2.80, 'nll_iw': 2.95},
-                                    '>128': {'ce_total': 2.97, 'nll_iw': 3.05}}}
-  assert claims.length_claim(helps_less)['verdict'] == claims.FAILS
-  one = {'lm': {'1-32': lm['1-32']}, 'vrash': {'1-32': helps_more['vrash']['1-32']}}
-  assert claims.length_claim(one)['verdict'] == claims.UNSURE
+
+  def vrash(short, long, noise=0.0):
+    return {'1-32': {'ce_total': short[0] + noise, 'nll_iw': short[1]},
+            '>128': {'ce_total': long[0], 'nll_iw': long[1]}}
+
+  more = [vrash((2.97, 3.05), (2.80, 2.95), n) for n in (0.0, 0.01, -0.01)]
+  assert claims.length_claim({'lm': [lm] * 3, 'vrash': more})['verdict'] == claims.HOLDS
+  less = [vrash((2.80, 2.95), (2.97, 3.05), n) for n in (0.0, 0.01, -0.01)]
+  assert claims.length_claim({'lm': [lm] * 3, 'vrash': less})['verdict'] == claims.FAILS
+  either = [vrash((2.97, 3.05), (2.80, 2.95)), vrash((2.80, 2.95), (2.97, 3.05))]  # seeds disagree
+  assert claims.length_claim({'lm': [lm] * 2, 'vrash': either})['verdict'] == claims.UNSURE
+  single = claims.length_claim({'lm': [lm], 'vrash': more[:1]})  # one seed: no interval, no verdict
+  assert single['verdict'] == claims.UNSURE and 'one seed: no interval' in single['evidence']
+  one_bucket = {'lm': [{'1-32': lm['1-32']}], 'vrash': [{'1-32': more[0]['1-32']}]}
+  assert claims.length_claim(one_bucket)['verdict'] == claims.UNSURE
+
+
+def test_no_verdict_without_an_interval_over_seeds():
+  one = summary({'0.5': [0.30]}, {'0.5': [0.10]})  # far apart, but one seed each
+  verdict = claims.repetition_claim(one)
+  assert verdict['verdict'] == claims.UNSURE and 'one seed: no interval' in verdict['evidence']

@@ -37,7 +37,11 @@ def test_sweep_measures_the_frontier_and_every_claim(swept):
   points = {(p['model'], p['name']): p for p in claims['frontier']['points']}
   assert set(points) == {('vae', 'default'), ('vrash', 'default'), ('vrash', 'fb0')}
   assert points['vrash', 'fb0']['free_bits'] == 0.0 and points['vrash', 'default']['free_bits'] == 0.5
-  assert os.path.isdir(os.path.join(workdir, 'runs', 'vrash-fb0-seed0'))
+  assert points['vrash', 'fb0']['seeds'] == [0, 1] and points['vae', 'default']['seeds'] == [0, 1]
+  assert [r['seed'] for r in points['vrash', 'fb0']['per_seed']] == [0, 1]
+  assert points['vrash', 'fb0']['test']['ce_total'] == pytest.approx(
+      np.mean([r['test']['ce_total'] for r in points['vrash', 'fb0']['per_seed']]))
+  assert os.path.isdir(os.path.join(workdir, 'runs', 'vrash-fb0-seed1'))
   for p in points.values():
     assert all(np.isfinite(p[split][k]) for split in ('valid', 'test') for k in ('ce_total', 'kl', 'nll_iw'))
   assert claims['frontier']['recommended'] in {'default', 'fb0'}
@@ -49,8 +53,8 @@ def test_sweep_measures_the_frontier_and_every_claim(swept):
 
 
 def test_a_run_stopped_by_a_signal_stops_the_sweep(monkeypatch, tmp_path):
-  outcome = {'step': 3, 'valid': {}, 'stopped_by': 'SIGTERM', 'seconds': {'total': 1.0}}
-  monkeypatch.setattr(runs.train, 'train_and_evaluate', lambda config, data, workdir: outcome)
+  outcome = {'step': 3, 'valid': {}, 'stopped_by': 'SIGTERM', 'steps_run': 3, 'seconds': {'total': 1.0}}
+  monkeypatch.setattr(runs.train, 'train_runs', lambda configs, data, workdirs: [outcome])
   with pytest.raises(VrashError, match=r'^SIGTERM received: .* stopped after step 3 with a '
                                        r'checkpoint; run the same command to resume$'):
     runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path))

@@ -15,17 +15,26 @@ def _pct(x: float) -> str:
   return f'{100 * x:+.1f}%'
 
 
+def _with_half_width(point: dict[str, Any], key: str, digits: int) -> str:
+  """A test figure's mean over the point's seeds, ± the half-width of its 95% interval."""
+  value = f"{point['test'][key]:.{digits}f}"
+  ci = point.get('test_ci', {}).get(key)
+  return value if ci is None or ci['n'] < 2 else f"{value} ± {(ci['high'] - ci['low']) / 2:.{digits}f}"
+
+
 def frontier_table(frontier: dict[str, Any]) -> Table:
   lm = frontier['lm']
-  rows = [['LM', 'lm', '-', '-', f"{lm['valid']['ce_total']:.3f}", f"{lm['test']['ce_total']:.3f}", '0',
+  lm_seeds = str(len(lm.get('seeds', [0])))
+  rows = [['LM', 'lm', '-', '-', lm_seeds, f"{lm['valid']['ce_total']:.3f}", _with_half_width(lm, 'ce_total', 3), '0',
            f"{lm['test']['ce_total']:.3f}", '', '']]
   for p in frontier['points']:
     t, v = p['test'], p['valid']
     mark = ' (recommended)' if p['name'] == frontier.get('recommended') and p['model'] == 'vrash' else ''
     rows.append([NAMES[p['model']], p['name'] + mark, p['technique'], f"{p['free_bits']:g} / {p['note_dropout']:g}",
-                 f"{v['nll_iw']:.3f}", f"{t['ce_total']:.3f}", f"{t['kl']:.2f}", f"{t['nll_iw']:.3f}",
+                 str(len(p.get('seeds', [0]))), f"{v['nll_iw']:.3f}", _with_half_width(p, 'ce_total', 3),
+                 _with_half_width(p, 'kl', 2), _with_half_width(p, 'nll_iw', 3),
                  _pct(1 - t['ce_total'] / lm['test']['ce_total']), _pct(t['nll_iw'] / lm['test']['ce_total'] - 1)])
-  return Table(['model', 'point', 'technique', 'free bits / note dropout', 'valid NLL ≤ (IW)', 'test CE',
+  return Table(['model', 'point', 'technique', 'free bits / note dropout', 'seeds', 'valid NLL ≤ (IW)', 'test CE',
                 'test KL', 'test NLL ≤ (IW)', 'CE below LM', 'IW vs LM'], rows)
 
 
@@ -42,9 +51,9 @@ def frontier_section(frontier: dict[str, Any], k: int, valid_k: int) -> Section:
         f"{best['name']}, CE {100 * best['ce_gap']:.1f}% below the LM, IW {_pct(best['iw_excess'])}") +
        ' (paper: 9.8%, no likelihood reported)')])
   return Section('Rate-distortion frontier', [
-      f'Every VAE and VRASH run (seed 0), with the importance-weighted bound at K={k} on test and '
-      f'K={valid_k} on valid. Test figures in '
-      'nats per note (KL: nats per melody); the valid split chose the recommended point (the lowest '
+      f'Every VAE and VRASH point, its figures the means over its seeds (± the half-width of their 95% '
+      f'interval), with the importance-weighted bound at K={k} on test and K={valid_k} on valid. Test '
+      'figures in nats per note (KL: nats per melody); the valid split chose the recommended point (the lowest '
       "CE among VRASH points whose valid bound is at or below the LM's valid NLL with KL >= 5 nats, "
       "else the lowest CE within +2% of it, else the lowest valid bound): "
       f"{frontier.get('recommended')}. The paper's Fig. 5 corresponds to "
@@ -56,7 +65,7 @@ def length_section(by_length: dict[str, dict[str, Any]]) -> Section:
   lm = by_length['lm']
   rows = []
   for bucket, f in lm.items():
-    row = [bucket, str(f['melodies']), str(f['notes']), f"{f['ce_total']:.3f}"]
+    row = [bucket, str(int(f['melodies'])), str(int(f['notes'])), f"{f['ce_total']:.3f}"]
     for m in ('vae', 'vrash'):
       if m in by_length and bucket in by_length[m]:
         g = by_length[m][bucket]
@@ -67,7 +76,7 @@ def length_section(by_length: dict[str, dict[str, Any]]) -> Section:
   for m in ('vae', 'vrash'):
     if m in by_length:
       header += [f'{NAMES[m]} CE (vs LM)', f'{NAMES[m]} NLL ≤ IW (vs LM)']
-  return Section('By melody length (test, seed 0)', [Table(header, rows)])
+  return Section('By melody length (test; means over the seeds)', [Table(header, rows)])
 
 
 def samples_section(samples: dict[str, Any], data: dict[str, float], seeds: int) -> Section:

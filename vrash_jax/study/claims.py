@@ -35,7 +35,11 @@ def compare(a: Mapping[str, float], b: Mapping[str, float]) -> int:
   return 1 if a['low'] > b['high'] else -1 if a['high'] < b['low'] else 0
 
 
-def _verdict(claim: str, sign: int, evidence: str) -> dict[str, str]:
+def _verdict(claim: str, sign: int, evidence: str, seeds: int) -> dict[str, str]:
+  """A verdict from the sign of a comparison of 95% intervals over `seeds` seeds; without an
+  interval (fewer than 2 seeds) there is none: inconclusive."""
+  if seeds < 2:
+    return {'claim': claim, 'verdict': UNSURE, 'evidence': f'{evidence} (one seed: no interval, no verdict)'}
   verdict = HOLDS if sign > 0 else FAILS if sign < 0 else UNSURE
   return {'claim': claim, 'verdict': verdict, 'evidence': evidence}
 
@@ -49,6 +53,11 @@ def summarize_samples(per_seed: Mapping[str, Mapping[str, Sequence[Mapping[str, 
 
 def _fmt(ci: Mapping[str, float], digits: int = 3) -> str:
   return f"{ci['mean']:.{digits}f} [{ci['low']:.{digits}f}, {ci['high']:.{digits}f}]"
+
+
+def _seeds(summary: Mapping[str, Any], models: Sequence[str]) -> int:
+  """The fewest seeds behind any interval of these models' sample metrics."""
+  return min(ci['n'] for m in models for temps in [summary[m]] for metrics in temps.values() for ci in metrics.values())
 
 
 def repetition_claim(summary: Mapping[str, Any]) -> dict[str, str]:
@@ -65,7 +74,7 @@ def repetition_claim(summary: Mapping[str, Any]) -> dict[str, str]:
   # Holds at every temperature, or fails somewhere while holding nowhere; else mixed.
   overall = 1 if all(s > 0 for s in signs) else -1 if min(signs) < 0 and max(signs) <= 0 else 0
   return _verdict('Sampled LM melodies repeat notes more than VRASH melodies (paper Sec. 4)',
-                  overall, '; '.join(parts) + ' (mean [95% CI] over seeds)')
+                  overall, '; '.join(parts) + ' (mean [95% CI] over seeds)', _seeds(summary, ('lm', 'vrash')))
 
 
 def structure_claim(summary: Mapping[str, Any], data: Mapping[str, float], temperature: str) -> dict[str, str]:
@@ -77,7 +86,7 @@ def structure_claim(summary: Mapping[str, Any], data: Mapping[str, float], tempe
               f'{data[key]:.3f}, LM {_fmt(lm)}, VRASH {_fmt(vrash)}'
               + (f", VAE {_fmt(summary['vae'][temperature][key])}" if 'vae' in summary else ''))
   return _verdict('VRASH melodies have more macro structure than LM melodies (recurring patterns)',
-                  compare(vrash, lm), evidence)
+                  compare(vrash, lm), evidence, min(lm['n'], vrash['n']))
 
 
 def diversity_claim(summary: Mapping[str, Any], temperature: str) -> dict[str, str]:
@@ -90,7 +99,8 @@ def diversity_claim(summary: Mapping[str, Any], temperature: str) -> dict[str, s
   evidence = (f"T={temperature}: distinct 4-gram rate across samples VRASH {_fmt(vrash['distinct_4gram_rate'])} "
               f"vs VAE {_fmt(vae['distinct_4gram_rate'])}; within a sample VRASH "
               f"{_fmt(vrash['distinct_4gram_within'])} vs VAE {_fmt(vae['distinct_4gram_within'])}")
-  return _verdict('VRASH melodies are more diverse than VAE melodies (paper Sec. 4)', sign, evidence)
+  return _verdict('VRASH melodies are more diverse than VAE melodies (paper Sec. 4)', sign, evidence,
+                  _seeds(summary, ('vae', 'vrash')))
 
 
 def style_probe(z: np.ndarray, meta: np.ndarray, labels: Sequence[str], folds: int = 5,
@@ -143,19 +153,23 @@ def latent_map(z: np.ndarray, labels: Sequence[str], seed: int = 0) -> dict[str,
   return out
 
 
-def style_claim(probe: Mapping[str, Any], silhouette: float | None) -> dict[str, str]:
-  """Paper Fig. 6: the latent space separates styles. Counts only beyond what the meta says."""
+def style_claim(probes: Sequence[Mapping[str, Any]], silhouette: float | None) -> dict[str, str]:
+  """Paper Fig. 6: the latent space separates styles. Counts only beyond what the meta says: the
+  probe's gain of latent + meta over meta alone (mean over folds), with its 95% interval over
+  the seeds of the trained models (`probes`: one per seed)."""
   claim = 'The latent code separates styles beyond what the meta-information already says (Fig. 6)'
-  if 'accuracy' not in probe:
-    return {'claim': claim, 'verdict': UNSURE, 'evidence': f"too few styles to probe ({probe['styles']})"}
-  acc, gain = probe['accuracy'], probe['gain_over_meta']
+  probes = [p for p in probes if 'accuracy' in p]
+  if not probes:
+    return {'claim': claim, 'verdict': UNSURE, 'evidence': 'too few styles to probe'}
+  gain = mean_ci([p['gain_over_meta']['mean'] for p in probes])
   sign = 1 if gain['low'] > 0 else -1 if gain['high'] <= 0.0 or gain['mean'] <= 0 else 0
-  evidence = (f"{probe['folds']}-fold linear probe over {probe['melodies']} melodies, {probe['styles']} "
-              f"styles: majority {_fmt(acc['majority'])}, meta only {_fmt(acc['meta'])}, latent only "
-              f"{_fmt(acc['latent'])}, latent + meta {_fmt(acc['latent_and_meta'])}; gain of the latent "
-              f"over meta {_fmt(gain)}; silhouette by style "
+  acc, first = probes[0]['accuracy'], probes[0]
+  evidence = (f"{first['folds']}-fold linear probe over {first['melodies']} melodies, {first['styles']} styles "
+              f"(the first seed's model): majority {_fmt(acc['majority'])}, meta only {_fmt(acc['meta'])}, latent only "
+              f"{_fmt(acc['latent'])}, latent + meta {_fmt(acc['latent_and_meta'])}; gain of the latent over meta, "
+              f"mean [95% CI] over {len(probes)} seeds: {_fmt(gain)}; silhouette by style "
               + ('-' if silhouette is None else f'{silhouette:.3f}'))
-  return _verdict(claim, sign, evidence)
+  return _verdict(claim, sign, evidence, len(probes))
 
 
 def length_bucket(length: int) -> str:
@@ -165,21 +179,35 @@ def length_bucket(length: int) -> str:
   raise ValueError(f'a melody of {length} notes')
 
 
-def length_claim(by_length: Mapping[str, Mapping[str, Mapping[str, float]]]) -> dict[str, str]:
-  """Paper's macro-structure argument: the latent helps more on longer melodies. Compares
-  VRASH's CE and IW bound with the LM's NLL in the shortest and the longest length bucket."""
-  buckets = [b for b in by_length['lm'] if b in by_length.get('vrash', {})]
+def length_claim(by_length: Mapping[str, Sequence[Mapping[str, Mapping[str, float]]]]) -> dict[str, str]:
+  """Paper's macro-structure argument: the latent helps more on longer melodies. `by_length`:
+  {model: [{bucket: figures} per seed]}. With the LM and VRASH of each seed, VRASH's CE gap to
+  the LM's NLL and its IW bound's excess over it, in the shortest and the longest length bucket;
+  holds when, over seeds, the gap grows and the excess shrinks from one to the other (95%
+  intervals of the differences away from 0), fails when both move the other way."""
   claim = 'The latent helps more on longer melodies (the paper\'s macro-structure argument)'
+  pairs = list(zip(by_length['lm'], by_length.get('vrash', [])))
+  buckets = [b for b in pairs[0][0] if all(b in lm and b in vrash for lm, vrash in pairs)] if pairs else []
   if len(buckets) < 2:
     return {'claim': claim, 'verdict': UNSURE, 'evidence': f'test melodies in {len(buckets)} length bucket(s) only'}
-  gaps = {b: (1 - by_length['vrash'][b]['ce_total'] / by_length['lm'][b]['ce_total'],
-              by_length['vrash'][b]['nll_iw'] / by_length['lm'][b]['ce_total'] - 1) for b in buckets}
+
+  def gaps(lm, vrash, bucket):
+    return 1 - vrash[bucket]['ce_total'] / lm[bucket]['ce_total'], vrash[bucket]['nll_iw'] / lm[bucket]['ce_total'] - 1
+
   first, last = buckets[0], buckets[-1]
-  sign = 1 if gaps[last][0] > gaps[first][0] and gaps[last][1] < gaps[first][1] else \
-      -1 if gaps[last][0] <= gaps[first][0] and gaps[last][1] >= gaps[first][1] else 0
-  evidence = '; '.join(f'{b} notes: CE {100 * g[0]:.1f}% below the LM, IW bound {100 * g[1]:+.1f}%'
-                       for b, g in gaps.items())
-  return _verdict(claim, sign, evidence + ' (one seed: no interval)')
+  ce = mean_ci([gaps(lm, v, last)[0] - gaps(lm, v, first)[0] for lm, v in pairs])
+  iw = mean_ci([gaps(lm, v, last)[1] - gaps(lm, v, first)[1] for lm, v in pairs])
+  sign = 1 if ce['low'] > 0 and iw['high'] < 0 else -1 if ce['high'] < 0 and iw['low'] > 0 else 0
+  means = {b: np.mean([gaps(lm, v, b) for lm, v in pairs], axis=0) for b in buckets}
+  evidence = ('; '.join(f'{b} notes: CE {100 * g[0]:.1f}% below the LM, IW bound {100 * g[1]:+.1f}%'
+                        for b, g in means.items())
+              + f' (means over {len(pairs)} seeds); from {first} to {last} notes, the CE gap moves by '
+              f'{_pct_ci(ce)} and the bound by {_pct_ci(iw)} (mean [95% CI])')
+  return _verdict(claim, sign, evidence, len(pairs))
+
+
+def _pct_ci(ci: Mapping[str, float]) -> str:
+  return f"{100 * ci['mean']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}] points"
 
 
 def frontier_goals(points: Sequence[Mapping[str, Any]], lm: Mapping[str, float], split: str = 'test'

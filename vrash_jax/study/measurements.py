@@ -1,10 +1,13 @@
-"""The measurements behind the paper's claims that need trained models: the runs of the
-rate-distortion frontier evaluated, figures by melody length, samples at several temperatures
-and seeds, and posterior means for the style probe and the latent map. `claims` turns them into
-verdicts.
+"""The measurements behind the paper's claims that need trained models (`ClaimsPlan` says which):
+the rate-distortion frontier's runs evaluated over their seeds, figures by melody length, samples
+at several temperatures and seeds, and posterior means for the style probe and the latent map.
+`claims` turns them into verdicts.
 """
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -15,7 +18,7 @@ from vrash_jax import evaluation, input_pipeline
 from vrash_jax import notes as note_schema
 from vrash_jax.melodist import Melodist
 from vrash_jax.study import claims, melody_metrics
-from vrash_jax.study.runs import ConfigFor, Point, train_run
+from vrash_jax.study.runs import ConfigFor, Point, Seeds, release_compiled, run_dir, seeds_of
 
 
 def subset(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
@@ -23,24 +26,51 @@ def subset(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
   return {k: v[rows] if isinstance(v, np.ndarray) else [v[i] for i in rows] for k, v in arrays.items()}
 
 
-def frontier_runs(points: Sequence[Point], config_for: ConfigFor, data_dir: str, workdir: str,
-                  splits: Mapping[str, tuple[Mapping[str, Any], int]], progress=None) -> list[dict[str, Any]]:
-  """Trains every point (seed 0; resumable) and evaluates its best checkpoint on each split,
-  `splits` = {name: (arrays, posterior samples of its importance-weighted bound)}; `progress`
-  (a `run_plan.Progress`) is told as each starts."""
+@dataclasses.dataclass(frozen=True)
+class ClaimsPlan:
+  """What a sweep measures beyond the comparison (the paper's claims; see `claims`)."""
+  frontier: tuple[Point, ...] = ()  # extra runs at other rates or with other techniques
+  temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)  # of the repetition/structure/diversity samples
+  sample_seeds: int = 3  # sampling seeds per temperature (one per trained seed where there are)
+  sample_length: int = 64  # notes per sample; the data's row uses test melodies cut to this
+  frontier_iw_samples: int = 64  # K of the importance-weighted bound of test frontier and length figures
+  valid_iw_samples: int = 16  # K of the valid bound that picks the recommended point
+
+
+def run_info(directory: str) -> dict[str, Any]:
+  """A run's run.json (see `runs.train_group`)."""
+  with open(os.path.join(directory, 'run.json')) as f:
+    return json.load(f)
+
+
+def mean_figures(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
+  """Each figure's mean over rows (one per seed)."""
+  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if isinstance(rows[0][k], (int, float))}
+
+
+def evaluate_frontier(points: Sequence[Point], config_for: ConfigFor, workdir: str,
+                      splits: Mapping[str, tuple[Mapping[str, Any], int]]) -> list[dict[str, Any]]:
+  """Every point's best checkpoints evaluated on each split, `splits` = {name: (arrays, posterior
+  samples of its importance-weighted bound)}: per seed, their means (the point's figures) and the
+  95% interval over seeds of the test CE, KL and bound."""
   out = []
   for i, point in enumerate(points, 1):
+    logging.info('frontier %d/%d: %s %s (%s), seeds %s', i, len(points), point.model, point.name,
+                 point.technique, ','.join(map(str, point.seeds)))
+    per_seed = []
+    for seed in point.seeds:
+      config, directory = point.config(config_for, seed), point.directory(workdir, seed)
+      _, state = evaluation.restore_for_inference(directory)
+      info = run_info(directory)
+      per_seed.append({'seed': seed, 'steps': int(jax.device_get(state.step)), 'train_wall_s': info['train_wall_s'],
+                       **{split: evaluation.evaluate_state(state, config, arrays, k)
+                          for split, (arrays, k) in splits.items()}})
     config = point.config(config_for)
-    directory = point.directory(workdir, config.seed)
-    logging.info('frontier %d/%d: %s %s (%s)', i, len(points), point.model, point.name, point.technique)
-    info = train_run(config, data_dir, directory, progress)
-    _, state = evaluation.restore_for_inference(directory)
     row = {'model': point.model, 'name': point.name, 'technique': point.technique,
-           'overrides': dict(point.overrides), 'free_bits': config.free_bits,
-           'note_dropout': config.note_dropout, 'steps': int(jax.device_get(state.step)),
-           'train_wall_s': info['train_wall_s'], 'seconds': info['seconds']}
-    for split, (arrays, iw_samples) in splits.items():
-      row[split] = evaluation.evaluate_state(state, config, arrays, iw_samples)
+           'overrides': dict(point.overrides), 'free_bits': config.free_bits, 'note_dropout': config.note_dropout,
+           'seeds': list(point.seeds), 'per_seed': per_seed,
+           **{split: mean_figures([r[split] for r in per_seed]) for split in splits},
+           'test_ci': {k: claims.mean_ci([r['test'][k] for r in per_seed]) for k in ('ce_total', 'kl', 'nll_iw')}}
     out.append(row)
     logging.info('  valid %s', {k: round(row['valid'][k], 4) for k in ('ce_total', 'kl', 'nll_iw')})
   return out
@@ -87,3 +117,49 @@ def style_probe(directory: str, splits: Sequence[Mapping[str, Any]], seed: int =
   meta = np.concatenate([np.stack([a['family'], a['tempo_bucket']], 1) for a in splits])
   labels = [s for arrays in splits for s in arrays['style']]
   return claims.style_probe(z, meta, labels, seed=seed)
+
+
+def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: ConfigFor, models: Sequence[str],
+                   seeds: Seeds, num_samples: int, results: dict[str, Any], test_arrays: dict,
+                   test_tracks: list[note_schema.Track], training_ngrams: set) -> dict[str, Any]:
+  """The frontier, figures by length, samples by temperature, the style probe, and verdicts."""
+  out: dict[str, Any] = {'plan': dataclasses.asdict(plan)}
+  k = plan.frontier_iw_samples
+  valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
+  splits = {'valid': (valid_arrays, plan.valid_iw_samples), 'test': (test_arrays, k)}
+  defaults = [Point(m, 'default', 'preset config', seeds=tuple(seeds_of(seeds, m))) for m in models]
+  points = evaluate_frontier(defaults + list(plan.frontier), config_for, workdir, splits)
+  release_compiled()
+  lm = next((p for p in points if p['model'] == 'lm'), None)
+  out['frontier'] = {'points': [p for p in points if p['model'] != 'lm'], 'lm': lm}
+  verdicts = []
+  if lm is not None and 'vrash' in models:
+    frontier = out['frontier']
+    frontier['recommended'] = claims.recommend(frontier['points'], lm['valid'])
+    frontier['paper_point'] = claims.paper_point(frontier['points'], lm['valid'])
+    frontier['goals'] = claims.frontier_goals(frontier['points'], lm['test'])
+    out['by_length_seeds'] = {m: [figures_by_length(run_dir(workdir, m, s), test_arrays, k) for s in seeds_of(seeds, m)]
+                              for m in models}
+    out['by_length'] = {m: {b: mean_figures([f[b] for f in per_seed]) for b in per_seed[0]}
+                        for m, per_seed in out['by_length_seeds'].items()}
+    verdicts.append(claims.length_claim(out['by_length_seeds']))
+    release_compiled()
+  cut = [t.cropped(plan.sample_length) for t in test_tracks]
+  out['data_samples'] = melody_metrics.melody_metrics(cut, test_tracks, training_ngrams)
+  per_seed = {m: sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
+                                plan.sample_seeds, num_samples, plan.sample_length, test_tracks, training_ngrams)
+              for m in models}
+  out['samples'] = claims.summarize_samples(per_seed)
+  hottest = str(max(plan.temperatures))
+  if {'lm', 'vrash'} <= set(models):
+    verdicts.append(claims.repetition_claim(out['samples']))
+    verdicts.append(claims.structure_claim(out['samples'], out['data_samples'], hottest))
+  if {'vae', 'vrash'} <= set(models):
+    verdicts.append(claims.diversity_claim(out['samples'], hottest))
+  if 'vrash' in models:
+    out['style_probe'] = [style_probe(run_dir(workdir, 'vrash', s), [valid_arrays, test_arrays])
+                          for s in seeds_of(seeds, 'vrash')]
+    verdicts.append(claims.style_claim(out['style_probe'], results.get('latent', {}).get('silhouette_by_style')))
+  out['verdicts'] = verdicts
+  release_compiled()
+  return out

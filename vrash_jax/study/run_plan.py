@@ -1,17 +1,23 @@
-"""A sweep's plan, said before it starts: its runs and their steps, the widths they compile, and
-a projected wall time from train and evaluation steps measured on this machine.
+"""A sweep's plan, said before it starts: its runs and the groups they train in, the widths they
+compile, and (`--plan_only`) a projected wall time from group steps and evaluations measured on
+this machine; as it goes, the time left from the groups trained so far.
 
-The steps are timed with the runs' own compiled functions (the persistent compilation cache and
-the evaluation's jit cache hand them to the runs), at the narrowest and the widest padded width
-of the training batches; a batch's time is interpolated linearly in its width. Evaluations are
-the valid split's bound every `eval_every` steps; compilation is counted once per distinct config
-and width (seeds share it). Saturation can stop runs earlier, so the projection is an upper bound
-for the runs; test evaluation, samples and the claims come after it and are not projected.
+Runs train in groups (`train.train_runs`) of up to `group_size`: runs that may share a step (one
+model, the same shapes and schedule, the same step reached), one seed's together first, since
+their batches come in one order and need no padding to a common width. On a CPU the size is
+the number of devices, one run a device (a device per core; a vmapped run on a CPU costs more
+than it saves); on an accelerator, the size whose measured runs per second stop growing.
+
+Steps are timed with the runs' own compiled functions (the persistent compilation cache and the
+evaluation's jit cache hand them to the runs), at the narrowest and the widest padded width of
+the training batches; a batch's time is interpolated linearly in its width. Evaluations are the
+valid split's bound every `eval_every` steps; compilation is counted once per group config.
+Saturation can stop runs earlier, so the projection is an upper bound for the runs; test
+evaluation, samples and the claims come after it and are not projected.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Any, Sequence
@@ -24,13 +30,20 @@ from absl import logging
 from vrash_jax import evaluation, input_pipeline, sharding, train
 from vrash_jax.train_state import create_state, purpose_rng
 
+GROUP_SIZES = (1, 2, 4, 8)  # tried on an accelerator
+PAYS = 1.1  # a larger group must train at least this many times more runs per second
+
 
 @dataclasses.dataclass
 class PlannedRun:
-  name: str  # its folder under WORKDIR/runs
+  directory: str
   config: ml_collections.ConfigDict
-  done_steps: int  # trained in an earlier sitting (run.json)
+  done_steps: int  # its newest checkpoint's step
   finished: bool  # saturated or at train_steps already
+
+  @property
+  def name(self) -> str:
+    return os.path.basename(self.directory)
 
   @property
   def remaining_steps(self) -> int:
@@ -38,12 +51,27 @@ class PlannedRun:
 
 
 def planned_run(config: ml_collections.ConfigDict, directory: str) -> PlannedRun:
-  """A run as its folder's run.json (written by `runs.train_run`) left it."""
+  """A run as its folder left it: its newest checkpoint, and its run.json's stop reason."""
+  folder = os.path.join(directory, 'checkpoints')
+  steps = [int(n) for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
+  done = max(steps, default=0)
   path = os.path.join(directory, 'run.json')
-  info = json.load(open(path)) if os.path.isfile(path) else {}
-  done = int(info.get('step', 0))
-  finished = info.get('stopped_by') == 'saturation' or done >= config.train_steps
-  return PlannedRun(os.path.basename(directory), config, done, finished)
+  saturated = os.path.isfile(path) and '"stopped_by": "saturation"' in open(path).read()
+  return PlannedRun(directory, config, done, saturated or done >= config.train_steps)
+
+
+def form_groups(runs: Sequence[PlannedRun], size: int) -> list[list[PlannedRun]]:
+  """The runs still to train, in groups of up to `size` that may share a step, one seed's runs
+  side by side first; in the order of `runs` otherwise."""
+  buckets: dict[tuple[str, int], list[PlannedRun]] = {}
+  for run in runs:
+    if run.remaining_steps:
+      buckets.setdefault((train.group_key(run.config), run.done_steps), []).append(run)
+  groups = []
+  for members in buckets.values():
+    members = sorted(members, key=lambda r: r.config.seed)  # stable: a seed's runs stay in order
+    groups += [members[i:i + size] for i in range(0, len(members), size)]
+  return groups
 
 
 def batch_widths(config: ml_collections.ConfigDict, train_arrays: dict[str, Any]) -> np.ndarray:
@@ -59,26 +87,45 @@ def _host_rows(global_batch: int, examples: int) -> np.ndarray:
   return rows[input_pipeline.host_rows(global_batch, jax.process_index(), jax.process_count())]
 
 
-def time_train_step(config: ml_collections.ConfigDict, train_arrays: dict[str, Any], width: int,
+def time_group_step(config: ml_collections.ConfigDict, runs: int, train_arrays: dict[str, Any], width: int,
                     steps: int = 3) -> tuple[float, float]:
-  """(first call seconds, i.e. compilation, warm step seconds) of the run's train step on
-  real training rows padded to `width`."""
-  mesh = sharding.data_mesh()
-  step_fn = train.jit_train_step(config, mesh)
-  state = jax.jit(lambda rng: create_state(config, rng), out_shardings=sharding.replicated(mesh))(
-      purpose_rng(config.seed, 'init'))
-  rows = _host_rows(config.batch_size, len(train_arrays['length']))
-  batch = sharding.shard_batch(input_pipeline.gather(train_arrays, rows, width), mesh)
-  rng = purpose_rng(config.seed, 'train')
+  """(first call seconds, i.e. compilation, warm step seconds) of the step of a group of `runs`
+  runs of `config` (as `train.Group` compiles it) on real training rows padded to `width`."""
+  configs = [config.copy_and_resolve_references() for _ in range(runs)]
+  for seed, c in enumerate(configs):
+    c.seed = seed
+  mesh = sharding.group_mesh(runs)
+  step_fn = train.jit_group_step(config, mesh)
+  init = jax.jit(lambda rng: create_state(config, rng), out_shardings=sharding.replicated(mesh))
+  state = train.stack([init(purpose_rng(c.seed, 'init')) for c in configs], mesh)
+  rngs, hyper, active = train.group_inputs(configs, mesh)
+  rows = input_pipeline.gather(train_arrays, _host_rows(config.batch_size, len(train_arrays['length'])), width)
+  batch = train.shard_group_batch([rows] * runs, mesh)
   start = time.perf_counter()
-  state, metrics = step_fn(state, batch, rng)
+  state, metrics = step_fn(state, batch, rngs, hyper, active)
   jax.block_until_ready(metrics)
   first = time.perf_counter() - start
   start = time.perf_counter()
   for _ in range(steps):
-    state, metrics = step_fn(state, batch, rng)
+    state, metrics = step_fn(state, batch, rngs, hyper, active)
   jax.block_until_ready(metrics)
   return first, (time.perf_counter() - start) / steps
+
+
+def group_size(config: ml_collections.ConfigDict, train_arrays: dict[str, Any], largest: int) -> int:
+  """How many runs to train together: the number of devices on a CPU; on an accelerator, the
+  size in GROUP_SIZES after which the runs trained per second grow by less than PAYS."""
+  if jax.devices()[0].platform == 'cpu':
+    return max(1, min(jax.device_count(), largest))
+  width = int(batch_widths(config, train_arrays).max())
+  best, best_rate = 1, 0.0
+  for runs in (g for g in GROUP_SIZES if g <= max(largest, 1)):
+    rate = runs / time_group_step(config, runs, train_arrays, width)[1]
+    if rate < PAYS * best_rate:
+      break
+    best, best_rate = runs, rate
+    logging.info('a group of %d runs trains %.1f runs x steps a second', runs, rate)
+  return best
 
 
 def time_evaluation(config: ml_collections.ConfigDict, valid_arrays: dict[str, Any], width: int) -> float:
@@ -95,15 +142,16 @@ def time_evaluation(config: ml_collections.ConfigDict, valid_arrays: dict[str, A
   return time.perf_counter() - start
 
 
-def measure_model(config: ml_collections.ConfigDict, train_arrays: dict[str, Any],
+def measure_model(config: ml_collections.ConfigDict, runs: int, train_arrays: dict[str, Any],
                   valid_arrays: dict[str, Any] | None) -> dict[str, Any]:
-  """Step times at the narrowest and widest batch width, compilation, and one evaluation."""
+  """A group step of `runs` runs at the narrowest and widest batch width, its compilation, and
+  one run's valid evaluation."""
   widths = batch_widths(config, train_arrays)
   low, high = int(widths.min()), int(widths.max())
-  compile_s, high_s = time_train_step(config, train_arrays, high)
-  low_s = high_s if low == high else time_train_step(config, train_arrays, low)[1]
+  compile_s, high_s = time_group_step(config, runs, train_arrays, high)
+  low_s = high_s if low == high else time_group_step(config, runs, train_arrays, low)[1]
   per_batch = np.interp(widths, [low, high], [low_s, high_s]) if high > low else np.full(len(widths), high_s)
-  out = {'widths': sorted(set(widths.tolist())), 'step_s': {low: low_s, high: high_s},
+  out = {'runs': runs, 'widths': sorted(set(widths.tolist())), 'step_s': {low: low_s, high: high_s},
          'mean_step_s': float(per_batch.mean()), 'compile_s': compile_s, 'evaluation_s': 0.0}
   if valid_arrays is not None and config.eval_every > 0:
     eval_widths = input_pipeline.padded_widths(valid_arrays['length'], config.max_len, config.bucket_step)
@@ -121,16 +169,16 @@ def evaluations(run: PlannedRun) -> int:
   return sum(step > run.done_steps for step in due)
 
 
-def project(runs: Sequence[PlannedRun], measured: dict[str, dict[str, Any]]) -> dict[str, float]:
-  """Seconds the runs still need: training steps, evaluations, compilation (once per distinct
-  config and width; seeds share it, done runs have it cached)."""
+def project(groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]]) -> dict[str, float]:
+  """Seconds the groups still need: their steps, their runs' evaluations, and compilation
+  (once per group config: seeds and HYPER share it)."""
   out = {'training': 0.0, 'evaluation': 0.0, 'compilation': 0.0}
   compiled = set()
-  for run in (r for r in runs if r.remaining_steps):
-    m = measured[run.config.model]
-    out['training'] += run.remaining_steps * m['mean_step_s']
-    out['evaluation'] += evaluations(run) * m['evaluation_s']
-    key = json.dumps({k: v for k, v in run.config.to_dict().items() if k != 'seed'}, sort_keys=True)
+  for group in groups:
+    m = measured[group[0].config.model]
+    out['training'] += max(r.remaining_steps for r in group) * m['mean_step_s']
+    out['evaluation'] += sum(evaluations(r) for r in group) * m['evaluation_s']
+    key = train.group_key(group[0].config)
     if key not in compiled:
       compiled.add(key)
       out['compilation'] += m['compile_s'] * len(m['widths'])
@@ -138,44 +186,68 @@ def project(runs: Sequence[PlannedRun], measured: dict[str, dict[str, Any]]) -> 
   return out
 
 
-class Progress:
-  """Says which run of the plan starts, and how much of the projection is left from there."""
-
-  def __init__(self, runs: Sequence[PlannedRun], measured: dict[str, dict[str, Any]]):
-    self.order = [r.name for r in runs]
-    self.seconds = {}
-    for r in runs:
-      alone = project([r], measured)
-      self.seconds[r.name] = alone['training'] + alone['evaluation']
-    self.announced: set[str] = set()
-
-  def starting(self, directory: str) -> None:
-    name = os.path.basename(directory)
-    if name in self.announced or name not in self.order:
-      return  # a frontier point that is a comparison run, trained already
-    self.announced.add(name)
-    index = self.order.index(name)
-    left = sum(self.seconds[n] for n in self.order[index:])
-    logging.info('run %d of %d: %s; about %s of training and evaluation to go, this run included',
-                 index + 1, len(self.order), name, duration(left))
-
-
 def duration(seconds: float) -> str:
   return f'{seconds / 60:.1f} min' if seconds < 6000 else f'{seconds / 3600:.1f} h'
 
 
-def describe(runs: Sequence[PlannedRun], measured: dict[str, dict[str, Any]], projected: dict[str, float],
-             device: str) -> str:
-  """The plan as the lines a sweep logs before it starts."""
-  left = [r for r in runs if r.remaining_steps]
-  lines = [f'plan: {len(runs)} runs, {len(runs) - len(left)} finished in earlier sittings; steps per run: '
+class Progress:
+  """Says which group of the plan starts, and the time left from there: projected from measured
+  steps when the plan measured them, else from the seconds a step of each model's groups took
+  so far in this sitting."""
+
+  def __init__(self, groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]] | None = None):
+    self.groups = [tuple(r.name for r in g) for g in groups]
+    self.models = [g[0].config.model for g in groups]
+    self.steps = [max(r.remaining_steps for r in g) for g in groups]
+    self.step_s = {}  # seconds a group step took, evaluations included, by model
+    for model in measured or {}:
+      of_model = [g for g in groups if g[0].config.model == model]
+      if of_model:
+        projected = project(of_model, measured)
+        self.step_s[model] = (projected['training'] + projected['evaluation']) / sum(
+            max(r.remaining_steps for r in g) for g in of_model)
+
+  def starting(self, directories: Sequence[str]) -> None:
+    index = self._index(directories)
+    if index is None:
+      return  # runs trained in an earlier sitting
+    known = [i for i in range(index, len(self.groups)) if self.models[i] in self.step_s]
+    left = sum(self.steps[i] * self.step_s[self.models[i]] for i in known)
+    untimed = sorted({self.models[i] for i in range(index, len(self.groups))} - set(self.step_s))
+    when = (f'about {duration(left)} of training and evaluation to go, this group included'
+            + (f' ({", ".join(untimed)} not timed yet)' if untimed else '') if known
+            else f'{", ".join(untimed)} not timed yet')
+    logging.info('group %d of %d: %s; %s', index + 1, len(self.groups), ', '.join(self.groups[index]), when)
+
+  def finished(self, directories: Sequence[str], seconds: float, steps: int) -> None:
+    """A group of the plan trained `steps` steps in `seconds`: its model's groups take as long."""
+    index = self._index(directories)
+    if index is not None and steps > 0:
+      self.step_s[self.models[index]] = seconds / steps
+
+  def _index(self, directories: Sequence[str]) -> int | None:
+    names = tuple(os.path.basename(d) for d in directories)
+    return self.groups.index(names) if names in self.groups else None
+
+
+def describe(runs: Sequence[PlannedRun], groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]],
+             projected: dict[str, float] | None, device: str) -> str:
+  """The plan as the lines a sweep logs before it starts (`projected`: None if unmeasured)."""
+  left = sum(len(g) for g in groups)
+  sizes = sorted({len(g) for g in groups}, reverse=True)
+  lines = [f'plan: {len(runs)} runs, {len(runs) - left} finished in earlier sittings; {left} to train in '
+           f'{len(groups)} groups of {" or ".join(map(str, sizes)) or "no"} runs; steps per run: '
            + ', '.join(sorted({f'{r.config.train_steps} of batch {r.config.batch_size}' for r in runs}))]
   for model, m in measured.items():
     steps = ', '.join(f'{1e3 * s:.1f} ms at width {w}' for w, s in m['step_s'].items())
     lines.append(f'{model}: {len(m["widths"])} widths ({", ".join(map(str, m["widths"]))}); measured on {device}: '
-                 f'step {steps} (mean over an epoch {1e3 * m["mean_step_s"]:.1f} ms), compilation '
-                 f'{m["compile_s"]:.1f} s a width, a valid evaluation {m["evaluation_s"]:.2f} s')
-  lines.append(f'projected for the {len(left)} runs to go: about {duration(projected["total"])} (training '
+                 f'a step of {m["runs"]} run(s) {steps} (mean over an epoch {1e3 * m["mean_step_s"]:.1f} ms), '
+                 f'compilation {m["compile_s"]:.1f} s a width, a valid evaluation {m["evaluation_s"]:.2f} s')
+  if projected is None:
+    lines.append('not measured (--plan_only measures steps and projects the wall time); each group says the '
+                 'time left from the groups before it')
+    return '\n'.join(lines)
+  lines.append(f'projected for the {left} runs to go: about {duration(projected["total"])} (training '
                f'{duration(projected["training"])}, evaluation {duration(projected["evaluation"])}, compilation '
                f'{duration(projected["compilation"])}); test figures, samples and claims follow')
   return '\n'.join(lines)

@@ -1,65 +1,117 @@
-"""The runs of a study: where each lives, how it is trained or resumed, and the frontier's
-points (a model trained with overrides of its preset config)."""
+"""The runs of a study: where each lives, how runs are trained or resumed together, and the
+frontier's points (a model trained with overrides of its preset config, once per seed)."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import ml_collections
+from absl import logging
 
-from vrash_jax import config_rules, train
+from vrash_jax import config_rules, evaluation, train
 from vrash_jax.errors import VrashError
 
 ConfigFor = Callable[[str], ml_collections.ConfigDict]
+Seeds = Sequence[int] | Mapping[str, Sequence[int]]  # the same seeds for every model, or per model
+
+
+def seeds_of(seeds: Seeds, model: str) -> Sequence[int]:
+  return seeds[model] if isinstance(seeds, Mapping) else seeds
 
 
 def run_dir(workdir: str, name: str, seed: int) -> str:
   return os.path.join(workdir, 'runs', f'{name}-seed{seed}')
 
 
-def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str, progress=None
-              ) -> dict[str, Any]:
-  """Trains (or resumes) one run; returns and keeps in its run.json the training wall time
-  (`train_wall_s`) and where it went (`seconds`: compilation, evaluation, ...), both summed over
-  every sitting, the step it reached and why it stopped. `progress` (a `run_plan.Progress`) is
-  told when it starts. A run stopped by SIGTERM or SIGINT stops the whole study (after its
-  checkpoint)."""
-  info_path = os.path.join(directory, 'run.json')
-  info = json.load(open(info_path)) if os.path.exists(info_path) else {'train_wall_s': 0.0}
+def train_group(configs: Sequence[ml_collections.ConfigDict], data_dir: str, directories: Sequence[str],
+                progress=None) -> list[dict[str, Any]]:
+  """Trains (or resumes) runs together (`train.train_runs`). Keeps, and returns, in each run's
+  run.json: its share of the group's training wall time (`train_wall_s`) and of where that went
+  (`seconds`: compilation, evaluation, ...), both summed over every sitting; the step it reached;
+  why it stopped; and its group. `progress` (a `run_plan.Progress`) is told when the group
+  starts and how long it took. What the group compiled is dropped after it (see `release_compiled`). A run stopped by
+  SIGTERM or SIGINT stops the whole study (after its checkpoint)."""
+  paths = [os.path.join(d, 'run.json') for d in directories]
+  infos = [json.load(open(p)) if os.path.exists(p) else {'train_wall_s': 0.0} for p in paths]
   if progress is not None:
-    progress.starting(directory)
+    progress.starting(directories)
   start = time.perf_counter()
-  outcome = train.train_and_evaluate(config, data_dir, directory)
-  info['train_wall_s'] += time.perf_counter() - start
-  info.update(step=outcome['step'], stopped_by=outcome['stopped_by'])
-  seconds = info.setdefault('seconds', {})
-  for part, value in outcome['seconds'].items():
-    seconds[part] = seconds.get(part, 0.0) + value
-  if jax.process_index() == 0:
-    with open(info_path, 'w') as f:
-      json.dump(info, f)
-  if outcome['stopped_by'] not in (None, 'saturation'):
-    raise VrashError(f"{outcome['stopped_by']} received: {directory} stopped after step "
-                     f"{outcome['step']} with a checkpoint; run the same command to resume")
-  return info
+  outcomes = train.train_runs(configs, data_dir, directories)
+  trained = max(sum(o['steps_run'] > 0 for o in outcomes), 1)
+  seconds = time.perf_counter() - start
+  wall = seconds / trained
+  if progress is not None:
+    progress.finished(directories, seconds, max(o['steps_run'] for o in outcomes))
+  for info, outcome, path in zip(infos, outcomes, paths):
+    if outcome['steps_run']:
+      info['train_wall_s'] += wall
+      info['group'] = [os.path.basename(d) for d in directories]
+    info.update(step=outcome['step'], stopped_by=outcome['stopped_by'])
+    seconds = info.setdefault('seconds', {})
+    for part, value in outcome['seconds'].items():
+      seconds[part] = seconds.get(part, 0.0) + value
+    if jax.process_index() == 0:
+      with open(path, 'w') as f:
+        json.dump(info, f)
+  release_compiled()
+  for outcome, directory in zip(outcomes, directories):
+    if outcome['stopped_by'] not in (None, 'saturation'):
+      raise VrashError(f"{outcome['stopped_by']} received: {directory} stopped after step "
+                       f"{outcome['step']} with a checkpoint; run the same command to resume")
+  return infos
+
+
+def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str, progress=None) -> dict[str, Any]:
+  """One run trained alone: see `train_group`."""
+  return train_group([config], data_dir, [directory], progress)[0]
+
+
+MAPPINGS_LIMIT = 20_000  # of the 65,530 memory mappings Linux lets a process hold (vm.max_map_count)
+
+
+def mappings() -> int | None:
+  """The memory mappings this process holds, or None where they cannot be counted."""
+  try:
+    with open('/proc/self/maps') as f:
+      return sum(1 for _ in f)
+  except OSError:
+    return None
+
+
+def release_compiled() -> bool:
+  """Drops every function this process compiled once it holds more than MAPPINGS_LIMIT memory
+  mappings (or always, where they cannot be counted); says whether it did. Each XLA CPU
+  executable holds mappings of its own: a sweep that kept every run's steps at every width ran
+  out of them in its 23rd run. Later calls compile again, or load from the persistent cache."""
+  count = mappings()
+  if count is not None and count <= MAPPINGS_LIMIT:
+    return False
+  logging.info('%s memory mappings: dropping what was compiled', count if count is not None else 'uncounted')
+  jax.clear_caches()
+  evaluation.clear_compiled()
+  return True
 
 
 @dataclasses.dataclass(frozen=True)
 class Point:
-  """One run of the frontier: a model trained with `overrides` of its preset config."""
+  """One point of the frontier: a model trained with `overrides` of its preset config, once per
+  seed."""
   model: str
-  name: str  # unique per model, e.g. 'fb0.25'; its run is runs/<model>-<name>-seed0, and
-  # 'default' (no overrides) is the comparison's own run, runs/<model>-seed0
+  name: str  # unique per model, e.g. 'fb0.25'; its runs are runs/<model>-<name>-seed<s>, and
+  # 'default' (no overrides) is the comparison's own runs, runs/<model>-seed<s>
   technique: str  # what it tries, for the table: 'rate', 'encoder pretraining', ...
   overrides: tuple[tuple[str, Any], ...] = ()
+  seeds: tuple[int, ...] = (0,)
 
-  def config(self, config_for: ConfigFor) -> ml_collections.ConfigDict:
+  def config(self, config_for: ConfigFor, seed: int | None = None) -> ml_collections.ConfigDict:
     config = config_for(self.model)
     config.update_from_flattened_dict(dict(self.overrides))
+    if seed is not None:
+      config.seed = seed
     config_rules.validate(config, source=f'frontier point {self.model} {self.name}')
     return config
 
@@ -67,6 +119,6 @@ class Point:
     return run_dir(workdir, self.model if self.name == 'default' else f'{self.model}-{self.name}', seed)
 
 
-def rate_points(model: str, free_bits: Sequence[float]) -> tuple[Point, ...]:
+def rate_points(model: str, free_bits: Sequence[float], seeds: Sequence[int] = (0,)) -> tuple[Point, ...]:
   """Frontier points of `model` at other free-bits floors (nats per latent dimension)."""
-  return tuple(Point(model, f'fb{f:g}', 'rate', (('free_bits', f),)) for f in free_bits)
+  return tuple(Point(model, f'fb{f:g}', 'rate', (('free_bits', f),), tuple(seeds)) for f in free_bits)

@@ -1,48 +1,30 @@
 """The paper's comparison (Sec. 4, Fig. 5): every model x seed trained, evaluated on test.
 
-Each run lives in WORKDIR/runs/<model>-seed<seed> and resumes like any `vrash-train` run, so
-an interrupted sweep picks up where it stopped and finished runs are only re-evaluated.
-Beyond the paper, the untrained network's CE (its reference baseline), the ELBO and
-importance-weighted NLL bounds, objective metrics of samples, and the latent space of VRASH.
+Every run of a sweep (each model's seeds, then the frontier's points with theirs) trains first,
+in groups (`run_plan`); each lives in WORKDIR/runs/<name>-seed<seed> and resumes like any
+`vrash-train` run, so an interrupted sweep picks up where it stopped and finished runs are only
+re-evaluated. Beyond the paper, the untrained network's CE (its reference baseline), the ELBO
+and importance-weighted NLL bounds, objective metrics of samples, and the latent space of VRASH.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import ml_collections
 import numpy as np
 from absl import logging
 
-from vrash_jax import config_rules, evaluation, input_pipeline, train
+from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, train
 from vrash_jax import notes as note_schema
 from vrash_jax.melodist import Melodist
-from vrash_jax.study import RESULTS, claims, listening, measurements, melody_metrics, run_plan
-from vrash_jax.study.runs import Point, run_dir, train_run
-
-
-@dataclasses.dataclass(frozen=True)
-class ClaimsPlan:
-  """What a sweep measures beyond the comparison (the paper's claims; see `claims`)."""
-  frontier: tuple[Point, ...] = ()  # extra runs at other rates or with other techniques
-  temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)  # of the repetition/structure/diversity samples
-  sample_seeds: int = 3  # sampling seeds per temperature (one per trained seed where there are)
-  sample_length: int = 64  # notes per sample; the data's row uses test melodies cut to this
-  frontier_iw_samples: int = 64  # K of the importance-weighted bound of test frontier and length figures
-  valid_iw_samples: int = 16  # K of the valid bound that picks the recommended point
-
-
-Seeds = Sequence[int] | Mapping[str, Sequence[int]]  # the same seeds for every model, or per model
-
-
-def seeds_of(seeds: Seeds, model: str) -> Sequence[int]:
-  return seeds[model] if isinstance(seeds, Mapping) else seeds
-
+from vrash_jax.study import RESULTS, claims, listening, measurements, melody_metrics, run_plan, runs
+from vrash_jax.study.measurements import ClaimsPlan
+from vrash_jax.study.runs import Point, Seeds, run_dir, seeds_of
 
 FIGURES = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'kl_per_note', 'nll_bound', 'nll_iw')
 
@@ -66,51 +48,7 @@ def learning_curves(directory: str) -> dict[str, list[list[float]]]:
     if record['split'] == 'train':
       out['train_ce'].append([record['step'], record['ce_total']])
     elif record['split'] == 'valid':
-      out['valid_bound'].append([record['step'], train.valid_bound(record)])
-  return out
-
-
-def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for, models: Sequence[str],
-                   seeds: Seeds, num_samples: int, results: dict[str, Any], test_arrays: dict,
-                   test_tracks: list[note_schema.Track], training_ngrams: set,
-                   progress: run_plan.Progress | None = None) -> dict[str, Any]:
-  """The frontier, figures by length, samples by temperature, the style probe, and verdicts."""
-  out: dict[str, Any] = {'plan': dataclasses.asdict(plan)}
-  k = plan.frontier_iw_samples
-  valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
-  splits = {'valid': (valid_arrays, plan.valid_iw_samples), 'test': (test_arrays, k)}
-  defaults = [Point(m, 'default', 'preset config') for m in models]
-  points = measurements.frontier_runs(defaults + list(plan.frontier), config_for, data_dir, workdir, splits,
-                                      progress)
-  lm = next((p for p in points if p['model'] == 'lm'), None)
-  out['frontier'] = {'points': [p for p in points if p['model'] != 'lm'], 'lm': lm}
-  verdicts = []
-  if lm is not None and 'vrash' in models:
-    frontier = out['frontier']
-    frontier['recommended'] = claims.recommend(frontier['points'], lm['valid'])
-    frontier['paper_point'] = claims.paper_point(frontier['points'], lm['valid'])
-    frontier['goals'] = claims.frontier_goals(frontier['points'], lm['test'])
-    out['by_length'] = {m: measurements.figures_by_length(run_dir(workdir, m, seeds_of(seeds, m)[0]),
-                                                          test_arrays, k) for m in models}
-    verdicts.append(claims.length_claim(out['by_length']))
-  cut = [t.cropped(plan.sample_length) for t in test_tracks]
-  out['data_samples'] = melody_metrics.melody_metrics(cut, test_tracks, training_ngrams)
-  per_seed = {m: measurements.sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
-                                      plan.sample_seeds, num_samples, plan.sample_length,
-                                      test_tracks, training_ngrams) for m in models}
-  out['samples'] = claims.summarize_samples(per_seed)
-  hottest = str(max(plan.temperatures))
-  if {'lm', 'vrash'} <= set(models):
-    verdicts.append(claims.repetition_claim(out['samples']))
-    verdicts.append(claims.structure_claim(out['samples'], out['data_samples'], hottest))
-  if {'vae', 'vrash'} <= set(models):
-    verdicts.append(claims.diversity_claim(out['samples'], hottest))
-  if 'vrash' in models:
-    out['style_probe'] = measurements.style_probe(run_dir(workdir, 'vrash', seeds_of(seeds, 'vrash')[0]),
-                                                  [valid_arrays, test_arrays])
-    verdicts.append(claims.style_claim(out['style_probe'],
-                                       results.get('latent', {}).get('silhouette_by_style')))
-  out['verdicts'] = verdicts
+      out['valid_bound'].append([record['step'], checkpoint.valid_bound(record)])
   return out
 
 
@@ -129,47 +67,75 @@ def listening_start(test: list[note_schema.Track], groups: list[str], workdir: s
 
 def sweep_runs(workdir: str, config_for: Callable[[str], ml_collections.ConfigDict], models: Sequence[str],
                seeds: Seeds, frontier: Sequence[Point]) -> list[run_plan.PlannedRun]:
-  """Every run a sweep trains, in the order it trains them: each model's seeds, then the
-  frontier's extra points."""
-  runs = []
+  """Every run of a sweep: each model's seeds, then each frontier point's."""
+  out = []
   for model in models:
     for seed in seeds_of(seeds, model):
       config = config_for(model)
       config.seed = seed
-      runs.append(run_plan.planned_run(config, run_dir(workdir, model, seed)))
+      out.append(run_plan.planned_run(config, run_dir(workdir, model, seed)))
   for point in frontier:
-    config = point.config(config_for)
-    runs.append(run_plan.planned_run(config, point.directory(workdir, config.seed)))
-  return runs
+    out += [run_plan.planned_run(point.config(config_for, s), point.directory(workdir, s)) for s in point.seeds]
+  return out
 
 
 def plan_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
-               models: Sequence[str], seeds: Seeds, claims_plan: ClaimsPlan) -> run_plan.Progress:
-  """Logs the sweep's plan (runs, widths, a projected wall time from steps measured here) and
-  returns the progress reporter its runs tell when they start. Compilations go to the sweep's
-  persistent cache, where its runs find them."""
+               models: Sequence[str], seeds: Seeds, claims_plan: ClaimsPlan, group_size: int = 0,
+               measure: bool = True) -> tuple[list[list[run_plan.PlannedRun]], run_plan.Progress]:
+  """The sweep's runs in their groups (of up to `group_size` runs; 0: chosen here, see
+  `run_plan.group_size`), with the plan logged (groups, widths; with `measure`, a wall time
+  projected from group steps timed here, a minute or so of compilation a model) and the progress
+  reporter the groups tell when they start and end. Compilations go to the sweep's persistent
+  cache, where its runs find them."""
   train.enable_compilation_cache(os.path.join(workdir, 'jax_cache'))
   max_len = config_for(models[0]).max_len
   train_arrays = input_pipeline.load_split(data_dir, 'train', max_len)
-  valid_arrays = (input_pipeline.load_split(data_dir, 'valid', max_len)
-                  if input_pipeline.has_split(data_dir, 'valid') else None)
-  runs = sweep_runs(workdir, config_for, models, seeds, claims_plan.frontier)
-  to_train = sorted({r.config.model for r in runs if r.remaining_steps})
-  measured = {m: run_plan.measure_model(config_for(m), train_arrays, valid_arrays) for m in to_train}
-  logging.info('%s', run_plan.describe(runs, measured, run_plan.project(runs, measured),
-                                   f'{jax.device_count()} {jax.devices()[0].device_kind}'))
-  return run_plan.Progress(runs, measured)
+  all_runs = sweep_runs(workdir, config_for, models, seeds, claims_plan.frontier)
+  pending = [r for r in all_runs if r.remaining_steps]
+  largest = max((len(g) for g in run_plan.form_groups(pending, len(pending))), default=1)
+  size = group_size or (run_plan.group_size(config_for(pending[-1].config.model), train_arrays, largest)
+                        if pending else 1)
+  groups = run_plan.form_groups(all_runs, size)
+  measured = {}
+  if measure:
+    valid_arrays = (input_pipeline.load_split(data_dir, 'valid', max_len)
+                    if input_pipeline.has_split(data_dir, 'valid') else None)
+    for model in dict.fromkeys(g[0].config.model for g in groups):
+      measured[model] = run_plan.measure_model(config_for(model), size, train_arrays, valid_arrays)
+    runs.release_compiled()
+  logging.info('%s', run_plan.describe(all_runs, groups, measured, run_plan.project(groups, measured) if measure
+                                       else None, f'{jax.device_count()} {jax.devices()[0].device_kind}'))
+  return groups, run_plan.Progress(groups, measured)
+
+
+def evaluate_runs(workdir: str, config_for: Callable[[str], ml_collections.ConfigDict], model: str,
+                  seeds: Sequence[int], test_arrays: dict[str, Any], iw_samples: int) -> list[dict[str, Any]]:
+  """Test figures of each trained run of `model` (its best checkpoint), with its training time."""
+  out = []
+  for seed in seeds:
+    config, directory = config_for(model), run_dir(workdir, model, seed)
+    config.seed = seed
+    _, state = evaluation.restore_for_inference(directory)
+    info = measurements.run_info(directory)
+    figures = evaluation.evaluate_state(state, config, test_arrays, iw_samples)
+    out.append({'model': model, 'seed': seed, 'steps': int(jax.device_get(state.step)),
+                'train_wall_s': info['train_wall_s'], 'seconds': info['seconds'], **figures})
+    logging.info('%s seed %d: test %s', model, seed, {k: round(figures[k], 4) for k in FIGURES if k in figures})
+  return out
 
 
 def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
-              models: Sequence[str], seeds: Seeds, iw_samples: int = 16,
-              num_samples: int = 64, notes: str = '', plan: ClaimsPlan = ClaimsPlan()) -> dict[str, Any]:
-  """Trains and evaluates everything, then measures the paper's claims (`plan`); writes
-  WORKDIR/results.json (and the MIDI files it names), which `vrash_jax.report` renders."""
+              models: Sequence[str], seeds: Seeds, iw_samples: int = 16, num_samples: int = 64,
+              notes: str = '', plan: ClaimsPlan = ClaimsPlan(), group_size: int = 0) -> dict[str, Any]:
+  """Trains every run (in groups of up to `group_size`; 0: chosen by `plan_sweep`), evaluates
+  them, then measures the paper's claims (`plan`); writes WORKDIR/results.json (and the MIDI
+  files it names), which `vrash_jax.report` renders."""
   started = time.perf_counter()
   for model in models:  # every run's config, before any data is read
     config_rules.validate(config_for(model), devices=jax.device_count())
-  progress = plan_sweep(data_dir, workdir, config_for, models, seeds, plan)
+  groups, progress = plan_sweep(data_dir, workdir, config_for, models, seeds, plan, group_size, measure=False)
+  for group in groups:
+    runs.train_group([r.config for r in group], data_dir, [r.directory for r in group], progress)
   max_len = config_for(models[0]).max_len
   test_arrays = input_pipeline.load_split(data_dir, 'test', max_len)
   test_tracks = input_pipeline.tracks_from_arrays(test_arrays)
@@ -181,19 +147,9 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
   if os.path.isfile(os.path.join(data_dir, 'entropy.png')):
     shutil.copy(os.path.join(data_dir, 'entropy.png'), workdir)  # the page links files in the workdir only
   for model in models:
-    runs = []
-    for seed in seeds_of(seeds, model):
-      config = config_for(model)
-      config.seed = seed
-      directory = run_dir(workdir, model, seed)
-      info = train_run(config, data_dir, directory, progress)
-      _, state = evaluation.restore_for_inference(directory)
-      figures = evaluation.evaluate_state(state, config, test_arrays, iw_samples)
-      runs.append({'model': model, 'seed': seed, 'steps': int(jax.device_get(state.step)),
-                   'train_wall_s': info['train_wall_s'], 'seconds': info['seconds'], **figures})
-      logging.info('%s seed %d: test %s', model, seed, {k: round(figures[k], 4) for k in FIGURES if k in figures})
-    results['runs'].extend(runs)
-    results['models'][model] = {'seeds': len(runs), **aggregate(runs)}
+    model_runs = evaluate_runs(workdir, config_for, model, seeds_of(seeds, model), test_arrays, iw_samples)
+    results['runs'].extend(model_runs)
+    results['models'][model] = {'seeds': len(model_runs), **aggregate(model_runs)}
     results['untrained'][model] = evaluation.evaluate_untrained(config_for(model), test_arrays)
     melodist = Melodist.from_workdir(run_dir(workdir, model, seeds_of(seeds, model)[0]))
     samples = melodist.sample(num_samples, temperature=1.0, seed=0, length=max_len)
@@ -206,10 +162,11 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
     if model == 'vrash':
       results['latent'] = claims.latent_map(measurements.posterior_means(melodist, test_tracks),
                                             test_arrays['style'])
+    runs.release_compiled()
   results['listening'] = listen
   results['curves'] = {m: learning_curves(run_dir(workdir, m, seeds_of(seeds, m)[0])) for m in models}
-  results['claims'] = measure_claims(plan, data_dir, workdir, config_for, models, seeds, num_samples, results,
-                                     test_arrays, test_tracks, training_ngrams, progress)
+  results['claims'] = measurements.measure_claims(plan, data_dir, workdir, config_for, models, seeds, num_samples,
+                                                  results, test_arrays, test_tracks, training_ngrams)
   results['config'] = {m: config_for(m).to_dict() for m in models}
   results['iw_samples'] = iw_samples
   results['notes'] = notes

@@ -1,0 +1,148 @@
+"""What a training run writes and watches besides its checkpoints: the metrics log (JSONL and
+TensorBoard), a record per logging interval, NaN checks, its pace and where its time went, and
+the stop signals of a preemption."""
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from typing import Any, Iterator, Mapping, Sequence
+
+import jax
+import numpy as np
+from absl import logging
+
+from vrash_jax import losses
+from vrash_jax.errors import VrashError
+
+
+class MetricWriter:
+  """Writes WORKDIR/metrics.jsonl and WORKDIR/tensorboard/<split>/ (when TensorFlow is present)."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    self._tb: dict[str, Any] = {}
+    self._jsonl = None
+    if enabled:
+      os.makedirs(workdir, exist_ok=True)
+      self.workdir = workdir
+      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a', encoding='utf-8')
+      try:
+        import tensorboard  # noqa: F401  (tf.summary needs it)
+        import tensorflow as tf
+        self._tf = tf
+      except ImportError:  # the training side runs without TensorFlow: JSONL only
+        logging.warning('TensorFlow/TensorBoard not installed (the `prep` extra): metrics go to '
+                        'metrics.jsonl only')
+        self._tf = None
+
+  def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
+    if not self.enabled:
+      return
+    self._jsonl.write(json.dumps({'step': step, 'split': split, **metrics}) + '\n')
+    self._jsonl.flush()
+    if self._tf is not None:
+      if split not in self._tb:
+        self._tb[split] = self._tf.summary.create_file_writer(
+            os.path.join(self.workdir, 'tensorboard', split))
+      with self._tb[split].as_default():
+        for key, value in metrics.items():
+          self._tf.summary.scalar(key, value, step=step)
+      self._tb[split].flush()
+    shown = ' '.join(f'{k}={v:.4g}' for k, v in metrics.items() if isinstance(v, (int, float)))
+    logging.info('[%s] step %d %s', split, step, shown)
+
+  def close(self) -> None:
+    if self._jsonl is not None:
+      self._jsonl.close()
+    for writer in self._tb.values():
+      writer.close()
+
+
+SUM_KEYS = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'notes', 'sequences')
+FINITE_TERMS = (('ce_total', 'cross-entropy'), ('kl', 'KL'), ('grad_norm', 'gradient norm'))
+STOP_CHECK_EVERY = 10  # steps between multi-host agreements on a stop signal
+
+
+def summarize_interval(history: Sequence[Mapping[str, float]], seconds: float) -> dict[str, float]:
+  """A run's per-step metrics of one logging interval (fetched from the device: the fetch waits
+  for it, so `seconds`, read after it, is the interval's) -> one record."""
+  sums = {k: sum(float(m[k]) for m in history) for k in SUM_KEYS}
+  out = losses.per_note(sums)
+  out['loss'] = sum(float(m['loss']) for m in history) / len(history)
+  out['grad_norm'] = sum(float(m['grad_norm']) for m in history) / len(history)
+  out['kl_weight'] = float(history[-1]['kl_weight'])
+  out['learning_rate'] = float(history[-1]['learning_rate'])
+  out['notes_per_s'] = sums['notes'] / max(seconds, 1e-9)
+  return out
+
+
+def check_finite(steps: list[tuple[int, dict]], last_good: int | None) -> None:
+  """Raises, naming the first step and term that went bad, if any loss term is NaN or Inf."""
+  values = jax.device_get([(step, {k: m[k] for k, _ in FINITE_TERMS}) for step, m in steps])
+  for step, terms in values:
+    for key, name in FINITE_TERMS:
+      if not np.isfinite(terms[key]):
+        raise VrashError(f'the {name} became {float(terms[key])} at step {step}: training stopped '
+                         f'and the last good checkpoint (step {last_good}) is kept; lower the '
+                         'learning rate or check the data')
+
+
+class StopSignals:
+  """SIGTERM/SIGINT (a preemption, Ctrl-C) ask the loop to checkpoint and return."""
+
+  def __init__(self):
+    self.received: str | None = None
+    self._previous: dict[int, Any] = {}
+
+  def __enter__(self) -> 'StopSignals':
+    if threading.current_thread() is threading.main_thread():
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def _handle(self, signum, frame) -> None:
+    del frame
+    self.received = signal.Signals(signum).name
+
+  def __exit__(self, *exc) -> None:
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+  def requested(self, step: int) -> bool:
+    """Whether to stop after `step`; every host agrees (multi-host: every few steps)."""
+    if jax.process_count() == 1:
+      return self.received is not None
+    if step % STOP_CHECK_EVERY:
+      return False
+    from jax.experimental import multihost_utils
+    return bool(multihost_utils.process_allgather(np.int32(self.received is not None)).any())
+
+
+def log_progress(step: int, last: int, steps: int, seconds: float) -> None:
+  """How far the run is, and how long the rest takes at the pace of the last interval."""
+  rate = steps / max(seconds, 1e-9)
+  logging.info('step %d of %d (%.0f%%), %.1f steps/s: about %.1f min to go', step, last,
+               100 * step / last, rate, (last - step) / rate / 60)
+
+
+class Stopwatch:
+  """Where a run's time goes: seconds per part of the loop; the rest is the steps themselves."""
+
+  def __init__(self):
+    self.started, self.seconds = time.perf_counter(), collections.Counter()
+
+  @contextlib.contextmanager
+  def timing(self, part: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    self.seconds[part] += time.perf_counter() - start
+
+  def summary(self) -> dict[str, float]:
+    """{part: seconds} with 'steps' (the remainder) and 'total'."""
+    total = time.perf_counter() - self.started
+    return {**self.seconds, 'steps': total - sum(self.seconds.values()), 'total': total}
