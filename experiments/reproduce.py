@@ -8,7 +8,7 @@ prepared with the same options, trained runs.
 
 * quick: a subset of the corpus and small models; under 10 minutes on a 2-core CPU.
 * cpu: the whole corpus, whole melodies, small models trained up to 1500 steps (stopped early at
-  saturation); under 3 hours.
+  saturation); its 34 runs were projected at 78 minutes of training on a 2-core CPU.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
   GPU or TPU (see README for its cost).
 """

@@ -164,11 +164,12 @@ def style_claim(probes: Sequence[Mapping[str, Any]], silhouette: float | None) -
   gain = mean_ci([p['gain_over_meta']['mean'] for p in probes])
   sign = 1 if gain['low'] > 0 else -1 if gain['high'] <= 0.0 or gain['mean'] <= 0 else 0
   acc, first = probes[0]['accuracy'], probes[0]
+  by_style = '-' if silhouette is None else f'{silhouette:.3f}'
   evidence = (f"{first['folds']}-fold linear probe over {first['melodies']} melodies, {first['styles']} styles "
-              f"(the first seed's model): majority {_fmt(acc['majority'])}, meta only {_fmt(acc['meta'])}, latent only "
-              f"{_fmt(acc['latent'])}, latent + meta {_fmt(acc['latent_and_meta'])}; gain of the latent over meta, "
-              f"mean [95% CI] over {len(probes)} seeds: {_fmt(gain)}; silhouette by style "
-              + ('-' if silhouette is None else f'{silhouette:.3f}'))
+              f"(the first seed's model, [95% CI] over the folds): majority {_fmt(acc['majority'])}, meta only "
+              f"{_fmt(acc['meta'])}, latent only {_fmt(acc['latent'])}, latent + meta {_fmt(acc['latent_and_meta'])}; "
+              f"gain of the latent over meta, mean [95% CI] over {len(probes)} seeds: {_fmt(gain)}; silhouette by "
+              f"style {by_style}")
   return _verdict(claim, sign, evidence, len(probes))
 
 
