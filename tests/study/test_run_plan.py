@@ -127,3 +127,9 @@ def test_on_a_cpu_a_group_has_a_run_per_device(tiny_dataset):
   train = input_pipeline.load_split(tiny_dataset, 'train', 16)
   assert run_plan.group_size(config(), train, largest=100) == jax.device_count()  # the tests' 8 CPU devices
   assert run_plan.group_size(config(), train, largest=3) == 3
+
+
+def test_on_many_hosts_runs_train_one_at_a_time(tiny_dataset, monkeypatch):
+  train = input_pipeline.load_split(tiny_dataset, 'train', 16)
+  monkeypatch.setattr(run_plan.jax, 'process_count', lambda: 2)
+  assert run_plan.group_size(config(), train, largest=8) == 1

@@ -113,8 +113,11 @@ def time_group_step(config: ml_collections.ConfigDict, runs: int, train_arrays: 
 
 
 def group_size(config: ml_collections.ConfigDict, train_arrays: dict[str, Any], largest: int) -> int:
-  """How many runs to train together: the number of devices on a CPU; on an accelerator, the
-  size in GROUP_SIZES after which the runs trained per second grow by less than PAYS."""
+  """How many runs to train together: one on many hosts (groups train on one host); the number
+  of devices on a CPU; on an accelerator, the size in GROUP_SIZES after which the runs trained
+  per second grow by less than PAYS."""
+  if jax.process_count() > 1:
+    return 1
   if jax.devices()[0].platform == 'cpu':
     return max(1, min(jax.device_count(), largest))
   width = int(batch_widths(config, train_arrays).max())
