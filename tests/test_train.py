@@ -81,6 +81,20 @@ def test_resumed_run_continues_where_it_stopped(tiny_dataset, tmp_path):
   assert resumed['ce_total'] == straight['ce_total']  # same data order and randomness
 
 
+def test_a_resumed_run_compiles_the_fresh_runs_train_step(tiny_dataset, tmp_path):
+  """The state restored from a checkpoint traces like a fresh one (shapes, dtypes, weak types),
+  so a resumed run finds the step its first sitting compiled in the persistent cache."""
+  config = smoke.get_config('vrash')
+  replicated = sharding.replicated(sharding.data_mesh())
+  fresh = checkpoint.RunCheckpoints(config, str(tmp_path)).restore_or_init(replicated)
+  checkpoint.RunCheckpoints(config, str(tmp_path)).save(4, fresh)
+  restored = checkpoint.RunCheckpoints(config, str(tmp_path)).restore_or_init(replicated)
+  step = jax.jit(train.make_train_step(config))
+  batch = sharding.shard_batch(fixed_batch(tiny_dataset, config), sharding.data_mesh())
+  programs = [step.lower(s, batch, jax.random.key(1)).as_text() for s in (fresh, restored)]
+  assert programs[0] == programs[1]
+
+
 def test_workdir_of_another_model_is_refused(tiny_dataset, tmp_path):
   config = smoke.get_config('lm')
   config.train_steps = 2

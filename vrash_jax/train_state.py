@@ -39,7 +39,10 @@ def create_state(config: ml_collections.ConfigDict, rng: jax.Array) -> TrainStat
   """Float32 parameters and Adam state, whatever `config.dtype` computes in."""
   model = models.MelodyModel(config)
   params = model.init({'params': rng}, dummy_batch(config))['params']
-  return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
+  state = TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config))
+  # A strongly typed step, as a restored checkpoint's: a weakly typed one compiles another train
+  # step, which a resumed run could then not find in the persistent compilation cache.
+  return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 RNG_PURPOSES = ('init', 'train', 'eval', 'reset')

@@ -60,22 +60,23 @@ MEASURED = {'lm': {'runs': 2, 'mean_step_s': 0.5, 'evaluation_s': 2.0, 'compile_
                       'step_s': {8: 0.5, 24: 1.5}}}
 
 
-def test_the_projection_counts_group_steps_evaluations_and_one_compilation_per_group_config():
+def test_the_projection_counts_group_steps_evaluations_and_one_compilation_per_group_config_and_size():
   groups = [[planned('lm-seed0', config('lm', 0)), planned('lm-seed1', config('lm', 1))],
             [planned('vrash-seed1', config('vrash', 1), done=4),
              planned('vrash-fb0-seed1', config('vrash', 1, free_bits=0.0), done=4)],
-            [planned('vrash-seed2', config('vrash', 2))]]  # the vrash group's compilations serve it too
+            [planned('vrash-seed2', config('vrash', 2))],  # a group of one compiles its own program
+            [planned('vrash-seed3', config('vrash', 3))]]  # ... which serves the next group of one
   out = run_plan.project(groups, MEASURED)
-  assert out['training'] == pytest.approx(8 * 0.5 + 4 * 1.0 + 8 * 1.0)
-  assert out['evaluation'] == pytest.approx(2 * 2 * 2.0 + 2 * 1 * 4.0 + 2 * 4.0)
-  assert out['compilation'] == pytest.approx(3.0 * 2 + 5.0 * 3)
+  assert out['training'] == pytest.approx(8 * 0.5 + 4 * 1.0 + 8 * 1.0 + 8 * 1.0)
+  assert out['evaluation'] == pytest.approx(2 * 2 * 2.0 + 2 * 1 * 4.0 + 2 * 4.0 + 2 * 4.0)
+  assert out['compilation'] == pytest.approx(3.0 * 2 + 5.0 * 3 + 5.0 * 3)
   assert out['total'] == pytest.approx(out['training'] + out['evaluation'] + out['compilation'])
   runs = [r for g in groups for r in g] + [planned('lm-seed2', config('lm', 2), finished=True)]
   text = run_plan.describe(runs, groups, MEASURED, out, '2 cpu')
-  assert text.startswith('plan: 6 runs, 1 finished in earlier sittings; 5 to train in 3 groups of 2 or 1 runs')
+  assert text.startswith('plan: 7 runs, 1 finished in earlier sittings; 6 to train in 4 groups of 2 or 1 runs')
   assert ('vrash: 3 widths (8, 16, 24); measured on 2 cpu: a step of 2 run(s) 500.0 ms at width 8, 1500.0 ms at '
           'width 24') in text
-  assert 'projected for the 5 runs to go: about 1.0 min' in text
+  assert 'projected for the 6 runs to go: about 1.5 min' in text
   unmeasured = run_plan.describe(runs, groups, {}, None, '2 cpu')
   assert unmeasured.splitlines()[0] == text.splitlines()[0] and 'projected' not in unmeasured
 

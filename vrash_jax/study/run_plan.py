@@ -11,7 +11,7 @@ than it saves); on an accelerator, the size whose measured runs per second stop 
 Steps are timed with the runs' own compiled functions (the persistent compilation cache and the
 evaluation's jit cache hand them to the runs), at the narrowest and the widest padded width of
 the training batches; a batch's time is interpolated linearly in its width. Evaluations are the
-valid split's bound every `eval_every` steps; compilation is counted once per group config.
+valid split's bound every `eval_every` steps; compilation is counted once per group config and size.
 Saturation can stop runs earlier, so the projection is an upper bound for the runs; test
 evaluation, samples and the claims come after it and are not projected.
 """
@@ -30,7 +30,9 @@ from absl import logging
 from vrash_jax import evaluation, input_pipeline, sharding, train
 from vrash_jax.train_state import create_state, purpose_rng
 
-GROUP_SIZES = (1, 2, 4, 8)  # tried on an accelerator
+# Tried on an accelerator, up to the largest group the sweep can form: on one H100 at the paper's
+# size VRASH still trained 1.26x more runs a second at 16 than at 8 (BENCHMARKS.md).
+GROUP_SIZES = (1, 2, 4, 8, 16, 32)
 PAYS = 1.1  # a larger group must train at least this many times more runs per second
 
 
@@ -174,14 +176,15 @@ def evaluations(run: PlannedRun) -> int:
 
 def project(groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]]) -> dict[str, float]:
   """Seconds the groups still need: their steps, their runs' evaluations, and compilation
-  (once per group config: seeds and HYPER share it)."""
+  (once per group config and group size: seeds and HYPER share a program, a smaller group
+  compiles its own)."""
   out = {'training': 0.0, 'evaluation': 0.0, 'compilation': 0.0}
   compiled = set()
   for group in groups:
     m = measured[group[0].config.model]
     out['training'] += max(r.remaining_steps for r in group) * m['mean_step_s']
     out['evaluation'] += sum(evaluations(r) for r in group) * m['evaluation_s']
-    key = train.group_key(group[0].config)
+    key = (train.group_key(group[0].config), len(group))
     if key not in compiled:
       compiled.add(key)
       out['compilation'] += m['compile_s'] * len(m['widths'])
