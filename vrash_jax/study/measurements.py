@@ -65,6 +65,7 @@ def evaluate_frontier(points: Sequence[Point], config_for: ConfigFor, workdir: s
       per_seed.append({'seed': seed, 'steps': int(jax.device_get(state.step)), 'train_wall_s': info['train_wall_s'],
                        **{split: evaluation.evaluate_state(state, config, arrays, k)
                           for split, (arrays, k) in splits.items()}})
+      release_compiled()  # a seed's evaluations compile steps at every width: 14 points x 3 seeds add up
     config = point.config(config_for)
     row = {'model': point.model, 'name': point.name, 'technique': point.technique,
            'overrides': dict(point.overrides), 'free_bits': config.free_bits, 'note_dropout': config.note_dropout,
