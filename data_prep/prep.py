@@ -13,6 +13,7 @@ import functools
 import hashlib
 import os
 import shutil
+import tempfile
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from absl import app, flags, logging
 
 from data_prep import parallel, parts, report
 from data_prep.process import PrepOptions, failed, process_file
+from vrash_jax import storage
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 MIDI_SUFFIXES = ('.mid', '.midi')
@@ -143,6 +145,8 @@ def prepare(midi_dir: str, data_dir: str, options: PrepOptions = PrepOptions(),
   workers = workers or os.cpu_count() or 1
   if workers < 1:
     raise VrashError(f'--workers must be at least 1, got {workers}')
+  if storage.is_remote(data_dir):
+    return _prepare_and_upload(midi_dir, data_dir, options, workers, stage)
   ensure_writable(data_dir)
   if stage in ('all', 'process'):
     process_shard(midi_dir, data_dir, options, workers, shard_index, num_shards)
@@ -151,13 +155,29 @@ def prepare(midi_dir: str, data_dir: str, options: PrepOptions = PrepOptions(),
   return None
 
 
+def _prepare_and_upload(midi_dir: str, data_dir: str, options: PrepOptions, workers: int,
+                        stage: str) -> dict[str, Any]:
+  """A gs:// --data_dir: the dataset is prepared in a local temporary folder, then uploaded (the
+  trainers read it from the bucket). Shards over several hosts need a shared disk."""
+  if stage != 'all':
+    raise VrashError(f'--stage {stage} shares its work through a folder every host sees on disk; with '
+                     f'a gs:// --data_dir run `--stage all` on one host')
+  with tempfile.TemporaryDirectory(prefix='vrash-prep-') as local:
+    stats = prepare(midi_dir, local, options, workers)
+    stats['dataset']['dir'] = stats['dataset']['dir'].replace(local, data_dir.rstrip('/'))
+    report.write_json(os.path.join(local, 'stats.json'), stats)
+    logging.info('uploading the dataset to %s', data_dir)
+    storage.copy_tree(local, data_dir)
+  return stats
+
+
 FLAGS = flags.FLAGS
 
 
 def define_flags() -> None:
   """The launcher's flags (defined on demand, so importing this module defines none)."""
   flags.DEFINE_string('midi_dir', None, 'Folder searched recursively for .mid/.midi files.')
-  flags.DEFINE_string('data_dir', None, 'Where the dataset, stats.json and entropy.png go.')
+  flags.DEFINE_string('data_dir', None, 'Where the dataset, stats.json and entropy.png go (local or gs://).')
   flags.DEFINE_integer('workers', None, 'Worker processes (default: all cores).', lower_bound=1)
   flags.DEFINE_enum('stage', 'all', STAGES, 'process, build, or all (both on this host).')
   flags.DEFINE_integer('shard_index', 0, 'This host\'s share of the files (stage process).', lower_bound=0)

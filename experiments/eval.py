@@ -7,9 +7,9 @@ from experiments import launcher
 from vrash_jax.errors import exit_on_user_error, require
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'A training workdir (its best checkpoint by the valid bound is '
+flags.DEFINE_string('workdir', None, 'A training workdir, local or gs:// (its best checkpoint by the valid bound is '
                     'evaluated, else its latest).')
-flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset.')
+flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset (local or gs://).')
 flags.DEFINE_enum('split', 'test', ['train', 'valid', 'test'], 'Which split to evaluate.')
 flags.DEFINE_integer('step', None, 'Evaluate this checkpoint step (among the latest kept) instead.')
 flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound '

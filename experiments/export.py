@@ -5,8 +5,8 @@ from experiments import launcher
 from vrash_jax.errors import exit_on_user_error, require
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('workdir', None, 'A training workdir.')
-flags.DEFINE_string('out', None, 'Where the export is written (replaced if it is an export).')
+flags.DEFINE_string('workdir', None, 'A training workdir (local or gs://).')
+flags.DEFINE_string('out', None, 'Where the export is written, local or gs:// (replaced if it is an export).')
 flags.DEFINE_integer('step', None, 'Export this checkpoint step (among the latest kept) instead of the best.')
 
 

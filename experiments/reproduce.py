@@ -26,6 +26,7 @@ from absl import flags, logging
 
 from experiments import launcher
 from experiments.configs import MODELS, model_config
+from vrash_jax import storage
 from vrash_jax.errors import VrashError, exit_on_user_error
 from vrash_jax.study.measurements import ClaimsPlan
 from vrash_jax.study.runs import Point, Seeds, rate_points
@@ -173,6 +174,7 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundf
   data stages and then the sweep's plan only."""
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
+  storage.require_local(workdir, 'vrash-reproduce\'s --workdir')
   if soundfont:
     from vrash_jax.report import audio
     audio.check_soundfont(soundfont)

@@ -5,11 +5,12 @@ import os
 from absl import flags
 
 from experiments import launcher
+from vrash_jax import storage
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('model', None, 'An export written by vrash-export.')
-flags.DEFINE_string('out_dir', None, 'Where the MIDI files go.')
+flags.DEFINE_string('model', None, 'An export written by vrash-export (a local path or gs://).')
+flags.DEFINE_string('out_dir', None, 'Where the MIDI files go (a local folder or gs://).')
 flags.DEFINE_integer('num', 16, 'Melodies to sample.')
 flags.DEFINE_float('temperature', 1.0, 'Softmax temperature (> 0).')
 flags.DEFINE_integer('length', 64, 'Notes per melody.')
@@ -44,7 +45,7 @@ def sample_to_files(model: str, out_dir: str, num: int, temperature: float, leng
     if len(interpolate) != 2:
       raise VrashError('--interpolate takes exactly two MIDI files: a.mid,b.mid')
     for path in interpolate:
-      if not os.path.isfile(path):
+      if not storage.path(path).is_file():
         raise VrashError(f'--interpolate: {path!r} is not a file')
     tracks = melodist.decode(melodist.interpolate(*interpolate, steps=steps), length=length,
                              program=program, tempo_bucket=tempo_bucket)
@@ -52,12 +53,13 @@ def sample_to_files(model: str, out_dir: str, num: int, temperature: float, leng
   else:
     tracks = melodist.sample(num, temperature, seed, length, program, tempo_bucket)
     prefix = 'sample'
-  os.makedirs(out_dir, exist_ok=True)
-  paths = [melodist.to_midi(t, os.path.join(out_dir, f'{prefix}_{i:02d}.mid')) for i, t in enumerate(tracks)]
-  if audio or soundfont:
-    for path in paths:
-      wav.midi_to_wav(path, os.path.splitext(path)[0] + '.wav', soundfont)
-  return paths
+  names = [f'{prefix}_{i:02d}.mid' for i in range(len(tracks))]
+  with storage.staged(out_dir) as folder:  # on gs://: written here, then uploaded
+    for name, track in zip(names, tracks):
+      melodist.to_midi(track, os.path.join(folder, name))
+      if audio or soundfont:
+        wav.midi_to_wav(os.path.join(folder, name), os.path.join(folder, name[:-4] + '.wav'), soundfont)
+  return [storage.join(out_dir, name) for name in names]
 
 
 @exit_on_user_error

@@ -6,13 +6,13 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import launcher
-from vrash_jax import config_rules
+from vrash_jax import config_rules, storage
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'A config file from experiments/configs/.')
-flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset.')
-flags.DEFINE_string('workdir', None, 'Checkpoints and metrics go here; a run resumes from it.')
+flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset (local or gs://).')
+flags.DEFINE_string('workdir', None, 'Checkpoints and metrics go here (local or gs://); a run resumes from it.')
 flags.DEFINE_bool('distributed', False, 'Join a multi-host run (auto-detected on TPU pods).')
 flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-host, not TPU).')
 flags.DEFINE_integer('num_processes', None, 'How many processes take part (multi-host).')
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
   launcher.quiet_library_logs()
   if FLAGS.distributed or FLAGS.coordinator_address:
     sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  train.enable_compilation_cache(os.path.join(FLAGS.workdir, 'jax_cache'))
+  train.enable_compilation_cache(storage.join(FLAGS.workdir, 'jax_cache'))
   result = train.train_and_evaluate(config, FLAGS.data_dir, FLAGS.workdir)
   if not result['stopped_by']:
     logging.info('finished at step %d', result['step'])

@@ -6,6 +6,9 @@ import tempfile
 os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
+# gs:// paths through gcsfs, which the tests' local GCS server can serve (TensorFlow's GCS
+# client always calls Google); read once, when epath first meets a gs:// path.
+os.environ.setdefault('EPATH_USE_TF', 'false')
 # Tests compile the same tiny steps many times: share compilations within the session.
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='vrash-jax-cache-'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
@@ -34,3 +37,19 @@ def swept(tiny_dataset, tmp_path_factory):
 
   workdir = str(tmp_path_factory.mktemp('sweep'))
   return workdir, tiny_sweep.sweep_and_report(tiny_dataset, workdir)
+
+
+@pytest.fixture(scope='session')
+def gcs(tmp_path_factory):
+  """A local GCS server for the session, with its environment set; yields the bucket's URL."""
+  import gcs_server
+
+  server = gcs_server.LocalGcs(str(tmp_path_factory.mktemp('gcs')))
+  yield f'gs://{gcs_server.BUCKET}'
+  server.stop()
+
+
+@pytest.fixture
+def bucket_dir(gcs, request):
+  """A fresh gs:// folder for one test."""
+  return f'{gcs}/{request.node.name.replace("[", "-").replace("]", "")}'

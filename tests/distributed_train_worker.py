@@ -17,18 +17,22 @@ def checksum(params):
                    for x in jax.tree.leaves(params)))
 
 
+def config():
+  """The run both layouts train: the smoke VRASH, 20 steps, a checkpoint at the end."""
+  from experiments.configs import smoke
+  c = smoke.get_config('vrash')
+  c.update_from_flattened_dict({'train_steps': 20, 'log_every': 1, 'eval_every': 0, 'checkpoint_every': 20})
+  return c
+
+
 def main(port, process_id, data_dir, workdir, other):
   os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'
   import jax
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(f'127.0.0.1:{port}', 2, process_id)
-  from experiments.configs import smoke
   from vrash_jax import evaluation, train
 
-  config = smoke.get_config('vrash')
-  config.update_from_flattened_dict({'train_steps': 20, 'log_every': 1, 'eval_every': 0,
-                                     'checkpoint_every': 20})
-  train.train_and_evaluate(config, data_dir, workdir)
+  train.train_and_evaluate(config(), data_dir, workdir)
   own = checksum(evaluation.restore_for_inference(workdir)[1].params)
   theirs = checksum(evaluation.restore_for_inference(other)[1].params)
   if process_id == 0:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import smoke
-from vrash_jax import checkpoint, evaluation, train
+from vrash_jax import checkpoint, evaluation, storage, train
 from vrash_jax.errors import VrashError
 
 OVERRIDES = {'checkpoint_every': 2, 'log_every': 1, 'eval_every': 0}
@@ -115,7 +115,7 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tiny_dataset, tmp
 
 
 def test_a_second_process_on_the_same_workdir_is_refused(tiny_dataset, tmp_path):
-  with checkpoint.WorkdirLock(str(tmp_path)):
+  with storage.WorkdirLock(str(tmp_path)):
     second = launch(tiny_dataset, tmp_path)
     err = second.communicate(timeout=120)[1]
   assert second.returncode == 2

@@ -8,10 +8,7 @@ mesh, so a checkpoint written on 8 devices restores on 1 (or on 2 hosts) and vic
 from __future__ import annotations
 
 import errno
-import fcntl
 import functools
-import os
-import shutil
 import time
 from typing import Any, Mapping
 
@@ -21,7 +18,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from vrash_jax import config_rules
+from vrash_jax import config_rules, storage
 from vrash_jax.errors import VrashError
 from vrash_jax.train_state import TrainState, create_state, purpose_rng
 
@@ -33,12 +30,12 @@ LATEST, BEST = 'checkpoints', 'best'  # the run's newest checkpoints; its best o
 
 
 def checkpoint_dir(workdir: str, kind: str = LATEST) -> str:
-  return os.path.join(os.path.abspath(workdir), kind)
+  return storage.join(workdir, kind)
 
 
 def has_best(workdir: str) -> bool:
-  directory = checkpoint_dir(workdir, BEST)
-  return os.path.isdir(directory) and bool(os.listdir(directory))
+  directory = storage.path(checkpoint_dir(workdir, BEST))
+  return directory.is_dir() and any(directory.iterdir())
 
 
 class Checkpoints:
@@ -48,7 +45,7 @@ class Checkpoints:
   def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False,
                kind: str = LATEST):
     directory = checkpoint_dir(workdir, kind)
-    if read_only and not os.path.isdir(directory):
+    if read_only and not storage.path(directory).is_dir():
       raise VrashError(f'no checkpoints in {workdir!r}: train a model there with `vrash-train` first')
     self.manager = ocp.CheckpointManager(
         directory, item_names=ITEMS,
@@ -86,13 +83,11 @@ class Checkpoints:
 
   def quarantine(self, step: int) -> str:
     """Moves an unreadable checkpoint out of the way (to WORKDIR/corrupt_checkpoints/)."""
-    source = os.path.join(os.fspath(self.manager.directory), str(step))
-    target = os.path.join(os.path.dirname(os.fspath(self.manager.directory)), 'corrupt_checkpoints',
-                          f'{step}-{int(time.time())}')
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    shutil.move(source, target)
+    directory = storage.path(self.manager.directory)
+    target = directory.parent / 'corrupt_checkpoints' / f'{step}-{int(time.time())}'
+    storage.move_aside(directory / str(step), target)
     self.manager.reload()
-    return target
+    return str(target)
 
   def config(self, step: int | None = None) -> ml_collections.ConfigDict:
     step = self._step(step)
@@ -202,35 +197,6 @@ def _os_error(e: BaseException | None) -> OSError | None:
       return e
     e = e.__cause__ or e.__context__
   return None
-
-
-class WorkdirLock:
-  """An exclusive lock on a workdir for one training process (released even on kill -9)."""
-
-  def __init__(self, workdir: str):
-    os.makedirs(workdir, exist_ok=True)
-    self.path = os.path.join(workdir, '.train.lock')
-    self._file = None
-
-  def __enter__(self) -> 'WorkdirLock':
-    self._file = open(self.path, 'a+')
-    try:
-      fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-      self._file.seek(0)
-      owner = self._file.read().strip() or 'another process'
-      self._file.close()
-      raise VrashError(f'{os.path.dirname(self.path)!r} is in use by a training process ({owner}); '
-                       'wait for it to finish or use another --workdir') from None
-    self._file.seek(0)
-    self._file.truncate()
-    self._file.write(f'pid {os.getpid()} on {os.uname().nodename}')
-    self._file.flush()
-    return self
-
-  def __exit__(self, *exc) -> None:
-    fcntl.flock(self._file, fcntl.LOCK_UN)
-    self._file.close()
 
 
 def check_compatible(saved: ml_collections.ConfigDict, config: ml_collections.ConfigDict,

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import os
-import shutil
 from typing import Any
 
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from vrash_jax import checkpoint, config_rules, evaluation, models, notes, train_state
+from vrash_jax import checkpoint, config_rules, evaluation, models, notes, storage, train_state
 from vrash_jax.errors import VrashError
 
 FORMAT = 'vrash_jax.export'
@@ -42,21 +40,21 @@ def _abstract_params(config: ml_collections.ConfigDict) -> Any:
 
 
 def export_params(params: Any, config: ml_collections.ConfigDict, out: str, step: int) -> str:
-  """Writes an export of `params` to `out` (replacing what is there); returns the path."""
-  out = os.path.abspath(out)
-  if os.path.exists(out):
-    if not os.path.isfile(os.path.join(out, 'export.json')):
+  """Writes an export of `params` to `out`, a local path or gs:// (replacing an export there);
+  returns the path. export.json is written last: a folder without it is no export."""
+  target = storage.path(out)
+  if target.exists():
+    if not (target / 'export.json').is_file():
       raise VrashError(f'--out {out!r} exists and is not a vrash_jax export: choose a new path')
-    shutil.rmtree(out)
-  os.makedirs(out)
+    target.rmtree()
+  target.mkdir(parents=True)
   with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(os.path.join(out, 'params'), jax.device_get(params))
+    ckptr.save(target / 'params', jax.device_get(params))
   for name, data in (('config.json', config.to_dict()), ('vocabularies.json', notes.vocabularies()),
                      ('export.json', {'format': FORMAT, 'version': FORMAT_VERSION, 'model': config.model,
                                       'step': step, 'vrash_jax': package_version()})):
-    with open(os.path.join(out, name), 'w') as f:
-      json.dump(data, f, indent=2)
-  return out
+    storage.write_text(target / name, json.dumps(data, indent=2))
+  return str(target)
 
 
 def export_workdir(workdir: str, out: str, step: int | None = None) -> str:
@@ -66,26 +64,25 @@ def export_workdir(workdir: str, out: str, step: int | None = None) -> str:
   return export_params(state.params, config, out, int(jax.device_get(state.step)))
 
 
-def _read_json(path: str) -> Any:
-  with open(path) as f:
-    return json.load(f)
+def _read_json(path: Any) -> Any:
+  return json.loads(storage.read_text(path))
 
 
 def load(path: str) -> tuple[ml_collections.ConfigDict, Any, dict[str, Any]]:
-  """(config, params, export info) of an export, after checking it is one this version reads."""
-  info_path = os.path.join(path, 'export.json')
-  if not os.path.isfile(info_path):
+  """(config, params, export info) of an export (local or gs://), after checking it is one this
+  version reads."""
+  root = storage.path(path)
+  if not (root / 'export.json').is_file():
     raise VrashError(f'{path!r} is not a vrash_jax export (no export.json): make one with `vrash-export`')
-  info = _read_json(info_path)
+  info = _read_json(root / 'export.json')
   if info.get('format') != FORMAT or info.get('version') != FORMAT_VERSION:
     raise VrashError(f'{path!r} is export format {info.get("format")} v{info.get("version")}; this '
                      f'vrash_jax reads {FORMAT} v{FORMAT_VERSION}: re-export it with this version')
-  vocab = _read_json(os.path.join(path, 'vocabularies.json'))
+  vocab = _read_json(root / 'vocabularies.json')
   if vocab != json.loads(json.dumps(notes.vocabularies())):
     raise VrashError(f'{path!r} was trained on note schema {vocab.get("schema_version")}, this '
                      f'vrash_jax uses schema {notes.SCHEMA_VERSION}: retrain or use a matching version')
-  config_path = os.path.join(path, 'config.json')
-  config = config_rules.from_saved(_read_json(config_path), config_path)
+  config = config_rules.from_saved(_read_json(root / 'config.json'), str(root / 'config.json'))
   with ocp.StandardCheckpointer() as ckptr:
-    params = ckptr.restore(os.path.join(path, 'params'), _abstract_params(config))
+    params = ckptr.restore(root / 'params', _abstract_params(config))
   return config, params, info

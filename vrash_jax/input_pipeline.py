@@ -9,14 +9,12 @@ read by `tfrecord`, in the order TFDS reads them (`tfds.builder_from_directory(.
 from __future__ import annotations
 
 import functools
-import glob
 import json
-import os
 from typing import Any, Iterator
 
 import numpy as np
 
-from vrash_jax import notes, tfrecord
+from vrash_jax import notes, storage, tfrecord
 from vrash_jax.errors import VrashError
 
 DATASET = 'vrash_midi'
@@ -26,21 +24,26 @@ LABEL_FIELDS = ('source', 'collection', 'style')  # text about each example, nev
 
 
 def dataset_dir(data_dir: str) -> str:
-  """The newest prepared version of the dataset under `data_dir`."""
-  if not os.path.isdir(data_dir):
+  """The newest prepared version of the dataset under `data_dir` (a local folder or gs://)."""
+  root = storage.path(data_dir)
+  if not root.is_dir():
     raise VrashError(f'--data_dir {data_dir!r} does not exist: run `vrash-prep` first')
-  versions = sorted(glob.glob(os.path.join(data_dir, DATASET, '*', 'dataset_info.json')))
+  built = root / DATASET
+  versions = sorted((v for v in built.iterdir() if (v / 'dataset_info.json').is_file()),
+                    key=lambda v: _version_key(v.name)) if built.is_dir() else []
   if not versions:
     raise VrashError(f'no prepared {DATASET} dataset in {data_dir!r}: run `vrash-prep --data_dir {data_dir}`')
-  return os.path.dirname(versions[-1])
+  return str(versions[-1])
+
+
+def _version_key(name: str) -> tuple:
+  """'1.10.0' after '1.9.0'."""
+  return tuple(int(p) if p.isdigit() else -1 for p in name.split('.'))
 
 
 def _read_json(directory: str, name: str) -> dict[str, Any]:
-  path = os.path.join(directory, name)
-  if not os.path.isfile(path):
-    return {}
-  with open(path, encoding='utf-8') as f:
-    return json.load(f)
+  path = storage.path(directory) / name
+  return json.loads(path.read_text(encoding='utf-8')) if path.is_file() else {}
 
 
 def dataset_info(data_dir: str) -> dict[str, Any]:
@@ -85,7 +88,7 @@ def shard_files(data_dir: str, split: str) -> list[tuple[str, int]]:
     name = (template.replace('{DATASET}', DATASET).replace('{SPLIT}', split)
             .replace('{FILEFORMAT}', 'tfrecord')
             .replace('{SHARD_X_OF_Y}', f'{index:05d}-of-{len(lengths):05d}'))
-    out.append((os.path.join(dataset_dir(data_dir), name), examples))
+    out.append((storage.join(dataset_dir(data_dir), name), examples))
   return out
 
 
@@ -93,7 +96,7 @@ def read_examples(data_dir: str, split: str) -> list[dict[str, Any]]:
   """Every example of a split, decoded, in the order TFDS reads them."""
   shards = []
   for path, expected in shard_files(data_dir, split):
-    if not os.path.isfile(path):
+    if not storage.path(path).is_file():
       raise VrashError(f'{path} is missing: run `vrash-prep` again')
     records = tfrecord.read_records(path)
     if len(records) != expected:
@@ -126,13 +129,13 @@ def load_split(data_dir: str, split: str, max_len: int | None = None) -> dict[st
   Example order is the dataset's own (deterministic); text fields come back as str lists.
   Results are cached per dataset build (a sweep reads each split once): treat them as read-only.
   """
-  info = os.path.join(dataset_dir(data_dir), 'dataset_info.json')
-  return _load_split(os.path.abspath(data_dir), split, max_len, os.stat(info).st_mtime_ns)
+  return _load_split(str(storage.path(data_dir)), split, max_len,
+                     storage.modified(storage.join(dataset_dir(data_dir), 'dataset_info.json')))
 
 
 @functools.lru_cache(maxsize=8)
-def _load_split(data_dir: str, split: str, max_len: int | None, built_ns: int) -> dict[str, Any]:
-  del built_ns  # part of the cache key only
+def _load_split(data_dir: str, split: str, max_len: int | None, built: float) -> dict[str, Any]:
+  del built  # part of the cache key only
   examples = read_examples(data_dir, split)
   lengths = np.array([int(e['length'][0]) for e in examples], np.int32)
   width = int(max_len if max_len is not None else lengths.max(initial=1))

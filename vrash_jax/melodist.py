@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vrash_jax import config_rules, evaluation, export, models, notes
+from vrash_jax import config_rules, evaluation, export, models, notes, storage
 from vrash_jax.errors import VrashError
 from vrash_jax.midi import convert
 from vrash_jax.midi.tracks import Rejected
@@ -44,7 +44,9 @@ def track_from_midi(path: str | os.PathLike) -> notes.Track:
   """The first track the data rules keep from a MIDI file, normalized as in training."""
   rules = convert.TrackRules()
   try:
-    found = convert.file_tracks(convert.read_bytes(os.fspath(path), rules), rules)
+    data = (storage.path(path).read_bytes()[:rules.max_file_bytes + 1] if storage.is_remote(path)
+            else convert.read_bytes(os.fspath(path), rules))
+    found = convert.file_tracks(data, rules)
   except OSError as e:
     raise VrashError(f'{path}: cannot read this file ({e.strerror or e})') from None
   except Rejected as e:

@@ -16,35 +16,55 @@ import jax
 import numpy as np
 from absl import logging
 
-from vrash_jax import losses
+from vrash_jax import losses, storage
 from vrash_jax.errors import VrashError
+
+METRICS = 'metrics.jsonl'
 
 
 class MetricWriter:
-  """Writes WORKDIR/metrics.jsonl and WORKDIR/tensorboard/<split>/ (when TensorFlow is present)."""
+  """Writes WORKDIR/metrics.jsonl, one JSON record per line, and on a local workdir also
+  WORKDIR/tensorboard/<split>/ (when TensorFlow is present).
 
-  def __init__(self, workdir: str, enabled: bool = True):
-    self.enabled = enabled
+  On a disk each record is appended and flushed at once. An object cannot be appended to: on
+  gs:// the log is kept in memory (with the records a resumed run finds there) and the object is
+  replaced whole, after every evaluation and at most every `flush_every_s` otherwise, so a
+  killed run loses at most that much of its training log; its checkpoints are unaffected.
+  """
+
+  def __init__(self, workdir: str, enabled: bool = True, flush_every_s: float = 30.0):
+    self.enabled, self.workdir, self.flush_every_s = enabled, workdir, flush_every_s
     self._tb: dict[str, Any] = {}
-    self._jsonl = None
-    if enabled:
-      os.makedirs(workdir, exist_ok=True)
-      self.workdir = workdir
-      self._jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a', encoding='utf-8')
-      try:
-        import tensorboard  # noqa: F401  (tf.summary needs it)
-        import tensorflow as tf
-        self._tf = tf
-      except ImportError:  # the training side runs without TensorFlow: JSONL only
-        logging.warning('TensorFlow/TensorBoard not installed (the `prep` extra): metrics go to '
-                        'metrics.jsonl only')
-        self._tf = None
+    self._jsonl = self._tf = None
+    self._lines: list[str] = []
+    self._flushed = time.monotonic()
+    if not enabled:
+      return
+    self.path = storage.join(workdir, METRICS)
+    if storage.is_remote(workdir):
+      self._lines = storage.read_text(self.path).splitlines(keepends=True) if storage.path(self.path).exists() else []
+      return
+    os.makedirs(workdir, exist_ok=True)
+    self._jsonl = open(self.path, 'a', encoding='utf-8')
+    try:
+      import tensorboard  # noqa: F401  (tf.summary needs it)
+      import tensorflow as tf
+      self._tf = tf
+    except ImportError:  # the training side runs without TensorFlow: JSONL only
+      logging.warning('TensorFlow/TensorBoard not installed (the `prep` extra): metrics go to '
+                      'metrics.jsonl only')
 
   def write(self, step: int, split: str, metrics: Mapping[str, float]) -> None:
     if not self.enabled:
       return
-    self._jsonl.write(json.dumps({'step': step, 'split': split, **metrics}) + '\n')
-    self._jsonl.flush()
+    line = json.dumps({'step': step, 'split': split, **metrics}) + '\n'
+    if self._jsonl is None:
+      self._lines.append(line)
+      if split != 'train' or time.monotonic() - self._flushed >= self.flush_every_s:
+        self._flush_object()
+    else:
+      self._jsonl.write(line)
+      self._jsonl.flush()
     if self._tf is not None:
       if split not in self._tb:
         self._tb[split] = self._tf.summary.create_file_writer(
@@ -56,11 +76,23 @@ class MetricWriter:
     shown = ' '.join(f'{k}={v:.4g}' for k, v in metrics.items() if isinstance(v, (int, float)))
     logging.info('[%s] step %d %s', split, step, shown)
 
+  def _flush_object(self) -> None:
+    storage.write_text(self.path, ''.join(self._lines))
+    self._flushed = time.monotonic()
+
   def close(self) -> None:
     if self._jsonl is not None:
       self._jsonl.close()
+    elif self.enabled and self._lines:
+      self._flush_object()
     for writer in self._tb.values():
       writer.close()
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+  """The records of WORKDIR/metrics.jsonl (none if it does not exist), local or gs://."""
+  path = storage.path(storage.join(workdir, METRICS))
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 SUM_KEYS = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'notes', 'sequences')

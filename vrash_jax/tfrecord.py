@@ -13,6 +13,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from vrash_jax import storage
 from vrash_jax.errors import VrashError
 
 # How TFDS reads the shards of a split (its ReadConfig's defaults, tf.data's interleave).
@@ -51,8 +52,7 @@ def masked_crc32c(chunks: Sequence[bytes]) -> np.ndarray:
 
 def read_records(path: str) -> list[bytes]:
   """Every record of a TFRecord file, its framing and checksums verified."""
-  with open(path, 'rb') as f:
-    data = f.read()
+  data = storage.path(path).read_bytes()
   headers, records, crcs, pos = [], [], [], 0
   while pos < len(data):
     if pos + 12 > len(data):

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, losses, run_log, sharding
+from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, losses, run_log, sharding, storage
 from vrash_jax.errors import VrashError
 from vrash_jax.train_state import TrainState, learning_rate_schedule, purpose_rng, reset_decoder
 
@@ -222,9 +222,8 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], data_dir: str, work
   if len(configs) > 1 and jax.process_count() > 1:
     raise VrashError('groups of runs train on one host; train multi-host runs one at a time')
   with contextlib.ExitStack() as stack_:
-    if jax.process_index() == 0:
-      for workdir in workdirs:
-        stack_.enter_context(checkpoint.WorkdirLock(workdir))
+    locks = ([stack_.enter_context(storage.WorkdirLock(w)) for w in workdirs]
+             if jax.process_index() == 0 else [])
     signals = stack_.enter_context(run_log.StopSignals())
     files = [checkpoint.RunCheckpoints(c, w) for c, w in zip(configs, workdirs)]
     for f in files:
@@ -236,7 +235,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], data_dir: str, work
     if todo:
       group = Group([configs[i] for i in todo], data_dir, [workdirs[i] for i in todo],
                     [files[i] for i in todo], [states[i] for i in todo])
-      outcomes.update(zip(todo, _loop(group, signals)))
+      outcomes.update(zip(todo, _loop(group, signals, locks)))
   return [outcomes[i] for i in range(len(configs))]
 
 
@@ -245,7 +244,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
   return train_runs([config], data_dir, [workdir])[0]
 
 
-def _loop(group: Group, signals: run_log.StopSignals) -> list[dict[str, Any]]:
+def _loop(group: Group, signals: run_log.StopSignals, locks: Sequence[storage.WorkdirLock]
+          ) -> list[dict[str, Any]]:
   """Steps the group to `train_steps` (or until every run saturates, or a stop signal)."""
   config, files = group.config, group.files
   step = first = group.step
@@ -292,6 +292,8 @@ def _loop(group: Group, signals: run_log.StopSignals) -> list[dict[str, Any]]:
         _check_finite(group, unchecked, last_saved)
         unchecked = []
         with clock.timing('checkpoints'):
+          for lock in locks:
+            lock.check()  # a workdir taken over by another trainer gets no more of our files
           for i in (group.running() if due else saturated):
             files[i].save(step, group.run_state(i))
             last_saved[i] = step

@@ -19,7 +19,7 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, train
+from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, run_log, storage, train
 from vrash_jax import notes as note_schema
 from vrash_jax.melodist import Melodist
 from vrash_jax.study import RESULTS, claims, listening, measurements, melody_metrics, run_plan, runs
@@ -42,9 +42,7 @@ def aggregate(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
 def learning_curves(directory: str) -> dict[str, list[list[float]]]:
   """[[step, figure], ...] of a run's metrics.jsonl: train CE and the valid NLL bound."""
   out: dict[str, list[list[float]]] = {'train_ce': [], 'valid_bound': []}
-  path = os.path.join(directory, 'metrics.jsonl')
-  for line in open(path) if os.path.exists(path) else []:
-    record = json.loads(line)
+  for record in run_log.read_metrics(directory):
     if record['split'] == 'train':
       out['train_ce'].append([record['step'], record['ce_total']])
     elif record['split'] == 'valid':
@@ -87,6 +85,7 @@ def plan_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_colle
   projected from group steps timed here, a minute or so of compilation a model) and the progress
   reporter the groups tell when they start and end. Compilations go to the sweep's persistent
   cache, where its runs find them."""
+  storage.require_local(workdir, 'a sweep\'s --workdir')
   train.enable_compilation_cache(os.path.join(workdir, 'jax_cache'))
   max_len = config_for(models[0]).max_len
   train_arrays = input_pipeline.load_split(data_dir, 'train', max_len)
