@@ -24,6 +24,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from data_prep import parallel, scores
+from vrash_jax import storage
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 
@@ -137,6 +138,8 @@ def build_corpus(out_dir: str, collections: list[str] | None = None, limit: int 
                  workers: int | None = None) -> dict[str, Any]:
   """Converts the chosen collections (`limit` tunes or works of each, spread over its files;
   0 = all); writes and returns the manifest (OUT/corpus.json) with counts per collection."""
+  storage.require_local(out_dir, '--out_dir', 'music21 and pretty_midi write local files; give '
+                        '`vrash-prep` a gs:// --data_dir to put the dataset in a bucket')
   collections = collections or list(COLLECTIONS)
   unknown = sorted(set(collections) - set(COLLECTIONS))
   if unknown:

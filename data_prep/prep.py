@@ -145,6 +145,9 @@ def prepare(midi_dir: str, data_dir: str, options: PrepOptions = PrepOptions(),
   workers = workers or os.cpu_count() or 1
   if workers < 1:
     raise VrashError(f'--workers must be at least 1, got {workers}')
+  if stage != 'build':
+    storage.require_local(midi_dir, '--midi_dir', 'the MIDI files are read from a local folder (copy them '
+                          'there first: gsutil -m cp -r)')
   if storage.is_remote(data_dir):
     return _prepare_and_upload(midi_dir, data_dir, options, workers, stage)
   ensure_writable(data_dir)

@@ -174,7 +174,7 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundf
   data stages and then the sweep's plan only."""
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
-  storage.require_local(workdir, 'vrash-reproduce\'s --workdir')
+  storage.require_local(workdir, '--workdir')
   if soundfont:
     from vrash_jax.report import audio
     audio.check_soundfont(soundfont)

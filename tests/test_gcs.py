@@ -116,11 +116,17 @@ def test_prep_writes_a_bucket_dataset_that_reads_as_the_local_one(tiny_dataset, 
       np.testing.assert_array_equal(np.asarray(local[key]), np.asarray(remote[key]))
 
 
-def test_the_sweep_and_the_report_refuse_a_bucket_workdir_by_name(gcs):
+def test_what_writes_or_reads_local_files_only_refuses_a_bucket_by_name(gcs):
   from vrash_jax.errors import VrashError
   from vrash_jax.report import render
   from vrash_jax.study import sweep
-  with pytest.raises(VrashError, match=r"the report needs a local folder, not 'gs://vrash-test/sweep'"):
+  local_only = r"must be a local folder, not 'gs://vrash-test/sweep': it runs on one host"
+  with pytest.raises(VrashError, match="the report's folder " + local_only):
     render.write_report({}, f'{gcs}/sweep')
-  with pytest.raises(VrashError, match=r"a sweep's --workdir needs a local folder"):
+  with pytest.raises(VrashError, match="a sweep's --workdir " + local_only):
     sweep.plan_sweep(f'{gcs}/data', f'{gcs}/sweep', smoke.get_config, ['vrash'], None, None)
+  from data_prep import corpus, prep
+  with pytest.raises(VrashError, match=r"--out_dir must be a local folder, not 'gs://vrash-test/midi'"):
+    corpus.build_corpus(f'{gcs}/midi')
+  with pytest.raises(VrashError, match=r"--midi_dir must be a local folder, not 'gs://vrash-test/midi'"):
+    prep.prepare(f'{gcs}/midi', f'{gcs}/data')

@@ -100,3 +100,15 @@ def test_a_bucket_path_without_a_gcs_client_or_another_scheme_is_a_clear_error(m
     storage._require_client.cache_clear()
   with pytest.raises(VrashError, match=r's3:// paths are not supported'):
     storage.path('s3://b/x')
+
+
+def test_a_trainer_whose_lock_was_taken_over_writes_no_further_checkpoint(tiny_dataset, tmp_path, monkeypatch):
+  from test_reliability import config
+  from vrash_jax import checkpoint, train
+
+  def taken_over(self):
+    raise VrashError('the lock was taken over by another process')
+  monkeypatch.setattr(storage.WorkdirLock, 'check', taken_over)
+  with pytest.raises(VrashError, match='taken over'):
+    train.train_and_evaluate(config(), tiny_dataset, str(tmp_path))
+  assert checkpoint.Checkpoints(str(tmp_path), read_only=True).all_steps() == []

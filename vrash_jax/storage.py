@@ -64,12 +64,14 @@ def join(location: PathLike, *parts: str) -> str:
   return os.fspath(path(location).joinpath(*parts))
 
 
-def require_local(location: PathLike, what: str) -> None:
-  """Refuses a gs:// `location` where `what` writes with local file tools only."""
+ONE_HOST_OUTPUT = ('it runs on one host and writes MIDI, figures and audio with local tools; copy the '
+                   'folder to a bucket afterwards (gsutil -m cp -r)')
+
+
+def require_local(location: PathLike, name: str, reason: str = ONE_HOST_OUTPUT) -> None:
+  """Refuses a gs:// `location` where the code that uses it works with local files only."""
   if is_remote(location):
-    raise VrashError(f'{what} needs a local folder, not {os.fspath(location)!r}: it runs on one host and '
-                     'writes MIDI, figures and audio with local tools; copy the folder to a bucket '
-                     'afterwards (gsutil -m cp -r)')
+    raise VrashError(f'{name} must be a local folder, not {os.fspath(location)!r}: {reason}')
 
 
 def read_text(location: PathLike) -> str:

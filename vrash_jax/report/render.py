@@ -15,7 +15,7 @@ from vrash_jax.study import RESULTS
 def write_report(results: dict[str, Any], workdir: str, soundfont: str | None = None) -> str:
   """results.md, the figures and results.html (its audio rendered with `soundfont` when given,
   else sine waves) for a sweep's results; returns the page's path."""
-  storage.require_local(workdir, 'the report')
+  storage.require_local(workdir, 'the report\'s folder')
   with open(os.path.join(workdir, 'results.md'), 'w') as f:
     f.write(markdown.results_markdown(results))
   figures.write_figures(results, workdir)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from typing import Any, Callable, Sequence
 
@@ -143,8 +142,9 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
   results: dict[str, Any] = {'models': {}, 'runs': [], 'untrained': {}, 'samples': {},
                              'data': melody_metrics.melody_metrics(test_tracks, test_tracks, training_ngrams)}
   listen, (a, b), ends = listening_start(test_tracks, test_arrays['style'], workdir)
-  if os.path.isfile(os.path.join(data_dir, 'entropy.png')):
-    shutil.copy(os.path.join(data_dir, 'entropy.png'), workdir)  # the page links files in the workdir only
+  entropy = storage.path(storage.join(data_dir, 'entropy.png'))
+  if entropy.is_file():  # the page links files in the workdir only; the data may be in a bucket
+    entropy.copy(storage.path(storage.join(workdir, 'entropy.png')), overwrite=True)
   for model in models:
     model_runs = evaluate_runs(workdir, config_for, model, seeds_of(seeds, model), test_arrays, iw_samples)
     results['runs'].extend(model_runs)
