@@ -123,6 +123,8 @@ def test_what_writes_or_reads_local_files_only_refuses_a_bucket_by_name(gcs):
   local_only = r"must be a local folder, not 'gs://vrash-test/sweep': it runs on one host"
   with pytest.raises(VrashError, match="the report's folder " + local_only):
     render.write_report({}, f'{gcs}/sweep')
+  with pytest.raises(VrashError, match="the report's folder " + local_only):
+    render.rebuild(f'{gcs}/sweep')
   with pytest.raises(VrashError, match="a sweep's --workdir " + local_only):
     sweep.plan_sweep(f'{gcs}/data', f'{gcs}/sweep', smoke.get_config, ['vrash'], None, None)
   from data_prep import corpus, prep

@@ -24,6 +24,7 @@ def write_report(results: dict[str, Any], workdir: str, soundfont: str | None = 
 
 def rebuild(workdir: str, soundfont: str | None = None) -> str:
   """Renders every report file of `workdir` again from its results.json; returns the page."""
+  storage.require_local(workdir, 'the report\'s folder')
   path = os.path.join(workdir, RESULTS)
   if not os.path.isfile(path):
     raise VrashError(f'{path} does not exist: run `vrash-sweep` or `vrash-reproduce` there first')
