@@ -41,7 +41,7 @@ def swept(tiny_dataset, tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def gcs(tmp_path_factory):
-  """A local GCS server for the session, with its environment set; yields the bucket's URL."""
+  """A local GCS server for the whole test run, with its environment set; yields the bucket's URL."""
   import gcs_server
 
   server = gcs_server.LocalGcs(str(tmp_path_factory.mktemp('gcs')))
