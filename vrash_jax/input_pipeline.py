@@ -82,13 +82,14 @@ def shard_files(data_dir: str, split: str) -> list[tuple[str, int]]:
     raise VrashError(f'the dataset in {data_dir!r} has no {split!r} split '
                      f'(it has {", ".join(splits(data_dir))})')
   lengths = [int(n) for n in entry['shardLengths']]
+  directory = dataset_dir(data_dir)  # listed once: on gs:// every listing is a request
   template = entry.get('filepathTemplate', '{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}')
   out = []
   for index, examples in enumerate(lengths):
     name = (template.replace('{DATASET}', DATASET).replace('{SPLIT}', split)
             .replace('{FILEFORMAT}', 'tfrecord')
             .replace('{SHARD_X_OF_Y}', f'{index:05d}-of-{len(lengths):05d}'))
-    out.append((storage.join(dataset_dir(data_dir), name), examples))
+    out.append((storage.join(directory, name), examples))
   return out
 
 

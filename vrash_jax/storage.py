@@ -168,13 +168,6 @@ class _FileLock:
     self._file.close()
 
 
-def _bucket_and_name(url: str) -> tuple[str, str]:
-  if not url.startswith('gs://'):
-    raise VrashError(f'{url!r}: only gs:// buckets are supported as remote workdirs')
-  bucket, _, name = url[len('gs://'):].partition('/')
-  return bucket, name
-
-
 class _ObjectLock:
   """WORKDIR/.train.lock as an object: created only if absent (generation 0), refreshed every
   `heartbeat_s` under a precondition on its own generation, deleted on release. A lock whose
@@ -183,7 +176,8 @@ class _ObjectLock:
 
   def __init__(self, workdir: str, stale_after_s: float, heartbeat_s: float):
     from google.cloud import storage  # with gcsfs: the `gcs` extra
-    bucket, name = _bucket_and_name(f'{workdir.rstrip("/")}/{LOCK_NAME}')
+    _require_client(workdir.partition('://')[0])
+    bucket, _, name = f'{workdir.rstrip("/")}/{LOCK_NAME}'.partition('://')[2].partition('/')
     self.url, self.stale_after_s, self.heartbeat_s = f'gs://{bucket}/{name}', stale_after_s, heartbeat_s
     self._blob = storage.Client().bucket(bucket).blob(name)
     self.generation: int | None = None
