@@ -6,7 +6,8 @@ figure6.png, frontier.png, curves.png, samples, results.html (piano rolls and au
 stage reuses what a previous run of the same preset finished: converted tunes, a dataset
 prepared with the same options, trained runs.
 
-* quick: a subset of the corpus and small models; under 10 minutes on a 2-core CPU.
+* quick: a subset of the corpus and small models (every model, no extra frontier rates); under
+  10 minutes on a 2-core CPU.
 * cpu: the whole corpus, whole melodies, small models trained up to 1500 steps (stopped early at
   saturation); its 34 runs were projected at 78 minutes of training on a 2-core CPU.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
@@ -25,7 +26,7 @@ from typing import Any
 from absl import flags, logging
 
 from experiments import launcher
-from experiments.configs import MODELS, model_config
+from experiments.configs import MODELS, SMALL_MODEL, model_config
 from vrash_jax import storage
 from vrash_jax.errors import VrashError, exit_on_user_error
 from vrash_jax.study.measurements import ClaimsPlan
@@ -42,11 +43,6 @@ class Preset:
   num_samples: int
   plan: ClaimsPlan  # the frontier's extra runs, and the samples behind the claims
   notes: str  # why these choices; copied into results.md
-
-
-# The CPU presets' model: a small RHN and small embeddings.
-SMALL_MODEL = {'hidden': 128, 'depth': 2, 'pitch_embed': 16, 'octave_embed': 4, 'delay_embed': 8,
-               'meta_embed': 4}
 
 
 # Techniques meant to keep the latent used without inflating the bound, at the default rate.
@@ -66,19 +62,25 @@ PRESETS = {
     'quick': Preset(
         works_per_collection=150,
         prep={'max_len': 128},
-        config={**SMALL_MODEL, 'max_len': 128, 'bucket_step': 32, 'batch_size': 32, 'eval_batch_size': 128,
-                'train_steps': 400, 'warmup_steps': 50, 'kl_anneal_steps': 200, 'log_every': 100,
-                'eval_every': 200, 'checkpoint_every': 400},
-        seeds={'lm': (0, 1, 2), 'vae': (0,), 'vrash': (0, 1, 2)}, iw_samples=8, num_samples=32,
-        plan=ClaimsPlan(frontier=rate_points('vrash', (0.0, 1.0), THREE_SEEDS), frontier_iw_samples=16),
+        config={**SMALL_MODEL, 'max_len': 128, 'bucket_step': 64, 'batch_size': 32, 'eval_batch_size': 128,
+                'train_steps': 300, 'warmup_steps': 50, 'kl_anneal_steps': 150, 'log_every': 100,
+                'eval_every': 150, 'checkpoint_every': 300},
+        seeds={'lm': (0, 1, 2), 'vae': (0,), 'vrash': (0, 1, 2), 'tlm': (0, 1, 2), 'tvrash': (0, 1, 2)},
+        iw_samples=8, num_samples=32,
+        plan=ClaimsPlan(temperatures=(0.5, 0.7, 0.8, 0.9, 1.0), frontier_iw_samples=8),
         notes=('quick preset: 150 tunes or works of each of the six collections (spread over '
                'their files, so every style is in), melodies in chunks of at most 128 notes (most '
-               'are whole), lengths bucketed by 32 notes, RHN hidden 128 depth 2, 400 steps of batch '
-               '32 with the better of 2 valid evaluations kept: sized for minutes on a 2-core CPU, so the '
-               'models are far from saturation. 3 seeds for the LM and VRASH, 1 for the VAE (its 3 '
-               'sampling seeds share one model). The frontier has three VRASH rates (free bits 0, 0.5, '
-               '1), each with 3 seeds (bounds at K=16), and no other technique; claims use 3 seeds, 32 samples each. '
-               'Runs train in groups of a run per CPU core.')),
+               'are whole), lengths bucketed by 64 notes (2 compiled widths), RHN hidden 128 depth 2, 300 '
+               'steps of batch 32 with the better of 2 valid evaluations kept: sized for minutes on a 2-core '
+               'CPU, so the '
+               'models are far from saturation. 3 seeds for the LM, VRASH, the Transformer LM and '
+               'Transformer VRASH (2 blocks of width 56, near the RHN models\' parameter counts), 1 for the VAE '
+               '(its 3 sampling seeds share one model). To make room for the Transformer runs within 10 '
+               'minutes, the frontier holds each model\'s default rate only (bounds at K=8; its other VRASH '
+               'rates, free bits 0 and 1 with 3 seeds each, are in the cpu preset) and runs train 300 steps '
+               '(400 before); claims use 3 seeds, 32 samples each at 5 '
+               'temperatures. Each run trains alone, its batch split over the CPU cores (on a CPU runs of '
+               'different seeds do not pay as a group).')),
     'cpu': Preset(
         works_per_collection=0,
         prep={'max_len': 256},

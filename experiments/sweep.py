@@ -1,10 +1,10 @@
-"""`vrash-sweep --data_dir OUT --workdir W [--models lm,vae,vrash] [--seeds 0,1,2] [--config.x=y]`.
+"""`vrash-sweep --data_dir OUT --workdir W [--models lm,vae,vrash,tlm,tvrash] [--seeds 0,1,2] [--config.x=y]`.
 
 Trains every model x seed (each run resumable) and, with --frontier_free_bits, VAE/VRASH at
 other rates; evaluates them on the test split, measures the paper's claims and writes
 W/results.json, W/results.md, W/figure5.png, W/figure6.png, W/frontier.png, W/curves.png and
 W/results.html. `--config.FIELD=VALUE` overrides
-a field of every model's config (experiments/configs/{lm,vae,vrash}.py).
+a field of every model's config (experiments/configs/{lm,vae,vrash,tlm,tvrash}.py).
 """
 import functools
 import os
@@ -13,13 +13,14 @@ from absl import flags
 from ml_collections import config_flags
 
 from experiments import launcher
-from experiments.configs import base, model_config
+from experiments.configs import MODELS, base, model_config
+from vrash_jax.config_rules import LANGUAGE_MODELS
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset.')
 flags.DEFINE_string('workdir', None, 'Runs, results and figures go here.')
-flags.DEFINE_list('models', ['lm', 'vae', 'vrash'], 'Which models to compare.')
+flags.DEFINE_list('models', list(MODELS), 'Which models to compare (tlm, tvrash: the Transformer LM and VRASH).')
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per model.')
 flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound.', lower_bound=1)
 flags.DEFINE_integer('num_samples', 64, 'Melodies sampled per model for the objective metrics.', lower_bound=1)
@@ -28,7 +29,8 @@ flags.DEFINE_list('frontier_free_bits', [], 'Also train VAE and VRASH at these f
 flags.DEFINE_integer('group_size', 0, 'Runs trained together (one jitted step over their stacked states); '
                      '0: a run per CPU device, or on an accelerator the size after which runs per second '
                      'stop growing.', lower_bound=0)
-flags.DEFINE_list('temperatures', ['0.5', '0.8', '1.0'], 'Sampling temperatures of the claims\' samples.')
+flags.DEFINE_list('temperatures', ['0.5', '0.7', '0.8', '0.9', '1.0', '1.2'], 'Sampling temperatures of the '
+                  'claims\' samples (a curve: structure is read where a model is as diverse as the data).')
 flags.DEFINE_integer('sample_seeds', 3, 'Sampling seeds per temperature for the claims.', lower_bound=1)
 flags.DEFINE_bool('plan_only', False, 'Say the plan (runs, widths, a projected wall time from steps '
                   'measured here) and stop before training.')
@@ -68,16 +70,16 @@ def claims_plan(models: list[str], free_bits: tuple[float, ...], temperatures: t
   from vrash_jax.study.runs import rate_points
   if not temperatures or min(temperatures) <= 0:
     raise VrashError('--temperatures must be numbers > 0')
-  frontier = tuple(p for m in models if m != 'lm' for p in rate_points(m, free_bits, seeds))
+  frontier = tuple(p for m in models if m not in LANGUAGE_MODELS for p in rate_points(m, free_bits, seeds))
   return ClaimsPlan(frontier=frontier, temperatures=temperatures, sample_seeds=sample_seeds)
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
   require(data_dir=FLAGS.data_dir, workdir=FLAGS.workdir)
-  unknown = sorted(set(FLAGS.models) - {'lm', 'vae', 'vrash'})
+  unknown = sorted(set(FLAGS.models) - set(MODELS))
   if unknown or not FLAGS.models:
-    raise VrashError(f'--models must be a non-empty subset of lm,vae,vrash (unknown: {",".join(unknown)})')
+    raise VrashError(f'--models must be a non-empty subset of {",".join(MODELS)} (unknown: {",".join(unknown)})')
   launcher.one_device_per_core()
   import jax
 

@@ -29,6 +29,8 @@ INVALID = {
     'transform_bias': [float('nan'), float('-inf'), 'low'],
     'input_dropout': [1.0, -0.1], 'state_dropout': [1.5], 'output_dropout': [-1],
     'custom_backward': [1, 'yes'],
+    'attention_layers': [0, 2.0], 'attention_width': [1, 'wide'], 'attention_heads': [0, -2],
+    'attention_dropout': [1.0, -0.1],
     'dtype': ['float16', 'bf16', 32],
     'latent_dim': [0],
     'note_dropout': [1.5, 1.0, -0.5],
@@ -87,8 +89,15 @@ def test_cross_field_rules():
     config_rules.validate(base_dict(batch_size=12), devices=8)
   config_rules.validate(base_dict(batch_size=12), devices=4)
   config_rules.validate(base_dict(batch_size=12))  # no device count given: not checked
-  with pytest.raises(VrashError, match=r'^config.pretrain_steps=100: the LM has no encoder'):
+  with pytest.raises(VrashError, match=r'^config.pretrain_steps=100: a language model has no encoder'):
     config_rules.validate(base_dict(model='lm', pretrain_steps=100))
+  with pytest.raises(VrashError, match=r"^config.pretrain_steps=100: a language model has no encoder to pretrain; "
+                                       r"allowed: 0 for 'tlm'$"):
+    config_rules.validate(base_dict(model='tlm', pretrain_steps=100))
+  with pytest.raises(VrashError, match=r'^config.attention_width=36: does not split into config.attention_heads=4 '
+                                       r'heads of an even size \(rotary pairs\); allowed: a multiple of 8$'):
+    config_rules.validate(base_dict(attention_width=36))
+  config_rules.validate(base_dict(attention_width=40))
   with pytest.raises(VrashError, match=r'^config.pretrain_steps=200: leaves no steps to train '
                                        r'the VAE; allowed: fewer than config.train_steps=200$'):
     config_rules.validate(base_dict(pretrain_steps=200, train_steps=200))

@@ -1,11 +1,12 @@
-"""LM / VAE / VRASH: shapes, masking, what each decoder may see, and gradient flow."""
+"""Every model: shapes, masking, what each decoder may see, and gradient flow (the Transformer's own
+properties: test_transformer.py)."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments.configs import smoke
-from vrash_jax import losses, models, notes
+from vrash_jax import config_rules, losses, models, notes
 
 B, T = 4, 10
 
@@ -30,7 +31,7 @@ def test_three_heads_and_posterior_shapes(name):
   model, params = build(name)
   logits, posterior = model.apply({'params': params}, make_batch())
   assert {f: v.shape for f, v in logits.items()} == {f: (B, T, n) for f, n in notes.VOCAB_SIZES.items()}
-  if name == 'lm':
+  if name in config_rules.LANGUAGE_MODELS:
     assert posterior is None and 'encoder' not in params
   else:
     assert [p.shape for p in posterior] == [(B, 4), (B, 4)]
@@ -56,13 +57,14 @@ def _decode(model, params, batch, z):
   return model.apply({'params': params}, batch, z, method=models.MelodyModel.decode)[0]['pitch_class']
 
 
-@pytest.mark.parametrize('name, sees_history', [('lm', True), ('vae', False), ('vrash', True)])
+@pytest.mark.parametrize('name, sees_history', [('lm', True), ('vae', False), ('vrash', True), ('tlm', True),
+                                                ('tvrash', True)])
 def test_decoders_see_only_earlier_notes_and_only_with_history(name, sees_history):
   model, params = build(name)
   batch = make_batch()
   changed = dict(batch, pitch_class=batch['pitch_class'].copy())
   changed['pitch_class'][:, 4] = (changed['pitch_class'][:, 4] + 1) % 12
-  z = None if name == 'lm' else jnp.ones((B, 4))
+  z = None if name in config_rules.LANGUAGE_MODELS else jnp.ones((B, 4))
   a, b = np.asarray(_decode(model, params, batch, z)), np.asarray(_decode(model, params, changed, z))
   np.testing.assert_allclose(a[:, :5], b[:, :5], atol=1e-6)  # position 4 predicts note 4
   assert (not np.allclose(a[0, 5:], b[0, 5:])) == sees_history
@@ -77,7 +79,7 @@ def test_reparameterization_gradient_is_analytic():
   np.testing.assert_allclose(g_log_var, 0.5 * jnp.exp(0.5 * log_var) * eps, rtol=1e-6)
 
 
-@pytest.mark.parametrize('name', ['vae', 'vrash'])
+@pytest.mark.parametrize('name', ['vae', 'vrash', 'tvrash'])
 def test_reconstruction_gradient_reaches_the_encoder(name):
   model, params = build(name)
   batch = make_batch()

@@ -1,5 +1,6 @@
-"""A sweep of LM, VAE and VRASH x 2 seeds with one frontier point (2 seeds), 2 steps a run."""
-from experiments.configs import smoke
+"""A sweep of every model (LM, VAE, VRASH and the Transformer LM and VRASH) x 2 seeds with one
+frontier point (2 seeds), 2 steps a run."""
+from experiments.configs import MODELS, smoke
 
 
 def config(model):
@@ -16,7 +17,7 @@ def sweep_and_report(data_dir, workdir):
 
   plan = measurements.ClaimsPlan(frontier=runs.rate_points('vrash', (0.0,), seeds=(0, 1)), temperatures=(0.5, 1.0),
                                  sample_seeds=2, sample_length=12, frontier_iw_samples=2, valid_iw_samples=3)
-  results = sweep.run_sweep(data_dir, workdir, config, ['lm', 'vae', 'vrash'], [0, 1],
+  results = sweep.run_sweep(data_dir, workdir, config, list(MODELS), [0, 1],
                             iw_samples=2, num_samples=4, plan=plan)
   render.write_report(results, workdir)
   return results

@@ -1,4 +1,5 @@
-"""vrash_jax: LM, VAE and VRASH melody models (Tikhonov & Yamshchikov, 2017) in JAX/Flax.
+"""vrash_jax: LM, VAE and VRASH melody models (Tikhonov & Yamshchikov, 2017), and a Transformer LM
+and VRASH beside them, in JAX/Flax.
 
 Importing the package is cheap: submodules load jax, tensorflow or pretty_midi only when used,
 so `data_prep` can share `vrash_jax.notes` without pulling in an accelerator runtime.

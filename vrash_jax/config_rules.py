@@ -49,7 +49,8 @@ def _rate(what: str) -> Rule:
   return Rule(float, f'{what} in [0, 1)', lambda v: 0 <= v < 1)
 
 
-MODELS = ('lm', 'vae', 'vrash')
+MODELS = ('lm', 'vae', 'vrash', 'tlm', 'tvrash')
+LANGUAGE_MODELS = ('lm', 'tlm')  # no latent code, no encoder
 DTYPES = ('float32', 'bfloat16')
 
 # A rule for every field of experiments/configs/base.py (a test holds the two in step).
@@ -71,6 +72,10 @@ RULES: dict[str, Rule] = {
     'state_dropout': _rate('a dropout rate'),
     'output_dropout': _rate('a dropout rate'),
     'custom_backward': Rule(bool, 'True or False'),
+    'attention_layers': _count(1),
+    'attention_width': _count(2),
+    'attention_heads': _count(1),
+    'attention_dropout': _rate('a dropout rate'),
     'dtype': Rule(str, ' or '.join(repr(d) for d in DTYPES), lambda v: v in DTYPES, 'no such dtype'),
     'latent_dim': _count(1),
     'note_dropout': _rate('a share of hidden history notes'),
@@ -99,6 +104,11 @@ LEGACY_DEFAULTS: dict[str, Any] = {
     'pretrain_steps': 0,  # no autoencoder pretraining
     'valid_iw_samples': 0,  # valid evaluations without the importance-weighted bound
     'patience': 0,  # no early stopping
+    # The Transformer decoder's fields (read by 'tlm' and 'tvrash' only, which came with them).
+    'attention_layers': 2,
+    'attention_width': 128,
+    'attention_heads': 4,
+    'attention_dropout': 0.1,
 }
 
 
@@ -112,9 +122,13 @@ def _cross_field_problems(c: Mapping[str, Any], devices: int | None) -> list[str
   if c['warmup_steps'] > c['train_steps']:
     out.append(f"config.warmup_steps={c['warmup_steps']}: longer than the run; "
                f"allowed: at most config.train_steps={c['train_steps']}")
-  if c['pretrain_steps'] and c['model'] == 'lm':
-    out.append(f"config.pretrain_steps={c['pretrain_steps']}: the LM has no encoder to pretrain; "
-               'allowed: 0 for the LM')
+  if c['pretrain_steps'] and c['model'] in LANGUAGE_MODELS:
+    out.append(f"config.pretrain_steps={c['pretrain_steps']}: a language model has no encoder to pretrain; "
+               f"allowed: 0 for {c['model']!r}")
+  if c['attention_width'] % (2 * c['attention_heads']):
+    out.append(f"config.attention_width={c['attention_width']}: does not split into "
+               f"config.attention_heads={c['attention_heads']} heads of an even size (rotary pairs); "
+               f"allowed: a multiple of {2 * c['attention_heads']}")
   if c['pretrain_steps'] and c['pretrain_steps'] >= c['train_steps']:
     out.append(f"config.pretrain_steps={c['pretrain_steps']}: leaves no steps to train the VAE; "
                f"allowed: fewer than config.train_steps={c['train_steps']}")

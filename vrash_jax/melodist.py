@@ -90,10 +90,11 @@ class Sampler:
   def _encode_impl(self, params, batch):
     return self.model.apply({'params': params}, batch, method=MelodyModel.encode)
 
-  def start(self, params, meta: Mapping[str, Array], z: Array | None):
-    """The scan carry before the first note: decoder state and start tokens."""
+  def start(self, params, meta: Mapping[str, Array], z: Array | None, length: int):
+    """The scan carry before the first of `length` notes: decoder state (a Transformer's cache)
+    and start tokens."""
     num = meta[next(iter(notes.META_FIELDS))].shape[0]
-    state = self.model.apply({'params': params}, z, num, method=MelodyModel.initial_decoder_state)
+    state = self.model.apply({'params': params}, z, num, length, method=MelodyModel.initial_decoder_state)
     return state, {f: jnp.full((num,), notes.VOCAB_SIZES[f], jnp.int32) for f in HEADS}
 
   def step(self, params, meta: Mapping[str, Array], z: Array | None, temperature: Array,
@@ -114,7 +115,7 @@ class Sampler:
 
   def _sample_impl(self, params, rng, meta, z, temperature, length, greedy):
     step = functools.partial(self.step, params, meta, z, temperature, greedy)
-    _, out = jax.lax.scan(step, self.start(params, meta, z), jax.random.split(rng, length))
+    _, out = jax.lax.scan(step, self.start(params, meta, z, length), jax.random.split(rng, length))
     return {f: out[f].T for f in HEADS}
 
 
@@ -129,7 +130,7 @@ def _with_dtype(config, dtype: str | None):
 
 
 class Melodist:
-  """A trained LM, VAE or VRASH ready to make melodies."""
+  """A trained model (LM, VAE, VRASH or a Transformer kin) ready to make melodies."""
 
   def __init__(self, config, params: Any):
     self.config, self.params = config, params
@@ -175,7 +176,7 @@ class Melodist:
 
   def _require_latent(self) -> None:
     if not self.model.has_latent:
-      raise VrashError(f'a {self.config.model!r} model has no latent code: use a vae or vrash model')
+      raise VrashError(f'a {self.config.model!r} model has no latent code: use a vae, vrash or tvrash model')
 
   def encode(self, melodies: Melody | Sequence[Melody]) -> np.ndarray:
     """Posterior means z [N, Z] (or [Z] for one melody) of MIDI files or tracks."""

@@ -1,4 +1,5 @@
-"""LM, VAE and VRASH (paper Figs. 2-4) as one model family chosen by `config.model`.
+"""LM, VAE and VRASH (paper Figs. 2-4), and their Transformer kin, as one model family chosen
+by `config.model`.
 
 * LM: an RHN decoder reads the previous notes (and the track's meta-information) and
   predicts the next note.
@@ -7,6 +8,10 @@
   state and is fed at every step, with no previous-note inputs.
 * VRASH: the VAE whose decoder also receives the previous notes ("history"), some of them
   hidden by note dropout so that the decoder has to rely on z.
+* Transformer LM (`tlm`): the LM with a causal Transformer decoder (`transformer.py`) in place
+  of the RHN: attention over the previous notes instead of a recurrent state.
+* Transformer VRASH (`tvrash`): VRASH's RHN encoder and a Transformer decoder that gets z added
+  to every input (`latent_to_input`); with that projection zero it is the Transformer LM.
 
 Every model has three softmax heads: pitch class, octave and delay. A note's input is the
 concatenation of its pitch-class, octave and delay embeddings and the meta-information
@@ -25,6 +30,7 @@ import ml_collections
 from vrash_jax import notes
 from vrash_jax.config_rules import MODELS
 from vrash_jax.rhn import RHN
+from vrash_jax.transformer import TransformerDecoder, init_cache
 
 Array = jax.Array
 HEADS = notes.TOKEN_FIELDS
@@ -63,7 +69,10 @@ def _broadcast_time(x: Array, length: int) -> Array:
 
 
 # The decoder's parameters: what encoder pretraining (Li et al. 2019) re-initializes.
-DECODER_PARAMS = ('decoder', 'latent_to_state') + tuple(f'heads_{f}' for f in HEADS)
+DECODER_PARAMS = ('decoder', 'latent_to_state', 'attention_in', 'latent_to_input') + tuple(f'heads_{f}' for f in HEADS)
+LATENT_MODELS = ('vae', 'vrash', 'tvrash')
+HISTORY_MODELS = ('lm', 'vrash', 'tlm', 'tvrash')
+ATTENTION_MODELS = ('tlm', 'tvrash')
 
 
 class MelodyModel(nn.Module):
@@ -85,20 +94,32 @@ class MelodyModel(nn.Module):
     rhn = dict(hidden=c.hidden, depth=c.depth, transform_bias=c.transform_bias,
                input_dropout=c.input_dropout, state_dropout=c.state_dropout,
                output_dropout=c.output_dropout, dtype=compute, custom_backward=c.custom_backward)
-    self.decoder = RHN(**rhn)
+    if self.attends:
+      self.attention_in = nn.Dense(c.attention_width, dtype=compute)
+      self.decoder = TransformerDecoder(c.attention_layers, c.attention_heads, c.attention_dropout, compute)
+    else:
+      self.decoder = RHN(**rhn)
     if self.has_latent:
       self.encoder = RHN(**rhn)
       self.posterior = nn.Dense(2 * c.latent_dim)
-      self.latent_to_state = nn.Dense(c.hidden)
+      if self.attends:
+        self.latent_to_input = nn.Dense(c.attention_width, dtype=compute)
+      else:
+        self.latent_to_state = nn.Dense(c.hidden)
     self.heads = {f: nn.Dense(notes.VOCAB_SIZES[f], dtype=compute) for f in HEADS}
 
   @property
   def has_latent(self) -> bool:
-    return self.config.model in ('vae', 'vrash')
+    return self.config.model in LATENT_MODELS
 
   @property
   def has_history(self) -> bool:
-    return self.config.model in ('lm', 'vrash')
+    return self.config.model in HISTORY_MODELS
+
+  @property
+  def attends(self) -> bool:
+    """Whether the decoder is a Transformer (else an RHN)."""
+    return self.config.model in ATTENTION_MODELS
 
   def encode(self, batch: Mapping[str, Array], deterministic: bool = True) -> tuple[Array, Array]:
     """Melody -> (mean, log-variance) of q(z | melody), each [B, Z]."""
@@ -109,8 +130,13 @@ class MelodyModel(nn.Module):
     mean, log_var = jnp.split(self.posterior(final), 2, axis=-1)
     return mean, log_var
 
-  def initial_decoder_state(self, z: Array | None, batch_size: int) -> Array:
-    """The decoder's state before the first note: from z for VAE/VRASH, zeros for the LM."""
+  def initial_decoder_state(self, z: Array | None, batch_size: int, length: int = 0) -> Any:
+    """The decoder's state before the first note: from z for VAE/VRASH, zeros for the LM; for a
+    Transformer, an empty cache for `length` notes."""
+    c = self.config
+    if self.attends:
+      return init_cache(batch_size, length, c.attention_width, c.attention_heads, c.attention_layers,
+                        jnp.dtype(c.dtype))
     if self.has_latent:
       return jnp.tanh(self.latent_to_state(z))
     return jnp.zeros((batch_size, self.config.hidden), jnp.float32)
@@ -121,17 +147,18 @@ class MelodyModel(nn.Module):
     """Teacher-forced decoding -> (logits per head [B, T, V], final decoder state).
 
     `batch` holds the notes to predict; history inputs are those notes shifted right.
-    `initial_state` continues an earlier call (step-by-step sampling). `note_dropout` replaces
-    the config's (an array for runs trained as one group, each with its own rate).
+    `initial_state` continues an earlier call (step-by-step sampling; a Transformer's cache).
+    `note_dropout` replaces the config's (an array for runs trained as one group, each with its
+    own rate).
     """
     c = self.config
     rate = c.note_dropout if note_dropout is None else note_dropout
     mask = batch['mask']
     length = mask.shape[1]
     parts = [_broadcast_time(self.meta_embed(batch), length)]
-    if initial_state is None:
+    if initial_state is None and not self.attends:
       initial_state = self.initial_decoder_state(z, mask.shape[0])
-    if self.has_latent:
+    if self.has_latent and not self.attends:
       parts.append(_broadcast_time(z, length))
     if self.has_history:
       history = self.note_embed(batch['history'] if 'history' in batch else
@@ -142,8 +169,12 @@ class MelodyModel(nn.Module):
         keep = jax.random.bernoulli(self.make_rng('dropout'), 1.0 - rate, (mask.shape[0], max(c.max_len, length)))
         history = history * keep[:, :length, None]
       parts.append(history)
-    outputs, final = self.decoder(jnp.concatenate(parts, axis=-1), mask, initial_state,
-                                  deterministic=deterministic)
+    inputs = jnp.concatenate(parts, axis=-1)
+    if self.attends:
+      inputs = self.attention_in(inputs)
+      if self.has_latent:
+        inputs = inputs + self.latent_to_input(z)[:, None, :]
+    outputs, final = self.decoder(inputs, mask, initial_state, deterministic=deterministic)
     return {f: self.heads[f](outputs).astype(jnp.float32) for f in HEADS}, final
 
   def __call__(self, batch: Mapping[str, Array], deterministic: bool = True,

@@ -3,6 +3,9 @@
   XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m experiments.bench.bench_groups \\
       --data_dir D --max_len 128 --bucket_step 32 [--sizes 1,2,4] [--hidden 128 --depth 2 --batch 32]
 
+The model is the CPU presets' (`experiments.configs.SMALL_MODEL`: for tlm and tvrash, 2 blocks of
+width 56) with the RHN's size from the flags.
+
 For each group size G, the step of G runs (`run_plan.time_group_step`: one jitted vmapped step,
 the runs split over the devices) is timed at every padded width of the training batches (the
 mean of `--steps` warm steps), and
@@ -17,13 +20,13 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from experiments.configs import model_config
+from experiments.configs import SMALL_MODEL, model_config
 from vrash_jax import input_pipeline, sharding
 from vrash_jax.study import run_plan
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('data_dir', None, 'A prepared dataset (its batch widths).', required=True)
-flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash'], 'Which architecture.')
+flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash', 'tlm', 'tvrash'], 'Which architecture.')
 flags.DEFINE_list('sizes', ['1', '2', '4'], 'Group sizes.')
 flags.DEFINE_integer('max_len', 128, 'Longest melody (config.max_len).')
 flags.DEFINE_integer('bucket_step', 32, 'config.bucket_step.')
@@ -32,7 +35,6 @@ flags.DEFINE_integer('depth', 2, 'RHN recurrence depth.')
 flags.DEFINE_integer('batch', 32, 'Batch size of each run.')
 flags.DEFINE_integer('steps', 10, 'Warm steps timed at each width.')
 
-SMALL = {'pitch_embed': 16, 'octave_embed': 4, 'delay_embed': 8, 'meta_embed': 4}
 
 
 def epoch_widths(train: dict, config, runs: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,8 +48,9 @@ def epoch_widths(train: dict, config, runs: int) -> tuple[np.ndarray, np.ndarray
 
 def main(argv: list[str]) -> None:
   del argv
-  config = model_config(FLAGS.model, {**SMALL, 'hidden': FLAGS.hidden, 'depth': FLAGS.depth, 'batch_size': FLAGS.batch,
-                                      'max_len': FLAGS.max_len, 'bucket_step': FLAGS.bucket_step})
+  config = model_config(FLAGS.model, {**SMALL_MODEL, 'hidden': FLAGS.hidden, 'depth': FLAGS.depth,
+                                      'batch_size': FLAGS.batch, 'max_len': FLAGS.max_len,
+                                      'bucket_step': FLAGS.bucket_step})
   train = input_pipeline.load_split(FLAGS.data_dir, 'train', config.max_len)
   sizes = [int(s) for s in FLAGS.sizes]
   print(f'{jax.device_count()} {jax.devices()[0].platform.upper()} devices; {FLAGS.model}, hidden {FLAGS.hidden}, '

@@ -27,7 +27,7 @@ from vrash_jax.errors import exit_on_user_error
 from vrash_jax.melodist import Sampler
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash'], 'Which architecture.')
+flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash', 'tlm', 'tvrash'], 'Which architecture.')
 flags.DEFINE_list('batches', ['1', '256'], 'Melodies drawn at once.')
 flags.DEFINE_integer('length', 64, 'Notes per melody.')
 flags.DEFINE_integer('hidden', 256, 'RHN state size.')
@@ -42,7 +42,7 @@ def sampling_modes(sampler: Sampler, params, meta: dict, z, rng: jax.Array, leng
   temperature = jnp.float32(1.0)
 
   def loop(step):
-    carry = sampler.start(params, meta, z)
+    carry = sampler.start(params, meta, z, length)
     out = []
     for key in jax.random.split(rng, length):
       carry, tokens = step(params, meta, z, temperature, False, carry, key)

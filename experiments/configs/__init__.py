@@ -8,6 +8,12 @@ from vrash_jax import config_rules
 from vrash_jax.config_rules import MODELS  # noqa: F401  (the models a config may name)
 from vrash_jax.errors import VrashError
 
+# The CPU presets' model (overrides of any model's config): a small RHN and small embeddings; the
+# Transformer decoder near the RHN one's parameter count (the Transformer LM has 87k parameters,
+# the LM 93k; Transformer VRASH 168k, VRASH 179k).
+SMALL_MODEL = {'hidden': 128, 'depth': 2, 'pitch_embed': 16, 'octave_embed': 4, 'delay_embed': 8,
+               'meta_embed': 4, 'attention_width': 56, 'attention_layers': 2, 'attention_heads': 2}
+
 
 def model_config(model: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
   """experiments/configs/<model>.py's config with flattened overrides ({'hidden': 128}) applied,

@@ -4,7 +4,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.model = 'vrash'  # 'lm' (paper Fig. 2), 'vae' (Fig. 3) or 'vrash' (Fig. 4)
+  c.model = 'vrash'  # 'lm' (paper Fig. 2), 'vae' (Fig. 3), 'vrash' (Fig. 4), 'tlm' or 'tvrash' (models.py)
   c.seed = 0  # the one seed: data order, initialization, dropout and latent noise
   # Data.
   c.max_len = 64  # notes per example: longer examples are cut, shorter ones padded
@@ -27,6 +27,12 @@ def get_config() -> ml_collections.ConfigDict:
   c.state_dropout = 0.1  # variational dropout on the recurrent state
   c.output_dropout = 0.1  # variational dropout on RHN outputs
   c.custom_backward = True  # RHN gradients by rhn_scan's hand-written VJP (False: scan autodiff)
+  # Transformer decoder ('tlm', 'tvrash'; transformer.py): pre-LayerNorm blocks, rotary
+  # positions, sized near the RHN decoder's parameter count (README: the comparison's budget).
+  c.attention_layers = 2  # blocks (self-attention, then a 4x GELU MLP)
+  c.attention_width = 128  # residual stream width (hidden 256 depth 3 RHN: 428k decoder params; this: 405k)
+  c.attention_heads = 4  # heads; width / heads must be even (rotary pairs)
+  c.attention_dropout = 0.1  # dropout on the decoder's inputs and every residual branch
   # Compute dtype of embeddings, RHN matmuls and heads: 'float32' or 'bfloat16' (GPU/TPU).
   # Parameters, optimizer state, the RHN state across time, softmax, KL and figures stay float32.
   c.dtype = 'float32'

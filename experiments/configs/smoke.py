@@ -10,6 +10,7 @@ def get_config(model: str = 'vrash'):
   c.pitch_embed, c.octave_embed, c.delay_embed, c.meta_embed = 6, 3, 5, 2
   c.hidden = 16
   c.depth = 2
+  c.attention_width, c.attention_layers, c.attention_heads = 8, 2, 2
   c.latent_dim = 4
   c.kl_anneal_steps = 4
   c.warmup_steps = 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from vrash_jax.report.blocks import NAMES, Checklist, Section, Table
-from vrash_jax.study import claims
+from vrash_jax.study import claims, structure
 
 SAMPLE_KEYS = ('repeated_note_rate', 'longest_run', 'loop_share', 'recurring_4gram_share',
                'distinct_4gram_rate', 'distinct_4gram_within')
@@ -24,9 +24,13 @@ def _with_half_width(point: dict[str, Any], key: str, digits: int) -> str:
 
 def frontier_table(frontier: dict[str, Any]) -> Table:
   lm = frontier['lm']
-  lm_seeds = str(len(lm.get('seeds', [0])))
-  rows = [['LM', 'lm', '-', '-', lm_seeds, f"{lm['valid']['ce_total']:.3f}", _with_half_width(lm, 'ce_total', 3), '0',
-           f"{lm['test']['ce_total']:.3f}", '', '']]
+  rows = []
+  for p in frontier.get('language_models') or [lm]:  # the RHN LM's figures are the comparison's reference
+    rows.append([NAMES[p['model']], p['model'], '-', '-', str(len(p.get('seeds', [0]))),
+                 f"{p['valid']['ce_total']:.3f}", _with_half_width(p, 'ce_total', 3), '0',
+                 f"{p['test']['ce_total']:.3f}",
+                 '' if p is lm else _pct(1 - p['test']['ce_total'] / lm['test']['ce_total']),
+                 '' if p is lm else _pct(p['test']['ce_total'] / lm['test']['ce_total'] - 1)])
   for p in frontier['points']:
     t, v = p['test'], p['valid']
     mark = ' (recommended)' if p['name'] == frontier.get('recommended') and p['model'] == 'vrash' else ''
@@ -91,6 +95,35 @@ def samples_section(samples: dict[str, Any], data: dict[str, float], seeds: int)
       Table(['source', 'T'] + list(SAMPLE_KEYS), rows)])
 
 
+def structure_section(figures: dict[str, Any], data: dict[str, Any]) -> Section:
+  """Each model's recurrence at the data's diversity (`vrash_jax.study.structure`)."""
+  recurring, diverse = data['recurring_4gram_share'], data['distinct_4gram_rate']
+  rows = [['test data', '-', f"{diverse['mean']:.3f}", f"{recurring['mean']:.3f} ± {_half(recurring):.3f}", '-', '-']]
+  for model, s in figures.items():
+    if 'recurrence' in s:
+      r = s['recurrence']
+      rows.append([NAMES[model], f"{s['temperature']:.2f}", f"{diverse['mean']:.3f}",
+                   f"{r['mean']:.3f} ± {_half(r):.3f}", f"{100 * s['distance']:+.1f} points",
+                   'yes' if s['reached'] else 'no'])
+    else:
+      gap = s.get('diversity_gap')
+      rows.append([NAMES[model], f"none (nearest {s.get('nearest_temperature')})",
+                   '-' if gap is None else f"{gap:+.3f} from the data's", '-',
+                   '-' if s.get('distance') is None else f"{100 * s['distance']:+.1f} points", 'no'])
+  return Section("Structure at the data's diversity", [
+      "Share of 4-note patterns that recur 8 or more notes later in the same melody, read at the "
+      "temperature where a model's distinct-4-gram rate equals the data's (interpolated between the "
+      'sampled temperatures, per seed); mean ± half-width of the 95% interval over seeds. The data row '
+      'comes from random subsets of as many test melodies as a model has samples. A model reaches the '
+      "data's structure when the data's share lies inside its interval.",
+      Table(['source', 'T at the data\'s diversity', 'distinct 4-gram rate', 'recurring 4-gram share',
+             'distance from the data', 'reached'], rows)])
+
+
+def _half(ci: dict[str, float]) -> float:
+  return (ci['high'] - ci['low']) / 2
+
+
 def verdicts_section(verdicts: list[dict[str, str]]) -> Section:
   return Section("The paper's claims", [Table(
       ['claim', 'verdict', 'evidence'], [[v['claim'], v['verdict'], v['evidence']] for v in verdicts])])
@@ -106,5 +139,7 @@ def sections(results: dict[str, Any]) -> list[Section]:
                                 c['plan']['valid_iw_samples']))
   if c.get('by_length'):
     out.append(length_section(c['by_length']))
+  if c.get('structure'):
+    out.append(structure_section(c['structure'], structure.data_reference(c['data_subsets'])))
   out.append(samples_section(c['samples'], c['data_samples'], c['plan']['sample_seeds']))
   return out

@@ -82,10 +82,10 @@ def plot_figure6(latent: dict[str, Any], path: str) -> bool:
 
 
 def plot_frontier(results: dict[str, Any], path: str) -> bool:
-  """frontier.png: a row per model (VAE, VRASH), CE and IW bound against KL, with the LM's
-  NLL; False (nothing drawn) without VAE/VRASH points or an LM."""
+  """frontier.png: a row per latent model, CE and IW bound against KL, with the language
+  models' NLL; False (nothing drawn) without VAE/VRASH points or an LM."""
   frontier = results.get('claims', {}).get('frontier', {})
-  models = [m for m in ('vae', 'vrash') if any(p['model'] == m for p in frontier.get('points', []))]
+  models = [m for m in ('vae', 'vrash', 'tvrash') if any(p['model'] == m for p in frontier.get('points', []))]
   if not models or not frontier.get('lm'):
     return False
   plt = matplotlib_pyplot()
@@ -95,10 +95,13 @@ def plot_frontier(results: dict[str, Any], path: str) -> bool:
     pts = sorted((p for p in frontier['points'] if p['model'] == model), key=lambda p: p['test']['kl'])
     for ax, key, title in zip(row, ('ce_total', 'nll_iw'), ('CE, z from the posterior', 'NLL bound (IW)')):
       kl, y = [p['test']['kl'] for p in pts], [p['test'][key] for p in pts]
-      ax.plot(kl, y, 'o', color='#4477aa' if model == 'vrash' else '#999933', label=NAMES[model])
+      ax.plot(kl, y, 'o', color={'vrash': '#4477aa', 'tvrash': '#d0851b'}.get(model, '#999933'), label=NAMES[model])
       for p, a, b in zip(pts, kl, y):
         ax.annotate(p['name'], (a, b), fontsize=7, xytext=(3, 3), textcoords='offset points')
       ax.axhline(lm, color='#cc3311', label='LM NLL')
+      for other in frontier.get('language_models', []):
+        if other['model'] != 'lm':
+          ax.axhline(other['test']['ce_total'], color='#7b4fb0', ls='--', label=f"{NAMES[other['model']]} NLL")
       ax.set_xlabel('KL (nats per melody)')
       ax.set_title(f'{NAMES[model]}: {title}')
     row[0].set_ylabel('nats per note (test)')

@@ -19,7 +19,8 @@ from vrash_jax.report.blocks import NAMES, Checklist, Table
 from vrash_jax.report.figures import FIGURES
 from vrash_jax.report.sections import results_sections
 
-COLOURS = {'test': '#555555', 'lm': '#1f6fb4', 'vae': '#2a9d3a', 'vrash': '#c8322d'}
+COLOURS = {'test': '#555555', 'lm': '#1f6fb4', 'vae': '#2a9d3a', 'vrash': '#c8322d', 'tlm': '#7b4fb0',
+           'tvrash': '#d0851b'}
 LABELS = {'test': 'test data', **NAMES}
 STYLE = """body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}

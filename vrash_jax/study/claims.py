@@ -11,11 +11,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from vrash_jax.config_rules import LANGUAGE_MODELS
+
 HOLDS, FAILS, UNSURE = 'holds', 'does not hold', 'inconclusive'
 PAPER_CE_GAP = 1 - 2.11 / 2.34  # VRASH's CE below the LM's in the paper (Sec. 4): 9.8%
 IW_TOLERANCE = 0.02  # a bound within +2% of the LM's NLL counts as "no worse as a density model"
 MIN_KL = 5.0  # nats per melody: a latent that carries at least this much is "used"
 LENGTH_BUCKETS = ((1, 32), (33, 64), (65, 128), (129, 10**9))  # notes per melody
+MODEL_NAMES = {'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH', 'tlm': 'Transformer LM', 'tvrash': 'Transformer VRASH'}
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
@@ -35,13 +38,13 @@ def compare(a: Mapping[str, float], b: Mapping[str, float]) -> int:
   return 1 if a['low'] > b['high'] else -1 if a['high'] < b['low'] else 0
 
 
-def _verdict(claim: str, sign: int, evidence: str, seeds: int) -> dict[str, str]:
+def verdict(claim: str, sign: int, evidence: str, seeds: int) -> dict[str, str]:
   """A verdict from the sign of a comparison of 95% intervals over `seeds` seeds; without an
   interval (fewer than 2 seeds) there is none: inconclusive."""
   if seeds < 2:
     return {'claim': claim, 'verdict': UNSURE, 'evidence': f'{evidence} (one seed: no interval, no verdict)'}
-  verdict = HOLDS if sign > 0 else FAILS if sign < 0 else UNSURE
-  return {'claim': claim, 'verdict': verdict, 'evidence': evidence}
+  outcome = HOLDS if sign > 0 else FAILS if sign < 0 else UNSURE
+  return {'claim': claim, 'verdict': outcome, 'evidence': evidence}
 
 
 def summarize_samples(per_seed: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]
@@ -60,21 +63,52 @@ def _seeds(summary: Mapping[str, Any], models: Sequence[str]) -> int:
   return min(ci['n'] for m in models for temps in [summary[m]] for metrics in temps.values() for ci in metrics.values())
 
 
-def repetition_claim(summary: Mapping[str, Any]) -> dict[str, str]:
-  """Paper: repetition is "more prominent for the Language Model" than for VRASH."""
+def strongest_language_model(points: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+  """Of the frontier's language-model points, the one with the lowest valid CE (never chosen
+  on test)."""
+  lms = [p for p in points if p['model'] in LANGUAGE_MODELS]
+  return min(lms, key=lambda p: p['valid']['ce_total'], default=None)
+
+
+def beats_strongest_lm_claim(points: Sequence[Mapping[str, Any]], model: str) -> dict[str, str]:
+  """Beyond the paper: does `model`'s default point beat the strongest language model we have
+  as a density model? Holds when the 95% interval over seeds of its test IW bound lies below
+  that of the language model's test NLL (its CE), fails when above. Its CE is shown too, but a
+  CE conditioned on the melody's own z is no likelihood."""
+  lm = strongest_language_model(points)
+  target = next((p for p in points if p['model'] == model and p['name'] == 'default'), None)
+  claim = (f'{MODEL_NAMES[model]} beats the strongest language model as a density model '
+           '(IW bound below its NLL)')
+  if lm is None or target is None:
+    return {'claim': claim, 'verdict': UNSURE, 'evidence': 'no language model or no such model in this sweep'}
+  others = ', '.join(f"{MODEL_NAMES[p['model']]} {p['valid']['ce_total']:.3f}"
+                     for p in points if p['model'] in LANGUAGE_MODELS)
+  nll = mean_ci([r['test']['ce_total'] for r in lm['per_seed']])
+  bound, ce, kl = (mean_ci([r['test'][k] for r in target['per_seed']]) for k in ('nll_iw', 'ce_total', 'kl'))
+  evidence = (f"strongest language model by valid CE: {MODEL_NAMES[lm['model']]} (valid CE {others}); test NLL "
+              f"per note {_fmt(nll)} vs {MODEL_NAMES[model]} IW bound {_fmt(bound)} (CE {_fmt(ce)}, KL "
+              f"{kl['mean']:.2f} nats per melody; mean [95% CI] over seeds)")
+  return verdict(claim, compare(nll, bound), evidence, min(len(lm['per_seed']), len(target['per_seed'])))
+
+
+def repetition_claim(summary: Mapping[str, Any], language: str = 'lm', latent: str = 'vrash') -> dict[str, str]:
+  """Paper: repetition is "more prominent for the Language Model" than for VRASH (or for any
+  language model against its latent variant)."""
   signs, parts = [], []
-  for t in summary['lm']:
-    lm, vrash = summary['lm'][t], summary['vrash'][t]
+  names = f'{MODEL_NAMES[language]} vs {MODEL_NAMES[latent]}'
+  for t in summary[language]:
+    lm, vrash = summary[language][t], summary[latent][t]
     sign = compare(lm['repeated_note_rate'], vrash['repeated_note_rate'])
     signs.append(sign)
-    parts.append(f"T={t}: repeated-note rate LM {_fmt(lm['repeated_note_rate'])} vs VRASH "
+    parts.append(f"T={t}: repeated-note rate {names} {_fmt(lm['repeated_note_rate'])} vs "
                  f"{_fmt(vrash['repeated_note_rate'])}, longest run {lm['longest_run']['mean']:.2f} vs "
                  f"{vrash['longest_run']['mean']:.2f}, looping share {lm['loop_share']['mean']:.2f} vs "
                  f"{vrash['loop_share']['mean']:.2f}")
   # Holds at every temperature, or fails somewhere while holding nowhere; else mixed.
   overall = 1 if all(s > 0 for s in signs) else -1 if min(signs) < 0 and max(signs) <= 0 else 0
-  return _verdict('Sampled LM melodies repeat notes more than VRASH melodies (paper Sec. 4)',
-                  overall, '; '.join(parts) + ' (mean [95% CI] over seeds)', _seeds(summary, ('lm', 'vrash')))
+  return verdict(f'Sampled {MODEL_NAMES[language]} melodies repeat notes more than {MODEL_NAMES[latent]} melodies '
+                 '(paper Sec. 4)', overall, '; '.join(parts) + ' (mean [95% CI] over seeds)',
+                 _seeds(summary, (language, latent)))
 
 
 def structure_claim(summary: Mapping[str, Any], data: Mapping[str, float], temperature: str) -> dict[str, str]:
@@ -85,7 +119,7 @@ def structure_claim(summary: Mapping[str, Any], data: Mapping[str, float], tempe
   evidence = (f'T={temperature}: share of 4-note patterns recurring 8+ notes later: data '
               f'{data[key]:.3f}, LM {_fmt(lm)}, VRASH {_fmt(vrash)}'
               + (f", VAE {_fmt(summary['vae'][temperature][key])}" if 'vae' in summary else ''))
-  return _verdict('VRASH melodies have more macro structure than LM melodies (recurring patterns)',
+  return verdict('VRASH melodies have more macro structure than LM melodies (recurring patterns)',
                   compare(vrash, lm), evidence, min(lm['n'], vrash['n']))
 
 
@@ -99,7 +133,7 @@ def diversity_claim(summary: Mapping[str, Any], temperature: str) -> dict[str, s
   evidence = (f"T={temperature}: distinct 4-gram rate across samples VRASH {_fmt(vrash['distinct_4gram_rate'])} "
               f"vs VAE {_fmt(vae['distinct_4gram_rate'])}; within a sample VRASH "
               f"{_fmt(vrash['distinct_4gram_within'])} vs VAE {_fmt(vae['distinct_4gram_within'])}")
-  return _verdict('VRASH melodies are more diverse than VAE melodies (paper Sec. 4)', sign, evidence,
+  return verdict('VRASH melodies are more diverse than VAE melodies (paper Sec. 4)', sign, evidence,
                   _seeds(summary, ('vae', 'vrash')))
 
 
@@ -153,11 +187,14 @@ def latent_map(z: np.ndarray, labels: Sequence[str], seed: int = 0) -> dict[str,
   return out
 
 
-def style_claim(probes: Sequence[Mapping[str, Any]], silhouette: float | None) -> dict[str, str]:
+def style_claim(probes: Sequence[Mapping[str, Any]], silhouette: float | None, model: str = 'vrash'
+                ) -> dict[str, str]:
   """Paper Fig. 6: the latent space separates styles. Counts only beyond what the meta says: the
   probe's gain of latent + meta over meta alone (mean over folds), with its 95% interval over
   the seeds of the trained models (`probes`: one per seed)."""
   claim = 'The latent code separates styles beyond what the meta-information already says (Fig. 6)'
+  if model != 'vrash':
+    claim += f': {MODEL_NAMES[model]}'
   probes = [p for p in probes if 'accuracy' in p]
   if not probes:
     return {'claim': claim, 'verdict': UNSURE, 'evidence': 'too few styles to probe'}
@@ -170,7 +207,7 @@ def style_claim(probes: Sequence[Mapping[str, Any]], silhouette: float | None) -
               f"{_fmt(acc['meta'])}, latent only {_fmt(acc['latent'])}, latent + meta {_fmt(acc['latent_and_meta'])}; "
               f"gain of the latent over meta, mean [95% CI] over {len(probes)} seeds: {_fmt(gain)}; silhouette by "
               f"style {by_style}")
-  return _verdict(claim, sign, evidence, len(probes))
+  return verdict(claim, sign, evidence, len(probes))
 
 
 def length_bucket(length: int) -> str:
@@ -180,14 +217,18 @@ def length_bucket(length: int) -> str:
   raise ValueError(f'a melody of {length} notes')
 
 
-def length_claim(by_length: Mapping[str, Sequence[Mapping[str, Mapping[str, float]]]]) -> dict[str, str]:
+def length_claim(by_length: Mapping[str, Sequence[Mapping[str, Mapping[str, float]]]], language: str = 'lm',
+                 latent: str = 'vrash') -> dict[str, str]:
   """Paper's macro-structure argument: the latent helps more on longer melodies. `by_length`:
-  {model: [{bucket: figures} per seed]}. With the LM and VRASH of each seed, VRASH's CE gap to
-  the LM's NLL and its IW bound's excess over it, in the shortest and the longest length bucket;
+  {model: [{bucket: figures} per seed]}. With the language model and its latent variant
+  (LM and VRASH, or the Transformer pair) of each seed, the latent one's CE gap to the language
+  model's NLL and its IW bound's excess over it, in the shortest and the longest length bucket;
   holds when, over seeds, the gap grows and the excess shrinks from one to the other (95%
   intervals of the differences away from 0), fails when both move the other way."""
   claim = 'The latent helps more on longer melodies (the paper\'s macro-structure argument)'
-  pairs = list(zip(by_length['lm'], by_length.get('vrash', [])))
+  if (language, latent) != ('lm', 'vrash'):
+    claim += f': {MODEL_NAMES[latent]} against {MODEL_NAMES[language]}'
+  pairs = list(zip(by_length[language], by_length.get(latent, [])))
   buckets = [b for b in pairs[0][0] if all(b in lm and b in vrash for lm, vrash in pairs)] if pairs else []
   if len(buckets) < 2:
     return {'claim': claim, 'verdict': UNSURE, 'evidence': f'test melodies in {len(buckets)} length bucket(s) only'}
@@ -204,7 +245,7 @@ def length_claim(by_length: Mapping[str, Sequence[Mapping[str, Mapping[str, floa
                         for b, g in means.items())
               + f' (means over {len(pairs)} seeds); from {first} to {last} notes, the CE gap moves by '
               f'{_pct_ci(ce)} and the bound by {_pct_ci(iw)} (mean [95% CI])')
-  return _verdict(claim, sign, evidence, len(pairs))
+  return verdict(claim, sign, evidence, len(pairs))
 
 
 def _pct_ci(ci: Mapping[str, float]) -> str:

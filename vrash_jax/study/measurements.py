@@ -16,8 +16,9 @@ from absl import logging
 
 from vrash_jax import evaluation, input_pipeline
 from vrash_jax import notes as note_schema
+from vrash_jax.config_rules import LANGUAGE_MODELS
 from vrash_jax.melodist import Melodist
-from vrash_jax.study import claims, melody_metrics
+from vrash_jax.study import claims, melody_metrics, structure
 from vrash_jax.study.runs import ConfigFor, Point, Seeds, release_compiled, run_dir, seeds_of
 
 
@@ -30,11 +31,17 @@ def subset(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
 class ClaimsPlan:
   """What a sweep measures beyond the comparison (the paper's claims; see `claims`)."""
   frontier: tuple[Point, ...] = ()  # extra runs at other rates or with other techniques
-  temperatures: tuple[float, ...] = (0.5, 0.8, 1.0)  # of the repetition/structure/diversity samples
+  # Of the repetition/structure/diversity samples: a curve, along which `structure` finds where a
+  # model's diversity is the data's.
+  temperatures: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 1.0, 1.2)
   sample_seeds: int = 3  # sampling seeds per temperature (one per trained seed where there are)
   sample_length: int = 64  # notes per sample; the data's row uses test melodies cut to this
   frontier_iw_samples: int = 64  # K of the importance-weighted bound of test frontier and length figures
   valid_iw_samples: int = 16  # K of the valid bound that picks the recommended point
+
+
+# Each language model with its latent variant: the pairs the paper's LM-vs-VRASH claims compare.
+PAIRS = (('lm', 'vrash'), ('tlm', 'tvrash'))
 
 
 def run_info(directory: str) -> dict[str, Any]:
@@ -106,6 +113,15 @@ def sample_metrics(directories: Sequence[str], temperatures: Sequence[float], se
   return out
 
 
+def data_subsets(cut: Sequence[note_schema.Track], size: int, reference: Sequence[note_schema.Track],
+                 training_ngrams: set, draws: int = 5, seed: int = 0) -> list[dict[str, float]]:
+  """Melody metrics of `draws` random subsets of `size` test melodies (cut as the samples are):
+  the data's figures at a model's sample count."""
+  rng = np.random.default_rng(seed)
+  picks = [rng.choice(len(cut), min(size, len(cut)), replace=False) for _ in range(draws)]
+  return [melody_metrics.melody_metrics([cut[i] for i in rows], reference, training_ngrams) for rows in picks]
+
+
 def posterior_means(melodist: Melodist, tracks: Sequence[note_schema.Track], batch: int = 256) -> np.ndarray:
   """z [N, Z] of `tracks`, encoded `batch` at a time."""
   return np.concatenate([melodist.encode(list(tracks[i:i + batch])) for i in range(0, len(tracks), batch)])
@@ -132,8 +148,9 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
   points = evaluate_frontier(defaults + list(plan.frontier), config_for, workdir, splits)
   release_compiled()
   lm = next((p for p in points if p['model'] == 'lm'), None)
-  out['frontier'] = {'points': [p for p in points if p['model'] != 'lm'], 'lm': lm}
-  verdicts = []
+  out['frontier'] = {'points': [p for p in points if p['model'] not in LANGUAGE_MODELS], 'lm': lm,
+                     'language_models': [p for p in points if p['model'] in LANGUAGE_MODELS]}
+  verdicts = [claims.beats_strongest_lm_claim(points, m) for m in ('vrash', 'tvrash') if m in models]
   if lm is not None and 'vrash' in models:
     frontier = out['frontier']
     frontier['recommended'] = claims.recommend(frontier['points'], lm['valid'])
@@ -143,24 +160,32 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
                               for m in models}
     out['by_length'] = {m: {b: mean_figures([f[b] for f in per_seed]) for b in per_seed[0]}
                         for m, per_seed in out['by_length_seeds'].items()}
-    verdicts.append(claims.length_claim(out['by_length_seeds']))
+    verdicts += [claims.length_claim(out['by_length_seeds'], language, latent)
+                 for language, latent in PAIRS if {language, latent} <= set(models)]
     release_compiled()
   cut = [t.cropped(plan.sample_length) for t in test_tracks]
   out['data_samples'] = melody_metrics.melody_metrics(cut, test_tracks, training_ngrams)
+  out['data_subsets'] = data_subsets(cut, num_samples, test_tracks, training_ngrams)
   per_seed = {m: sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
                                 plan.sample_seeds, num_samples, plan.sample_length, test_tracks, training_ngrams)
               for m in models}
   out['samples'] = claims.summarize_samples(per_seed)
-  hottest = str(max(plan.temperatures))
+  # The paper's claims on samples are read at T=1 (the model's own distribution) where sampled.
+  hottest = '1.0' if 1.0 in plan.temperatures else str(max(plan.temperatures))
+  verdicts += [claims.repetition_claim(out['samples'], language, latent)
+               for language, latent in PAIRS if {language, latent} <= set(models)]
   if {'lm', 'vrash'} <= set(models):
-    verdicts.append(claims.repetition_claim(out['samples']))
     verdicts.append(claims.structure_claim(out['samples'], out['data_samples'], hottest))
+  data = structure.data_reference(out['data_subsets'])
+  structure_verdict, out['structure'] = structure.structure_claim(per_seed, data)
+  verdicts.append(structure_verdict)
   if {'vae', 'vrash'} <= set(models):
     verdicts.append(claims.diversity_claim(out['samples'], hottest))
-  if 'vrash' in models:
-    out['style_probe'] = [style_probe(run_dir(workdir, 'vrash', s), [valid_arrays, test_arrays])
-                          for s in seeds_of(seeds, 'vrash')]
-    verdicts.append(claims.style_claim(out['style_probe'], results.get('latent', {}).get('silhouette_by_style')))
+  for latent in [m for m in ('vrash', 'tvrash') if m in models]:
+    probes = [style_probe(run_dir(workdir, latent, s), [valid_arrays, test_arrays]) for s in seeds_of(seeds, latent)]
+    out['style_probe' if latent == 'vrash' else f'style_probe_{latent}'] = probes
+    silhouette = results.get('latent', {}).get('silhouette_by_style') if latent == 'vrash' else None
+    verdicts.append(claims.style_claim(probes, silhouette, latent))
   out['verdicts'] = verdicts
   release_compiled()
   return out

@@ -4,9 +4,10 @@ this machine; as it goes, the time left from the groups trained so far.
 
 Runs train in groups (`train.train_runs`) of up to `group_size`: runs that may share a step (one
 model, the same shapes and schedule, the same step reached), one seed's together first, since
-their batches come in one order and need no padding to a common width. On a CPU the size is
-the number of devices, one run a device (a device per core; a vmapped run on a CPU costs more
-than it saves); on an accelerator, the size whose measured runs per second stop growing.
+their batches come in one order and need no padding to a common width; on a CPU only one seed's
+(`mixes_seeds`). On a CPU the size is the number of devices, one run a device (a device per core;
+a vmapped run on a CPU costs more than it saves); on an accelerator, the size whose measured runs
+per second stop growing.
 
 Steps are timed with the runs' own compiled functions (the persistent compilation cache and the
 evaluation's jit cache hand them to the runs), at the narrowest and the widest padded width of
@@ -62,13 +63,15 @@ def planned_run(config: ml_collections.ConfigDict, directory: str) -> PlannedRun
   return PlannedRun(directory, config, done, saturated or done >= config.train_steps)
 
 
-def form_groups(runs: Sequence[PlannedRun], size: int) -> list[list[PlannedRun]]:
+def form_groups(runs: Sequence[PlannedRun], size: int, mix_seeds: bool = True) -> list[list[PlannedRun]]:
   """The runs still to train, in groups of up to `size` that may share a step, one seed's runs
-  side by side first; in the order of `runs` otherwise."""
-  buckets: dict[tuple[str, int], list[PlannedRun]] = {}
+  side by side first; in the order of `runs` otherwise. Without `mix_seeds` a group holds one
+  seed's runs only (see `mixes_seeds`)."""
+  buckets: dict[tuple[str, int, int], list[PlannedRun]] = {}
   for run in runs:
     if run.remaining_steps:
-      buckets.setdefault((train.group_key(run.config), run.done_steps), []).append(run)
+      seed = -1 if mix_seeds else run.config.seed
+      buckets.setdefault((train.group_key(run.config), run.done_steps, seed), []).append(run)
   groups = []
   for members in buckets.values():
     members = sorted(members, key=lambda r: r.config.seed)  # stable: a seed's runs stay in order
@@ -112,6 +115,15 @@ def time_group_step(config: ml_collections.ConfigDict, runs: int, train_arrays: 
     state, metrics = step_fn(state, batch, rngs, hyper, active)
   jax.block_until_ready(metrics)
   return first, (time.perf_counter() - start) / steps
+
+
+def mixes_seeds() -> bool:
+  """Whether a group may hold runs of different seeds: not on a CPU. There a pair of one seed's
+  runs (one batch order) trained 1.24x the runs of a run alone, but a pair of two seeds, padded
+  to the wider of their batches, no more than a run alone (README command 1, 2026-11-27), and a
+  group of the odd run out compiles programs of its own; alone, every seed of a model shares one
+  compiled step."""
+  return jax.devices()[0].platform != 'cpu'
 
 
 def group_size(config: ml_collections.ConfigDict, train_arrays: dict[str, Any], largest: int) -> int:

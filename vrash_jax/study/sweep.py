@@ -90,10 +90,11 @@ def plan_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_colle
   train_arrays = input_pipeline.load_split(data_dir, 'train', max_len)
   all_runs = sweep_runs(workdir, config_for, models, seeds, claims_plan.frontier)
   pending = [r for r in all_runs if r.remaining_steps]
-  largest = max((len(g) for g in run_plan.form_groups(pending, len(pending))), default=1)
+  mix = run_plan.mixes_seeds()
+  largest = max((len(g) for g in run_plan.form_groups(pending, len(pending), mix)), default=1)
   size = group_size or (run_plan.group_size(config_for(pending[-1].config.model), train_arrays, largest)
                         if pending else 1)
-  groups = run_plan.form_groups(all_runs, size)
+  groups = run_plan.form_groups(all_runs, size, mix)
   measured = {}
   if measure:
     valid_arrays = (input_pipeline.load_split(data_dir, 'valid', max_len)
