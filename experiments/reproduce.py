@@ -9,7 +9,8 @@ prepared with the same options, trained runs.
 * quick: a subset of the corpus and small models (every model, no extra frontier rates); under
   10 minutes on a 2-core CPU.
 * cpu: the whole corpus, whole melodies, small models trained up to 1500 steps (stopped early at
-  saturation); its 34 runs were projected at 78 minutes of training on a 2-core CPU.
+  saturation); its 34 runs before the Transformer models took 105 minutes of training on a 2-core
+  CPU, the 6 Transformer runs add to that.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
   GPU or TPU (see README for its cost).
 """

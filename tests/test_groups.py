@@ -140,7 +140,24 @@ def test_a_group_killed_with_kill_9_resumes_to_the_same_parameters(tiny_dataset,
 def test_a_sweeps_compiled_functions_do_not_pile_up_run_after_run(tiny_dataset, tmp_path, monkeypatch):
   """Each XLA CPU executable holds memory mappings (a process may have 65,530); past a limit, a
   sweep drops what was compiled, so the count stays under it however many runs it trains."""
+  from jax._src import compilation_cache
+
   from vrash_jax.study import runs
+
+  # A sweep earlier in this process may have set a persistent cache: runs loaded from it would
+  # compile nothing here. Off for this test, every run compiles.
+  cache_dir = jax.config.jax_compilation_cache_dir
+  jax.config.update('jax_compilation_cache_dir', None)
+  compilation_cache.reset_cache()
+  jax.clear_caches()
+  try:
+    _train_three_runs_and_count(runs, tiny_dataset, tmp_path, monkeypatch)
+  finally:
+    jax.config.update('jax_compilation_cache_dir', cache_dir)
+    compilation_cache.reset_cache()
+
+
+def _train_three_runs_and_count(runs, tiny_dataset, tmp_path, monkeypatch):
   counts = []
   for i in range(3):
     runs.train_run(config(i, free_bits=0.1 * i, bucket_step=4), tiny_dataset, str(tmp_path / f'run{i}'))

@@ -155,8 +155,10 @@ def test_throughput_counts_the_time_the_device_spends(monkeypatch):
   assert out['notes_per_s'] == pytest.approx(20 / 4.0)  # 20 notes in 4 s, not in 1 s
 
 
-def test_reset_decoder_reinitializes_the_decoder_only(tiny_dataset):
-  config = smoke.get_config('vrash')
+@pytest.mark.parametrize('model, decoder_names', [
+    ('vrash', {'decoder', 'latent_to_state'}), ('tvrash', {'attention_in', 'decoder', 'latent_to_input'})])
+def test_reset_decoder_reinitializes_the_decoder_only(tiny_dataset, model, decoder_names):
+  config = smoke.get_config(model)
   trained, _ = run_steps(config, fixed_batch(tiny_dataset, config), jax.devices()[:1], 2)
   trained = jax.device_get(trained)
   reset = jax.device_get(train_state.reset_decoder(trained, config, jax.random.key(7)))
@@ -164,7 +166,9 @@ def test_reset_decoder_reinitializes_the_decoder_only(tiny_dataset):
   (adam_before,), (adam_after,) = ([s for s in jax.tree.leaves(
       x.opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByAdamState))
       if isinstance(s, optax.ScaleByAdamState)] for x in (trained, reset))
-  assert set(models.DECODER_PARAMS) < set(trained.params)
+  heads = {f'heads_{f}' for f in models.HEADS}
+  assert set(models.DECODER_PARAMS) & set(trained.params) == decoder_names | heads
+  assert 'encoder' in trained.params
   for name in trained.params:
     decoder = name in models.DECODER_PARAMS
     jax.tree.map(np.testing.assert_array_equal, reset.params[name],

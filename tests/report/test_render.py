@@ -101,7 +101,7 @@ def test_results_page_shows_the_same_numbers_and_only_files_that_exist(swept):
   listening = results['listening']
   shown = sum(map(len, listening['samples'].values())) + sum(
       len(e['path']) + 2 for e in listening['interpolations'].values())
-  assert set(listening['interpolations']) == {'vae', 'vrash'} and len(page.audio) == shown
+  assert set(listening['interpolations']) == {'vae', 'vrash', 'tvrash'} and len(page.audio) == shown
   for wav in page.audio:
     samples, rate = audio.read_wav(os.path.join(workdir, wav))
     assert len(samples) > rate * audio.TAIL_S and np.abs(samples).max() > 0.5

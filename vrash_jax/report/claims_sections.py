@@ -29,8 +29,8 @@ def frontier_table(frontier: dict[str, Any]) -> Table:
     rows.append([NAMES[p['model']], p['model'], '-', '-', str(len(p.get('seeds', [0]))),
                  f"{p['valid']['ce_total']:.3f}", _with_half_width(p, 'ce_total', 3), '0',
                  f"{p['test']['ce_total']:.3f}",
-                 '' if p is lm else _pct(1 - p['test']['ce_total'] / lm['test']['ce_total']),
-                 '' if p is lm else _pct(p['test']['ce_total'] / lm['test']['ce_total'] - 1)])
+                 '' if p['model'] == 'lm' else _pct(1 - p['test']['ce_total'] / lm['test']['ce_total']),
+                 '' if p['model'] == 'lm' else _pct(p['test']['ce_total'] / lm['test']['ce_total'] - 1)])
   for p in frontier['points']:
     t, v = p['test'], p['valid']
     mark = ' (recommended)' if p['name'] == frontier.get('recommended') and p['model'] == 'vrash' else ''
