@@ -45,6 +45,7 @@ def test_groups_hold_runs_that_can_share_a_step_one_seeds_runs_first():
   assert groups == [['lm-seed0', 'lm-seed1'], ['vrash-seed0', 'vrash-fb0-seed0'], ['vrash-seed1', 'vrash-fb0-seed1'],
                     ['vrash-long-seed0'], ['vrash-half-seed0']]
   assert [len(g) for g in run_plan.form_groups(runs, 1)] == [1] * 8
+  assert not run_plan.mixes_seeds()  # the tests' CPU
   one_seed = [[r.name for r in g] for g in run_plan.form_groups(runs, 2, mix_seeds=False)]  # as on a CPU
   assert one_seed == [['lm-seed0'], ['lm-seed1'], ['vrash-seed0', 'vrash-fb0-seed0'],
                       ['vrash-seed1', 'vrash-fb0-seed1'], ['vrash-long-seed0'], ['vrash-half-seed0']]

@@ -78,9 +78,11 @@ def sweep_runs(workdir: str, config_for: Callable[[str], ml_collections.ConfigDi
 
 def plan_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
                models: Sequence[str], seeds: Seeds, claims_plan: ClaimsPlan, group_size: int = 0,
-               measure: bool = True) -> tuple[list[list[run_plan.PlannedRun]], run_plan.Progress]:
+               measure: bool = True, mix_seeds: bool | None = None
+               ) -> tuple[list[list[run_plan.PlannedRun]], run_plan.Progress]:
   """The sweep's runs in their groups (of up to `group_size` runs; 0: chosen here, see
-  `run_plan.group_size`), with the plan logged (groups, widths; with `measure`, a wall time
+  `run_plan.group_size`; seeds mixed in a group with `mix_seeds`, None: `run_plan.mixes_seeds`),
+  with the plan logged (groups, widths; with `measure`, a wall time
   projected from group steps timed here, a minute or so of compilation a model) and the progress
   reporter the groups tell when they start and end. Compilations go to the sweep's persistent
   cache, where its runs find them."""
@@ -90,7 +92,7 @@ def plan_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_colle
   train_arrays = input_pipeline.load_split(data_dir, 'train', max_len)
   all_runs = sweep_runs(workdir, config_for, models, seeds, claims_plan.frontier)
   pending = [r for r in all_runs if r.remaining_steps]
-  mix = run_plan.mixes_seeds()
+  mix = run_plan.mixes_seeds() if mix_seeds is None else mix_seeds
   largest = max((len(g) for g in run_plan.form_groups(pending, len(pending), mix)), default=1)
   size = group_size or (run_plan.group_size(config_for(pending[-1].config.model), train_arrays, largest)
                         if pending else 1)
@@ -125,14 +127,17 @@ def evaluate_runs(workdir: str, config_for: Callable[[str], ml_collections.Confi
 
 def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
               models: Sequence[str], seeds: Seeds, iw_samples: int = 16, num_samples: int = 64,
-              notes: str = '', plan: ClaimsPlan = ClaimsPlan(), group_size: int = 0) -> dict[str, Any]:
-  """Trains every run (in groups of up to `group_size`; 0: chosen by `plan_sweep`), evaluates
+              notes: str = '', plan: ClaimsPlan = ClaimsPlan(), group_size: int = 0,
+              mix_seeds: bool | None = None) -> dict[str, Any]:
+  """Trains every run (in groups of up to `group_size`, seeds mixed with `mix_seeds`; both
+  chosen by `plan_sweep` by default), evaluates
   them, then measures the paper's claims (`plan`); writes WORKDIR/results.json (and the MIDI
   files it names), which `vrash_jax.report` renders."""
   started = time.perf_counter()
   for model in models:  # every run's config, before any data is read
     config_rules.validate(config_for(model), devices=jax.device_count())
-  groups, progress = plan_sweep(data_dir, workdir, config_for, models, seeds, plan, group_size, measure=False)
+  groups, progress = plan_sweep(data_dir, workdir, config_for, models, seeds, plan, group_size, measure=False,
+                                mix_seeds=mix_seeds)
   for group in groups:
     runs.train_group([r.config for r in group], data_dir, [r.directory for r in group], progress)
   max_len = config_for(models[0]).max_len
