@@ -76,8 +76,7 @@ def test_masked_padding_on_either_side_changes_no_output(before, after):
 def test_the_latent_variant_with_its_projection_zeroed_is_the_language_model():
   lm, lm_params = build('tlm')
   latent, latent_params = build('tvrash')
-  shared = {k: v for k, v in lm_params.items()}
-  params = dict(latent_params, **shared)
+  params = {**latent_params, **lm_params}  # the LM's embeddings, decoder and heads
   params['latent_to_input'] = jax.tree_util.tree_map(jnp.zeros_like, latent_params['latent_to_input'])
   batch = make_batch()
   expected = decode(lm, lm_params, batch)

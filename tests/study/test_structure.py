@@ -57,7 +57,7 @@ def test_a_model_whose_interval_holds_the_data_reaches_it_and_the_verdict_holds(
   near = per_temperature([{0.5: (0.4, 0.14), 1.0: (0.8, 0.06)}, {0.5: (0.4, 0.16), 1.0: (0.8, 0.08)},
                           {0.5: (0.4, 0.12), 1.0: (0.8, 0.04)}])  # at 0.6: 0.10, 0.12, 0.08
   loops = per_temperature([{0.5: (0.2, 0.9), 1.0: (0.5, 0.5)}] * 3)  # never the data's diversity
-  verdict, models = structure.structure_claim({'tvrash': near, 'lm': loops}, DATA)
+  verdict, models = structure.matched_diversity_claim({'tvrash': near, 'lm': loops}, DATA)
   assert models['tvrash']['reached'] and models['tvrash']['temperature'] == pytest.approx(0.75)
   assert models['tvrash']['distance'] == pytest.approx(0.0, abs=1e-9)
   assert not models['lm']['reached'] and models['lm']['nearest_temperature'] == 1.0
@@ -68,10 +68,11 @@ def test_a_model_whose_interval_holds_the_data_reaches_it_and_the_verdict_holds(
 def test_no_model_at_the_data_structure_is_a_failed_verdict_with_each_distance():
   flat = per_temperature([{0.5: (0.4, 0.01), 1.0: (0.8, 0.00)}, {0.5: (0.4, 0.02), 1.0: (0.8, 0.01)},
                           {0.5: (0.4, 0.01), 1.0: (0.8, 0.01)}])
-  verdict, models = structure.structure_claim({'vrash': flat}, DATA)
+  verdict, models = structure.matched_diversity_claim({'vrash': flat}, DATA)
   assert verdict['verdict'] == claims.FAILS and not models['vrash']['reached']
   assert models['vrash']['distance'] == pytest.approx(np.mean([0.005, 0.015, 0.01]) - 0.10)
-  one_seed, _ = structure.structure_claim({'vrash': per_temperature([{0.5: (0.4, 0.1), 1.0: (0.8, 0.1)}])}, DATA)
+  single = per_temperature([{0.5: (0.4, 0.1), 1.0: (0.8, 0.1)}])
+  one_seed, _ = structure.matched_diversity_claim({'vrash': single}, DATA)
   assert one_seed['verdict'] == claims.UNSURE  # no interval over one seed
 
 

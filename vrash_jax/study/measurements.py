@@ -177,7 +177,7 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
   if {'lm', 'vrash'} <= set(models):
     verdicts.append(claims.structure_claim(out['samples'], out['data_samples'], hottest))
   data = structure.data_reference(out['data_subsets'])
-  structure_verdict, out['structure'] = structure.structure_claim(per_seed, data)
+  structure_verdict, out['structure'] = structure.matched_diversity_claim(per_seed, data)
   verdicts.append(structure_verdict)
   if {'vae', 'vrash'} <= set(models):
     verdicts.append(claims.diversity_claim(out['samples'], hottest))

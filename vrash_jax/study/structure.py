@@ -70,7 +70,7 @@ def model_structure(per_temperature: Mapping[str, Sequence[Mapping[str, float]]]
   return out
 
 
-def structure_claim(samples: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]],
+def matched_diversity_claim(samples: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]],
                     data: Mapping[str, Mapping[str, float]]) -> tuple[dict[str, str], dict[str, Any]]:
   """The paper's open problem (Sec. 5, repetition at varying distances), measured fairly:
   `samples` = {model: {temperature: [metrics per seed]}}. Returns the verdict (holds when some
