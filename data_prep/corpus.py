@@ -25,7 +25,7 @@ from absl import app, flags, logging
 
 from data_prep import parallel, scores
 from vrash_jax import storage
-from vrash_jax.errors import VrashError, exit_on_user_error, require
+from vrash_jax.errors import PROGRESS, VrashError, exit_on_user_error, require
 
 
 class Collection(NamedTuple):
@@ -157,8 +157,8 @@ def build_corpus(out_dir: str, collections: list[str] | None = None, limit: int 
   results = parallel.robust_map(
       convert_work, [(w, out_dir) for w in todo], workers or os.cpu_count() or 1,
       on_crash=lambda item: {'file': item[0].out_rel, 'status': 'worker_crashed', 'detail': ''},
-      progress=parallel.Progress(len(todo), lambda d, n, r: logging.info(
-          'converted %d/%d tunes and works (%.1f/s)', d, n, r)))
+      progress=parallel.Progress(len(todo), lambda d, n, r: PROGRESS.info(
+          '  converted %d/%d tunes and works (%.1f/s)', d, n, r)))
   skipped = [r for r in results if r['status'] != 'ok']
   per_collection = {name: collection_counts(works, skipped, name) for name in collections}
   manifest = {'works': len(works), 'reused': len(works) - len(todo),

@@ -8,9 +8,11 @@ Two stages, so that N hosts can share a large corpus:
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -22,7 +24,7 @@ from absl import app, flags, logging
 from data_prep import parallel, parts, report
 from data_prep.process import PrepOptions, failed, process_file
 from vrash_jax import storage
-from vrash_jax.errors import VrashError, exit_on_user_error, require
+from vrash_jax.errors import PROGRESS, VrashError, exit_on_user_error, require
 
 MIDI_SUFFIXES = ('.mid', '.midi')
 PARTS_DIR = '_parts'
@@ -62,7 +64,7 @@ def ensure_writable(data_dir: str) -> None:
 
 
 def _report_progress(done: int, total: int, rate: float) -> None:
-  logging.info('processed %d/%d files (%.1f files/s)', done, total, rate)
+  PROGRESS.info('  processed %d/%d files (%.1f files/s)', done, total, rate)
 
 
 def process_shard(midi_dir: str, data_dir: str, options: PrepOptions, workers: int,
@@ -88,6 +90,7 @@ def process_shard(midi_dir: str, data_dir: str, options: PrepOptions, workers: i
 def build_dataset(data_dir: str, started: float | None = None) -> dict[str, Any]:
   """Stage 2: merges every part into the TFDS dataset; writes and returns the stats."""
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # else TensorFlow's C++ log says it is on, twice
   import tensorflow_datasets as tfds
 
   from data_prep import builder
@@ -110,8 +113,10 @@ def build_dataset(data_dir: str, started: float | None = None) -> dict[str, Any]
       os.remove(os.path.join(data_dir, stale))
   if os.path.isdir(dataset.data_dir):
     shutil.rmtree(dataset.data_dir)
-  dataset.download_and_prepare(download_config=tfds.download.DownloadConfig(
-      manual_dir=parts_dir, compute_stats=tfds.download.ComputeStatsMode.SKIP))
+  with contextlib.redirect_stdout(io.StringIO()) as said:  # TFDS prints "Downloading and preparing ..."
+    dataset.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=parts_dir, compute_stats=tfds.download.ComputeStatsMode.SKIP))
+  logging.info('%s', said.getvalue().strip())
   stats, entropies = report.collect(parts.read_results(part_files),
                                     os.path.join(data_dir, 'rejections.jsonl'))
   options = headers[0]['options']

@@ -4,7 +4,7 @@ and exit code 2 instead of a traceback from inside absl or ml_collections; libra
 chatter stays off the console."""
 from __future__ import annotations
 
-import math
+import logging as std_logging
 import os
 import re
 import sys
@@ -16,7 +16,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from vrash_jax import config_rules
-from vrash_jax.errors import VrashError, exit_with
+from vrash_jax.errors import PROGRESS, VrashError, exit_with
 
 FLAGS = flags.FLAGS
 _OVERRIDE = re.compile(r'^--?(?:no)?config\.([^=]+)')
@@ -101,8 +101,6 @@ def config_file_error(config_arg: str, error: Exception) -> str:
 
 def quiet_library_logs() -> None:
   """Keeps orbax's and TFDS's INFO chatter off the console (warnings still show)."""
-  import logging as std_logging
-
   def keep(record: std_logging.LogRecord) -> bool:
     noisy = any(p in record.pathname for p in ('/orbax/', '/tensorflow_datasets/'))
     return record.levelno >= std_logging.WARNING or not noisy
@@ -110,14 +108,33 @@ def quiet_library_logs() -> None:
   logging.get_absl_handler().addFilter(keep)
 
 
-def one_device_per_core() -> int:
-  """Makes JAX's CPU platform one device per core (the largest power of two, so that batch
-  sizes divide), before JAX starts, unless XLA_FLAGS already sets it: a sweep's groups then
-  train a run per core. On a machine with accelerators JAX uses those, and this changes
-  nothing. Returns the number of CPU devices asked for (0: XLA_FLAGS decided)."""
-  flags_ = os.environ.get('XLA_FLAGS', '')
-  if 'xla_force_host_platform_device_count' in flags_:
-    return 0
-  devices = 2 ** int(math.log2(max(os.cpu_count() or 1, 1)))
-  os.environ['XLA_FLAGS'] = f'{flags_} --xla_force_host_platform_device_count={devices}'.strip()
-  return devices
+def study_console(log_path: str, verbose: bool = False) -> None:
+  """What a study's launcher shows: its progress lines (`errors.PROGRESS`: stages, the plan,
+  each group and the time left) and warnings, each after its time of day; every line, progress
+  and library INFO alike, also goes to `log_path` (a local file) in absl's format. With
+  `verbose` the console shows every line, in absl's format."""
+  os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+  handler = std_logging.FileHandler(log_path, encoding='utf-8')
+  handler.setFormatter(logging.PythonFormatter())
+  handler.setLevel(std_logging.INFO)
+  std_logging.getLogger().addHandler(handler)
+  if verbose:
+    return
+
+  def for_a_person(record: std_logging.LogRecord) -> bool:
+    return record.levelno >= std_logging.WARNING or record.name == PROGRESS.name
+
+  console = logging.get_absl_handler()
+  console.addFilter(for_a_person)
+  console.setFormatter(_ConsoleFormatter())
+
+
+class _ConsoleFormatter(std_logging.Formatter):
+  """'12:03:04 [2/5] training ...', and 'WARNING: ' before a warning's message."""
+
+  def __init__(self):
+    super().__init__('%(asctime)s %(message)s', '%H:%M:%S')
+    self._warning = std_logging.Formatter('%(asctime)s %(levelname)s: %(message)s', '%H:%M:%S')
+
+  def format(self, record: std_logging.LogRecord) -> str:
+    return self._warning.format(record) if record.levelno >= std_logging.WARNING else super().format(record)

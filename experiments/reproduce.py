@@ -6,8 +6,8 @@ figure6.png, frontier.png, curves.png, samples, results.html (piano rolls and au
 stage reuses what a previous run of the same preset finished: converted tunes, a dataset
 prepared with the same options, trained runs.
 
-* quick: a subset of the corpus and small models (every model, no extra frontier rates); under
-  10 minutes on a 2-core CPU.
+* quick: a subset of the corpus, small models, the paper's three models (LM, VAE, VRASH), no
+  extra frontier rates; about 5 minutes on a 2-core CPU.
 * cpu: the whole corpus, whole melodies, small models trained up to 1500 steps (stopped early at
   saturation); its 34 runs before the Transformer models took 105 minutes of training on a 2-core
   CPU, the 6 Transformer runs add to that.
@@ -21,22 +21,24 @@ import functools
 import importlib.util
 import json
 import os
-import time
 from typing import Any
 
-from absl import flags, logging
+from absl import flags
 
 from experiments import launcher
 from experiments.configs import MODELS, SMALL_MODEL, model_config
 from vrash_jax import storage
-from vrash_jax.errors import VrashError, exit_on_user_error
+from vrash_jax.errors import PROGRESS, VrashError, exit_on_user_error
 from vrash_jax.study.measurements import ClaimsPlan
 from vrash_jax.study.runs import Point, Seeds, rate_points
+from vrash_jax.study.stages import Stages
+from vrash_jax.study.sweep import STAGES
 
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
   works_per_collection: int  # N tunes or works of every collection, spread over its files (0 = all)
+  models: tuple[str, ...]  # the models of the comparison, each trained with `seeds`
   prep: dict[str, Any]  # PrepOptions overrides
   config: dict[str, Any]  # overrides of every model's config
   seeds: Seeds  # the same seeds for every model, or {model: seeds}
@@ -55,35 +57,33 @@ TECHNIQUES = (
           (('note_dropout', 0.5), ('free_bits', 1.0))),
 )
 THREE_SEEDS = (0, 1, 2)
+PAPER_MODELS = ('lm', 'vae', 'vrash')  # the paper's three; MODELS adds the Transformer pair
 WHOLE_CORPUS_FRONTIER = (rate_points('vrash', (0.0, 0.125, 0.25, 1.0), THREE_SEEDS)
                          + tuple(dataclasses.replace(p, seeds=THREE_SEEDS) for p in TECHNIQUES)
                          + rate_points('vae', (0.0, 0.125, 0.25, 1.0)))
 
 PRESETS = {
     'quick': Preset(
-        works_per_collection=150,
+        works_per_collection=150, models=PAPER_MODELS,
         prep={'max_len': 128},
         config={**SMALL_MODEL, 'max_len': 128, 'bucket_step': 64, 'batch_size': 32, 'eval_batch_size': 128,
                 'train_steps': 300, 'warmup_steps': 50, 'kl_anneal_steps': 150, 'log_every': 100,
                 'eval_every': 150, 'checkpoint_every': 300},
-        seeds={'lm': (0, 1, 2), 'vae': (0,), 'vrash': (0, 1, 2), 'tlm': (0, 1, 2), 'tvrash': (0, 1, 2)},
+        seeds={'lm': (0, 1, 2), 'vae': (0,), 'vrash': (0, 1, 2)},
         iw_samples=8, num_samples=32,
-        plan=ClaimsPlan(temperatures=(0.5, 0.7, 0.8, 0.9, 1.0), frontier_iw_samples=8),
+        plan=ClaimsPlan(temperatures=(0.5, 0.7, 0.8, 0.9, 1.0), frontier_iw_samples=8, valid_iw_samples=8),
         notes=('quick preset: 150 tunes or works of each of the six collections (spread over '
                'their files, so every style is in), melodies in chunks of at most 128 notes (most '
                'are whole), lengths bucketed by 64 notes (2 compiled widths), RHN hidden 128 depth 2, 300 '
                'steps of batch 32 with the better of 2 valid evaluations kept: sized for minutes on a 2-core '
-               'CPU, so the '
-               'models are far from saturation. 3 seeds for the LM, VRASH, the Transformer LM and '
-               'Transformer VRASH (2 blocks of width 56, near the RHN models\' parameter counts), 1 for the VAE '
-               '(its 3 sampling seeds share one model). To make room for the Transformer runs within 10 '
-               'minutes, the frontier holds each model\'s default rate only (bounds at K=8; its other VRASH '
-               'rates, free bits 0 and 1 with 3 seeds each, are in the cpu preset) and runs train 300 steps '
-               '(400 before); claims use 3 seeds, 32 samples each at 5 '
-               'temperatures. Each run trains alone, its batch split over the CPU cores (on a CPU runs of '
-               'different seeds do not pay as a group).')),
+               'CPU, so the models are far from saturation. The paper\'s three models: 3 seeds for the LM '
+               'and VRASH, 1 for the VAE (its 3 sampling seeds share one model); the Transformer LM and '
+               'Transformer VRASH, and the frontier\'s other rates, are in the cpu and paper presets. The '
+               'frontier holds each model\'s default rate (bounds at K=8); claims use 3 seeds, 32 samples '
+               'each at 5 temperatures. Each run trains alone, its batch split over the CPU cores (on a '
+               'CPU runs of different seeds do not pay as a group).')),
     'cpu': Preset(
-        works_per_collection=0,
+        works_per_collection=0, models=MODELS,
         prep={'max_len': 256},
         config={**SMALL_MODEL, 'max_len': 256, 'bucket_step': 32, 'batch_size': 64, 'eval_batch_size': 256,
                 'train_steps': 1500, 'warmup_steps': 100, 'kl_anneal_steps': 400, 'log_every': 200,
@@ -99,7 +99,7 @@ PRESETS = {
                'pretraining (300 steps), cyclical annealing (4 cycles), and the earlier default (note '
                'dropout 0.5, free bits 1).')),
     'paper': Preset(
-        works_per_collection=0,
+        works_per_collection=0, models=MODELS,
         prep={'max_len': 256},
         config={'max_len': 256},
         seeds=(0, 1, 2), iw_samples=64, num_samples=256,
@@ -112,6 +112,7 @@ PRESETS = {
 
 
 PREP_MODULES = ('music21', 'tensorflow', 'tensorflow_datasets')  # the `prep` extra
+LOG = 'reproduce.log'  # in the workdir: every line, the console's and the library's
 
 
 def dataset_matches(midi_dir: str, data_dir: str, options: Any) -> bool:
@@ -154,7 +155,7 @@ def prepare_data(midi_dir: str, data_dir: str, preset: Preset, workers: int | No
 
   options = PrepOptions(**preset.prep)
   if corpus_done(midi_dir, preset.works_per_collection) and dataset_matches(midi_dir, data_dir, options):
-    logging.info('reusing the corpus in %s and the dataset in %s', midi_dir, data_dir)
+    PROGRESS.info('  reusing the corpus in %s and the dataset in %s', midi_dir, data_dir)
     return
   missing = [m for m in PREP_MODULES if importlib.util.find_spec(m) is None]
   if missing:
@@ -163,18 +164,18 @@ def prepare_data(midi_dir: str, data_dir: str, preset: Preset, workers: int | No
   from data_prep import corpus, prep
 
   manifest = corpus.build_corpus(midi_dir, limit=preset.works_per_collection, workers=workers)
-  logging.info('corpus: %d tunes and works (%d skipped)', manifest['works'], manifest['skipped'])
+  PROGRESS.info('  corpus: %d tunes and works (%d skipped)', manifest['works'], manifest['skipped'])
   if dataset_matches(midi_dir, data_dir, options):
-    logging.info('reusing the dataset in %s', data_dir)
+    PROGRESS.info('  reusing the dataset in %s', data_dir)
   else:
-    prep.prepare(midi_dir, data_dir, options, workers)
+    stats = prep.prepare(midi_dir, data_dir, options, workers)
+    PROGRESS.info('  dataset: %s examples (train, valid, test)', ', '.join(
+        str(stats['examples'][k]) for k in ('train', 'valid', 'test')))
 
 
-def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundfont: str | None = None,
-              plan_only: bool = False, group_size: int = 0) -> dict[str, Any] | None:
-  """Every stage of a preset in WORKDIR (each reused when an earlier sitting finished it), its
-  runs in groups of up to `group_size` (0: see `run_plan.group_size`); with `plan_only`, the
-  data stages and then the sweep's plan only."""
+def checked(preset_name: str, workdir: str, soundfont: str | None) -> tuple[Preset, Any]:
+  """The preset and its `config_for`, once the preset, the workdir, the SoundFont and every run's
+  config are valid: nothing is written before."""
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
   storage.require_local(workdir, '--workdir')
@@ -183,12 +184,23 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundf
     audio.check_soundfont(soundfont)
   preset = PRESETS[preset_name]
   config_for = functools.partial(model_config, overrides=preset.config)
-  for model in MODELS:
+  for model in preset.models:
     config_for(model)  # refuses a preset that breaks a config rule before any work
   for point in preset.plan.frontier:
     point.config(config_for)
-  started = time.perf_counter()
+  return preset, config_for
+
+
+def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundfont: str | None = None,
+              plan_only: bool = False, group_size: int = 0) -> dict[str, Any] | None:
+  """Every stage of a preset in WORKDIR (each reused when an earlier sitting finished it), its
+  runs in groups of up to `group_size` (0: see `run_plan.group_size`); with `plan_only`, the
+  data stages and then the sweep's plan only."""
+  preset, config_for = checked(preset_name, workdir, soundfont)
   midi_dir, data_dir = os.path.join(workdir, 'midi'), os.path.join(workdir, 'data')
+  stages = Stages(('data',) + STAGES + ('report',))
+  stages.begin('data', f'the default corpus ({preset.works_per_collection or "all"} works of each collection), '
+                       'then the dataset')
   prepare_data(midi_dir, data_dir, preset, workers)
 
   import jax
@@ -196,13 +208,17 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundf
   from vrash_jax.report import render
   from vrash_jax.study import sweep
   if plan_only:
-    sweep.plan_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.plan, group_size)
+    sweep.plan_sweep(data_dir, workdir, config_for, preset.models, preset.seeds, preset.plan, group_size)
     return None
-  results = sweep.run_sweep(data_dir, workdir, config_for, MODELS, preset.seeds, preset.iw_samples,
-                            preset.num_samples, notes=preset.notes, plan=preset.plan, group_size=group_size)
+  results = sweep.run_sweep(data_dir, workdir, config_for, preset.models, preset.seeds, preset.iw_samples,
+                            preset.num_samples, notes=preset.notes, plan=preset.plan, group_size=group_size,
+                            stages=stages)
   if jax.process_index() == 0:
-    logging.info('results page: %s', render.write_report(results, workdir, soundfont))
-  logging.info('reproduction (%s) took %.0f s', preset_name, time.perf_counter() - started)
+    stages.begin('report', 'results.md, figures, piano rolls and audio, results.html')
+    render.write_report(results, workdir, soundfont)
+  seconds = stages.end()
+  PROGRESS.info('reproduction (%s) took %.0f s: %s', preset_name, sum(seconds.values()),
+                ', '.join(f'{name} {s:.0f} s' for name, s in seconds.items()))
   return results
 
 
@@ -219,16 +235,21 @@ flags.DEFINE_integer('group_size', 0, 'Runs trained together (one jitted step ov
                      'stop growing.', lower_bound=0)
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
+flags.DEFINE_bool('verbose', False, 'Show every log line on the console (they always go to WORKDIR/reproduce.log).')
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
-  launcher.one_device_per_core()
   launcher.quiet_library_logs()
   workdir = FLAGS.workdir or os.path.join('runs', FLAGS.preset)
-  if reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont, FLAGS.plan_only, FLAGS.group_size) is None:
+  checked(FLAGS.preset, workdir, FLAGS.soundfont)
+  launcher.study_console(os.path.join(workdir, LOG), FLAGS.verbose)
+  results = reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont, FLAGS.plan_only, FLAGS.group_size)
+  if results is None:
     return
-  print(open(os.path.join(workdir, 'results.md')).read(), flush=True)
+  from vrash_jax.report import answer
+  print(f'\n{answer.console_summary(results)}\n', flush=True)
+  print(f'tables: {os.path.join(workdir, "results.md")}; everything said: {os.path.join(workdir, LOG)}', flush=True)
   print(f'results page: {os.path.join(workdir, "results.html")}', flush=True)
 
 

@@ -36,6 +36,7 @@ flags.DEFINE_bool('plan_only', False, 'Say the plan (runs, widths, a projected w
                   'measured here) and stop before training.')
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
+flags.DEFINE_bool('verbose', False, 'Show every log line on the console (they always go to WORKDIR/sweep.log).')
 
 
 def check_overrides(overrides: dict, models: list[str]) -> None:
@@ -80,10 +81,10 @@ def main(argv: list[str]) -> None:
   unknown = sorted(set(FLAGS.models) - set(MODELS))
   if unknown or not FLAGS.models:
     raise VrashError(f'--models must be a non-empty subset of {",".join(MODELS)} (unknown: {",".join(unknown)})')
-  launcher.one_device_per_core()
   import jax
 
-  from vrash_jax.report import audio, render
+  from vrash_jax import storage
+  from vrash_jax.report import answer, audio, render
   from vrash_jax.study import sweep
   launcher.quiet_library_logs()
   if FLAGS.soundfont:
@@ -96,6 +97,8 @@ def main(argv: list[str]) -> None:
                      parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds, seeds)
   for point in plan.frontier:
     point.config(config_for)  # every run's config is valid before any work
+  storage.require_local(FLAGS.workdir, 'a sweep\'s --workdir')
+  launcher.study_console(os.path.join(FLAGS.workdir, 'sweep.log'), FLAGS.verbose)
   if FLAGS.plan_only:
     sweep.plan_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models, seeds, plan, FLAGS.group_size)
     return
@@ -103,7 +106,8 @@ def main(argv: list[str]) -> None:
                             FLAGS.num_samples, plan=plan, group_size=FLAGS.group_size)
   if jax.process_index() == 0:
     page = render.write_report(results, FLAGS.workdir, FLAGS.soundfont)
-    print(open(os.path.join(FLAGS.workdir, 'results.md')).read(), flush=True)
+    print(f'\n{answer.console_summary(results)}\n', flush=True)
+    print(f'tables: {os.path.join(FLAGS.workdir, "results.md")}', flush=True)
     print(f'results page: {page}', flush=True)
 
 

@@ -40,3 +40,31 @@ def test_iw_bound_is_the_exact_likelihood_when_the_decoder_ignores_z(tiny_datase
   assert figures['nll_iw'] == pytest.approx(exact, rel=1e-5)
   assert figures['ce_total'] == pytest.approx(exact, rel=1e-5)
   assert figures['nll_bound'] == pytest.approx(exact, rel=1e-5)
+
+
+def test_a_language_models_figures_are_the_same_at_every_k(tiny_dataset):
+  """Its bound is its CE whatever K: one compiled step serves every K."""
+  config = smoke.get_config('lm')
+  state = train_state.create_state(config, jax.random.key(0))
+  arrays = input_pipeline.load_split(tiny_dataset, 'valid', config.max_len)
+  at = {k: evaluation.evaluate_state(state, config, arrays, iw_samples=k) for k in (1, 8, 64)}
+  assert at[1] == at[8] == at[64] and at[1]['nll_iw'] == at[1]['ce_total']
+  assert 'nll_iw' not in evaluation.evaluate_state(state, config, arrays)
+
+
+def test_the_valid_figures_a_run_logged_are_its_best_checkpoints(tiny_dataset, tmp_path):
+  """The frontier takes a run's valid figures from its log instead of evaluating again."""
+  from vrash_jax import train
+  from vrash_jax.study import measurements
+
+  config = smoke.get_config('vrash')
+  train.train_and_evaluate(config, tiny_dataset, str(tmp_path))
+  _, state = evaluation.restore_for_inference(str(tmp_path))
+  step = int(jax.device_get(state.step))
+  arrays = input_pipeline.load_split(tiny_dataset, 'valid', config.max_len)
+  logged = measurements.logged_valid(str(tmp_path), step)
+  again = evaluation.evaluate_state(state, config, arrays, config.valid_iw_samples)
+  assert logged.keys() == again.keys()
+  for key in again:
+    assert logged[key] == pytest.approx(again[key], rel=1e-6), key
+  assert measurements.logged_valid(str(tmp_path), step + 1) is None

@@ -25,6 +25,16 @@ def trained(tiny_dataset, tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
+def language_model(tiny_dataset, tmp_path_factory):
+  """A workdir of a tiny LM (no encoder) trained one step."""
+  workdir = str(tmp_path_factory.mktemp('lm'))
+  config = smoke.get_config('lm')
+  config.train_steps = config.warmup_steps = 1
+  train.train_and_evaluate(config, tiny_dataset, workdir)
+  return workdir
+
+
+@pytest.fixture(scope='module')
 def autoencoder(tiny_dataset):
   """A tiny VAE overfit (no KL, no dropout) on four training melodies."""
   config = smoke.get_config('vae')
@@ -92,7 +102,7 @@ def test_slerp_keeps_the_norm_between_equal_norm_ends():
   np.testing.assert_allclose(slerp(a, 2 * a, 3)[1], 1.5 * a)  # parallel ends: linear
 
 
-def test_bad_input_is_refused_in_one_sentence(trained, tmp_path, tiny_dataset):
+def test_bad_input_is_refused_in_one_sentence(trained, tmp_path, language_model):
   melodist = Melodist.from_workdir(trained)
   with pytest.raises(VrashError, match='temperature must be > 0'):
     melodist.sample(2, temperature=0)
@@ -109,12 +119,8 @@ def test_bad_input_is_refused_in_one_sentence(trained, tmp_path, tiny_dataset):
   json.dump(dict(info, version=0), open(os.path.join(path, 'export.json'), 'w'))
   with pytest.raises(VrashError, match='re-export it'):
     Melodist.load(path)
-  lm = str(tmp_path / 'lm')
-  config = smoke.get_config('lm')
-  config.train_steps = config.warmup_steps = 1
-  train.train_and_evaluate(config, tiny_dataset, lm)
   with pytest.raises(VrashError, match='has no latent code'):
-    Melodist.from_workdir(lm).encode(drums)
+    Melodist.from_workdir(language_model).encode(drums)
 
 
 def test_sample_launcher_writes_midi_and_rejects_bad_flags(trained, tmp_path):
@@ -135,3 +141,58 @@ def test_sample_launcher_writes_midi_and_rejects_bad_flags(trained, tmp_path):
   assert np.abs(samples).max() > 0.5
   bad = run(f'--out_dir={tmp_path}/bad', '--temperature=0')
   assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith('error: --temperature')
+
+
+def test_variations_draw_z_around_the_posterior_and_decode_it(autoencoder, monkeypatch):
+  melodist, tracks = autoencoder
+  melody = notes.Track(tracks[0].pitch_class, tracks[0].octave, tracks[0].delay, 40, 0.17)
+  mean, log_var = melodist.posterior(melody)
+  np.testing.assert_allclose(mean, melodist.encode(melody), rtol=1e-6)
+  at_the_mean = melodist.variations(melody, n=3, spread=0.0)
+  assert same_tracks(at_the_mean, melodist.decode(np.stack([mean] * 3), length=len(melody), program=40,
+                                                  tempo_bucket=melody.tempo_bucket))
+  assert all(t.program == 40 and t.median_pause_s == 0.17 and len(t) == len(melody) for t in at_the_mean)
+  drawn = []
+  monkeypatch.setattr(melodist, 'decode', lambda z, *args: drawn.append(z) or [melody] * len(z))
+  melodist.variations(melody, n=4000, spread=0.5, seed=1)
+  z = drawn[0]
+  np.testing.assert_allclose(z.mean(0), mean, atol=0.05 * np.exp(0.5 * log_var).max() + 1e-3)
+  np.testing.assert_allclose(z.std(0), 0.5 * np.exp(0.5 * log_var), rtol=0.06)
+
+
+def test_seeds_of_a_model_share_one_compiled_sampler(trained, tmp_path):
+  from vrash_jax.melodist import Sampler
+  again = Melodist.from_workdir(trained)
+  first = Melodist.from_workdir(trained)
+  assert again._sampler is first._sampler
+  alone = Melodist(first.config, first.params)
+  alone._sampler = Sampler(alone.model)  # an unshared sampler: the same melodies
+  assert same_tracks(alone.sample(3, seed=2, length=10), first.sample(3, seed=2, length=10))
+
+
+def test_sample_launcher_writes_variations_of_a_melody_or_one_error_line(trained, language_model, tmp_path):
+  model = export.export_workdir(trained, str(tmp_path / 'export'))
+  tune = midi_factory.write(str(tmp_path / 'tune.mid'), midi_factory.melody(20, seed=3))
+
+  def run(*args, export_path=model):
+    return subprocess.run([sys.executable, '-m', 'experiments.sample', f'--model={export_path}', *args],
+                          capture_output=True, text=True, timeout=180)
+
+  ok = run(f'--out_dir={tmp_path}/like', f'--like={tune}', '--num=3')
+  assert ok.returncode == 0, ok.stderr[-2000:]
+  files = sorted(os.listdir(tmp_path / 'like'))
+  assert files == ['original.mid'] + [f'variation_0{i}.mid' for i in range(3)]
+  (original,) = pretty_midi.PrettyMIDI(str(tmp_path / 'like' / 'original.mid')).instruments
+  assert len(original.notes) == 20
+  for name in files[1:]:
+    assert len(pretty_midi.PrettyMIDI(str(tmp_path / 'like' / name)).instruments[0].notes) == 20
+  drums = midi_factory.write(str(tmp_path / 'drums.mid'),
+                             midi_factory.instrument([36] * 32, [0.25] * 32, is_drum=True))
+  no_track = run(f'--out_dir={tmp_path}/x', f'--like={drums}')
+  assert no_track.returncode == 2 and no_track.stderr.strip().splitlines()[-1] == (
+      f'error: {drums}: the pipeline keeps no track of this file (drums)')
+  lm = export.export_workdir(language_model, str(tmp_path / 'lm-export'))
+  no_encoder = run(f'--out_dir={tmp_path}/y', f'--like={tune}', export_path=lm)
+  assert no_encoder.returncode == 2 and no_encoder.stderr.strip().splitlines()[-1] == (
+      "error: a 'lm' model has no latent code: use a vae, vrash or tvrash model")
+  assert not any(line.startswith('error:') for line in no_encoder.stderr.splitlines()[:-1])

@@ -7,10 +7,12 @@ mesh, so a checkpoint written on 8 devices restores on 1 (or on 2 hosts) and vic
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
+import logging as std_logging
 import time
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import jax
 import ml_collections
@@ -47,11 +49,11 @@ class Checkpoints:
     directory = checkpoint_dir(workdir, kind)
     if read_only and not storage.path(directory).is_dir():
       raise VrashError(f'no checkpoints in {workdir!r}: train a model there with `vrash-train` first')
-    self.manager = ocp.CheckpointManager(
-        directory, item_names=ITEMS,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
-                                             read_only=read_only,
-                                             enable_async_checkpointing=False))
+    options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else max_to_keep, create=not read_only,
+                                           read_only=read_only, save_interval_steps=0 if read_only else 1,
+                                           enable_async_checkpointing=False)
+    with _without_read_only_notice():
+      self.manager = ocp.CheckpointManager(directory, item_names=ITEMS, options=options)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -114,6 +116,21 @@ class Checkpoints:
 
   def close(self) -> None:
     self.manager.close()
+
+
+@contextlib.contextmanager
+def _without_read_only_notice() -> Iterator[None]:
+  """Orbax warns "Given directory is read only" for every manager opened read-only, which is
+  what every evaluation and sample asks for: that one line is dropped, other warnings stay."""
+  def keep(record: std_logging.LogRecord) -> bool:
+    return not record.getMessage().startswith('Given directory is read only')
+
+  logger = std_logging.getLogger('absl')
+  logger.addFilter(keep)
+  try:
+    yield
+  finally:
+    logger.removeFilter(keep)
 
 
 def valid_bound(figures: Mapping[str, float]) -> float:

@@ -1,11 +1,19 @@
-"""The one exception type for errors a user can cause, and how launchers report it."""
+"""The one exception type for errors a user can cause, how launchers report it, and the
+logger of the lines meant for the person at the console."""
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from typing import Callable, NoReturn, TypeVar
 
 T = TypeVar('T')
+
+# Progress a person follows: a study's stages, its plan, the group that starts and the time
+# left. A study's launcher shows these lines and warnings, and sends every other line to its log
+# file (`experiments.launcher.study_console`); elsewhere they are ordinary INFO lines.
+PROGRESS = logging.getLogger('vrash.progress')
+PROGRESS.setLevel(logging.INFO)
 
 
 class VrashError(Exception):

@@ -7,10 +7,12 @@
     Melodist.to_midi(tracks[0], 'a.mid')
     path = m.interpolate('a.mid', 'b.mid', steps=8)      # latents along the slerp
     tracks = m.decode(path)
+    tracks = m.variations('a.mid', n=8)                  # z drawn around a.mid's posterior
 """
 from __future__ import annotations
 
 import functools
+import json
 import os
 from typing import Any, Mapping, Sequence, Union
 
@@ -55,6 +57,11 @@ def track_from_midi(path: str | os.PathLike) -> notes.Track:
     reasons = ', '.join(sorted({reason for _, reason, _ in found.rejected})) or 'no track'
     raise VrashError(f'{path}: the pipeline keeps no track of this file ({reasons})')
   return found.kept[0][1]
+
+
+def as_track(melody: Melody) -> notes.Track:
+  """A track as it is, or a MIDI file's first usable track (`track_from_midi`)."""
+  return melody if isinstance(melody, notes.Track) else track_from_midi(melody)
 
 
 # The LM and VRASH feed each sampled note back as the next step's history; the VAE's decoder
@@ -119,6 +126,18 @@ class Sampler:
     return {f: out[f].T for f in HEADS}
 
 
+_SAMPLERS: dict[str, Sampler] = {}
+
+
+def shared_sampler(config) -> Sampler:
+  """The one `Sampler` of every model with this config but for its seed: a model's seeds (and
+  each Melodist loaded again) share its compiled sampling and encoding."""
+  key = json.dumps({k: v for k, v in config.to_dict().items() if k != 'seed'}, sort_keys=True)
+  if key not in _SAMPLERS:
+    _SAMPLERS[key] = Sampler(models.MelodyModel(config))
+  return _SAMPLERS[key]
+
+
 def _with_dtype(config, dtype: str | None):
   """`config`, or a copy computing in `dtype`."""
   if dtype is None:
@@ -135,7 +154,7 @@ class Melodist:
   def __init__(self, config, params: Any):
     self.config, self.params = config, params
     self.model = models.MelodyModel(config)
-    self._sampler = Sampler(self.model)
+    self._sampler = shared_sampler(config)
 
   @classmethod
   def load(cls, path: str, dtype: str | None = None) -> 'Melodist':
@@ -180,10 +199,19 @@ class Melodist:
 
   def encode(self, melodies: Melody | Sequence[Melody]) -> np.ndarray:
     """Posterior means z [N, Z] (or [Z] for one melody) of MIDI files or tracks."""
+    return self.posterior(melodies)[0]
+
+  def posterior(self, melodies: Melody | Sequence[Melody]) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, log-variance) of q(z | melody), each [N, Z] (or [Z] for one melody), of MIDI
+    files or tracks; a melody longer than the model's max_len is read up to it."""
     self._require_latent()
     single = isinstance(melodies, (str, os.PathLike, notes.Track))
-    tracks = [m if isinstance(m, notes.Track) else track_from_midi(m)
-              for m in ([melodies] if single else melodies)]
+    tracks = [as_track(m) for m in ([melodies] if single else melodies)]
+    mean, log_var = (np.asarray(x) for x in self._sampler.encode(self.params, self._batch(tracks)))
+    return (mean[0], log_var[0]) if single else (mean, log_var)
+
+  def _batch(self, tracks: Sequence[notes.Track]) -> dict[str, np.ndarray]:
+    """Tracks as one batch padded to the model's max_len."""
     width = self.config.max_len
     batch = {f: np.zeros((len(tracks), width), np.int32) for f in notes.TOKEN_FIELDS}
     batch['mask'] = np.zeros((len(tracks), width), bool)
@@ -194,9 +222,7 @@ class Melodist:
       batch['mask'][i, :n] = True
     batch['family'] = np.array([t.family for t in tracks], np.int32)
     batch['tempo_bucket'] = np.array([t.tempo_bucket for t in tracks], np.int32)
-    mean, _ = self._sampler.encode(self.params, batch)
-    mean = np.asarray(mean)
-    return mean[0] if single else mean
+    return batch
 
   def decode(self, z: np.ndarray, length: int | None = None, temperature: float | None = None,
              seed: int = 0, program: int = DEFAULT_PROGRAM,
@@ -219,6 +245,21 @@ class Melodist:
       raise VrashError(f'steps must be at least 2, got {steps}')
     za, zb = (np.asarray(x) if isinstance(x, np.ndarray) else self.encode(x) for x in (a, b))
     return slerp(za, zb, steps)
+
+  def variations(self, melody: Melody, n: int = 8, spread: float = 1.0, temperature: float | None = None,
+                 seed: int = 0, length: int | None = None) -> list[notes.Track]:
+    """`n` variations of a melody: z drawn around its posterior, z = mean + spread * sigma * eps
+    (spread 1: samples of q(z | melody); 0: its mean, n times), each decoded (the most likely
+    note at each step, or sampled at a `temperature` > 0) with the melody's own instrument and
+    tempo, as long as the melody unless `length` says otherwise."""
+    if n <= 0 or spread < 0:
+      raise VrashError(f'n must be > 0 and spread >= 0, got n={n}, spread={spread}')
+    track = as_track(melody)
+    mean, log_var = self.posterior(track)
+    eps = np.random.default_rng(seed).standard_normal((n, mean.shape[-1])).astype(np.float32)
+    z = mean + spread * np.exp(0.5 * log_var) * eps
+    out = self.decode(z, length or len(track), temperature, seed, track.program, track.tempo_bucket)
+    return [notes.Track(t.pitch_class, t.octave, t.delay, track.program, track.median_pause_s) for t in out]
 
   @staticmethod
   def to_midi(track: notes.Track, path: str) -> str:

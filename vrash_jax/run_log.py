@@ -46,6 +46,8 @@ class MetricWriter:
       return
     os.makedirs(workdir, exist_ok=True)
     self._jsonl = open(self.path, 'a', encoding='utf-8')
+    os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+    os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')  # else TensorFlow's C++ log says it is on
     try:
       import tensorboard  # noqa: F401  (tf.summary needs it)
       import tensorflow as tf
@@ -125,25 +127,39 @@ def check_finite(steps: list[tuple[int, dict]], last_good: int | None) -> None:
 
 
 class StopSignals:
-  """SIGTERM/SIGINT (a preemption, Ctrl-C) ask the loop to checkpoint and return."""
+  """SIGTERM/SIGINT (a preemption, Ctrl-C) ask the loop to checkpoint and return. Only the main
+  thread can catch them: a loop in another thread (a lane of a sweep) hears those caught by the
+  main thread's open StopSignals."""
+
+  _main: 'StopSignals | None' = None  # the main thread's outermost open instance
 
   def __init__(self):
-    self.received: str | None = None
+    self._received: str | None = None
     self._previous: dict[int, Any] = {}
+    self._outermost = False
+
+  @property
+  def received(self) -> str | None:
+    main = StopSignals._main
+    return self._received or (main._received if main is not None else None)
 
   def __enter__(self) -> 'StopSignals':
     if threading.current_thread() is threading.main_thread():
       for sig in (signal.SIGTERM, signal.SIGINT):
         self._previous[sig] = signal.signal(sig, self._handle)
+      if StopSignals._main is None:
+        StopSignals._main, self._outermost = self, True
     return self
 
   def _handle(self, signum, frame) -> None:
     del frame
-    self.received = signal.Signals(signum).name
+    self._received = signal.Signals(signum).name
 
   def __exit__(self, *exc) -> None:
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
+    if self._outermost:
+      StopSignals._main = None
 
   def requested(self, step: int) -> bool:
     """Whether to stop after `step`; every host agrees (multi-host: every few steps)."""

@@ -5,17 +5,38 @@ Parameters and optimizer state are replicated; each batch is split along its fir
 Under `jax.jit` the gradient of a loss averaged over the global batch is all-reduced by XLA,
 which gives pmap's semantics (per-device shards, mean-reduced gradients) without pmap. In a
 group, the stacked states and batches are split along their leading runs axis too, so that
-runs on different devices train side by side (on a CPU with one device per core, one run a core).
+runs on different devices train side by side. A thread may be given a lane, a subset of the
+devices (`on_devices`): its meshes then hold those devices only, so that several runs train at
+once, each on devices of its own (on a CPU with one device per core: a run a core).
 """
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import threading
+from typing import Any, Iterator, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS, RUNS_AXIS = 'data', 'runs'
+_lane = threading.local()  # .devices: this thread's lane, when it has one
+
+
+def lane_devices() -> list[Any]:
+  """The devices this thread computes on: its lane's (`on_devices`), else every device."""
+  return list(getattr(_lane, 'devices', None) or jax.devices())
+
+
+@contextlib.contextmanager
+def on_devices(devices: Sequence[Any]) -> Iterator[None]:
+  """Within it, this thread's meshes (`data_mesh`, `group_mesh`) hold `devices` only."""
+  previous = getattr(_lane, 'devices', None)
+  _lane.devices = list(devices)
+  try:
+    yield
+  finally:
+    _lane.devices = previous
 
 
 def initialize_distributed(coordinator_address: str | None, num_processes: int | None,
@@ -28,7 +49,7 @@ def initialize_distributed(coordinator_address: str | None, num_processes: int |
 
 
 def data_mesh(devices: list[Any] | None = None) -> Mesh:
-  return Mesh(np.asarray(devices if devices is not None else jax.devices()), (DATA_AXIS,))
+  return Mesh(np.asarray(devices if devices is not None else lane_devices()), (DATA_AXIS,))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -50,9 +71,9 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
 
 def group_mesh(runs: int, devices: list[Any] | None = None) -> Mesh:
-  """(runs, data) over every device: as many devices along `runs` as divide both the number of
-  runs and of devices (the rest of each run's devices split its batch)."""
-  devices = np.asarray(devices if devices is not None else jax.devices())
+  """(runs, data) over the lane's devices: as many devices along `runs` as divide both the number
+  of runs and of devices (the rest of each run's devices split its batch)."""
+  devices = np.asarray(devices if devices is not None else lane_devices())
   along_runs = max(r for r in range(1, runs + 1) if runs % r == 0 and devices.size % r == 0)
   return Mesh(devices.reshape(along_runs, devices.size // along_runs), (RUNS_AXIS, DATA_AXIS))
 

@@ -2,8 +2,8 @@
 
 A group is one or more runs of one model whose arrays have the same shapes: their states are
 stacked along a leading runs axis and one jit-compiled step, the train step vmapped over that
-axis, advances them all, split over the devices of a (runs, data) mesh: on a CPU with a device
-per core, a run per core; on one accelerator, side by side. Runs of a group may differ in their
+axis, advances them all, split over the devices of a (runs, data) mesh (of the thread's lane,
+`sharding.on_devices`): on one accelerator, side by side. Runs of a group may differ in their
 seed and in `HYPER` (numbers that change no shape or control flow); each keeps its own folder,
 RNG streams, batches (in its own seed's order), checkpoints, best/, metrics log and patience. A
 saturated run stops changing while the others go on, and every run trains as it would alone, up
@@ -128,9 +128,10 @@ class Group:
     self.mesh = sharding.group_mesh(len(configs))
     self.replicated, self.per_run = sharding.replicated(self.mesh), sharding.per_run(self.mesh)
     rows = config.batch_size // self.mesh.shape[sharding.DATA_AXIS]
-    logging.info('process %d of %d: %d of %d %s devices here; global batch %d, %d per device; compute %s%s',
-                 jax.process_index(), jax.process_count(), jax.local_device_count(), jax.device_count(),
-                 jax.devices()[0].platform.upper(), config.batch_size, rows, config.dtype,
+    here = sum(d.process_index == jax.process_index() for d in self.mesh.devices.flat)
+    logging.info('process %d of %d: %d %s devices, %d of them here; global batch %d, %d per device; compute %s%s',
+                 jax.process_index(), jax.process_count(), self.mesh.devices.size, jax.devices()[0].platform.upper(),
+                 here, config.batch_size, rows, config.dtype,
                  f'; {len(configs)} runs side by side' if len(configs) > 1 else '')
     process = (jax.process_index(), jax.process_count())
     train = input_pipeline.load_split(data_dir, 'train', config.max_len)
@@ -216,7 +217,7 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], data_dir: str, work
   before anything is read or compiled.
   """
   for config in configs:
-    config_rules.validate(config, devices=jax.device_count())
+    config_rules.validate(config, devices=len(sharding.lane_devices()))
   if len({group_key(c) for c in configs}) > 1:
     raise VrashError('the runs of a group may differ only in seed and ' + ', '.join(HYPER))
   if len(configs) > 1 and jax.process_count() > 1:

@@ -1,4 +1,5 @@
 """The report of a tiny sweep: results.md, the figures and results.html, all from results.json."""
+import html
 import html.parser
 import json
 import os
@@ -133,3 +134,28 @@ def test_report_launcher_prints_the_page_or_one_error_line(swept, tmp_path):
   missing = run_report_launcher(tmp_path)
   assert missing.returncode == 2 and missing.stderr.strip().splitlines() == [
       f'error: {tmp_path}/results.json does not exist: run `vrash-sweep` or `vrash-reproduce` there first']
+
+
+def test_the_page_and_results_md_open_with_the_answer_then_figure_5(swept):
+  workdir, _ = swept
+  results = json.load(open(os.path.join(workdir, 'results.json')))
+  page = open(os.path.join(workdir, 'results.html'), encoding='utf-8').read()
+  body = page[page.index('<body>'):]
+  m = results['models']
+  lm, vrash = m['lm']['ce_total']['mean'], m['vrash']['ce_total']['mean']
+  opening = body[body.index('<p class="answer">'):body.index('</p>')]
+  assert opening.index('Does VRASH beat the LM?') < opening.index(f'{vrash:.3f}') < opening.index(f'{lm:.3f}')
+  assert f"{100 * abs(1 - vrash / lm):.1f}% {'lower' if vrash <= lm else 'higher'}" in opening
+  assert f"{m['vrash']['nll_iw']['mean']:.3f}" in opening and f"{m['vrash']['kl']['mean']:.1f} nats" in opening
+  verdicts = results['claims']['verdicts']
+  assert body.count('<details><summary>evidence</summary>') == len(verdicts)
+  for v in verdicts:
+    assert html.escape(v['headline'], quote=True) in body and html.escape(v['evidence'], quote=True) in body
+  order = [body.index(s) for s in ('class="answer"', 'class="verdicts"', 'src="figure5.png"', 'The details',
+                                   'src="figure6.png"', 'Listen: samples')]
+  assert order == sorted(order)
+  assert body.count('src="figure5.png"') == 1
+  markdown = open(os.path.join(workdir, 'results.md')).read().splitlines()
+  assert markdown[0].startswith('# VRASH against the LM') and markdown[2].startswith('Does VRASH beat the LM?')
+  assert sum(line.startswith(('- ✓ **holds**', '- ✗ **does not hold**', '- ? **inconclusive**'))
+             for line in markdown) == len(verdicts)

@@ -21,7 +21,13 @@ class Checklist:
 
 
 @dataclasses.dataclass
+class Verdicts:
+  items: list[tuple[str, str, str, str, str]]  # (mark, verdict, claim, headline, evidence)
+
+
+@dataclasses.dataclass
 class Section:
   """A titled part of the results, rendered alike to results.md and results.html."""
   title: str
-  blocks: list[str | Table | Checklist]  # paragraphs, tables and checklists in order
+  blocks: list[str | Table | Checklist | Verdicts]  # paragraphs, tables, checklists and verdicts in order
+  folded: bool = False  # long evidence: results.html shows its title and opens it on a click

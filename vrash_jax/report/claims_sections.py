@@ -92,7 +92,7 @@ def samples_section(samples: dict[str, Any], data: dict[str, float], seeds: int)
   return Section('Samples by temperature', [
       f'Mean ± half-width of the 95% confidence interval over {seeds} seeds (seed s samples from the '
       'model trained with seed s). The data row is the test melodies cut to the samples\' length.',
-      Table(['source', 'T'] + list(SAMPLE_KEYS), rows)])
+      Table(['source', 'T'] + list(SAMPLE_KEYS), rows)], folded=True)
 
 
 def structure_section(figures: dict[str, Any], data: dict[str, Any]) -> Section:
@@ -124,16 +124,11 @@ def _half(ci: dict[str, float]) -> float:
   return (ci['high'] - ci['low']) / 2
 
 
-def verdicts_section(verdicts: list[dict[str, str]]) -> Section:
-  return Section("The paper's claims", [Table(
-      ['claim', 'verdict', 'evidence'], [[v['claim'], v['verdict'], v['evidence']] for v in verdicts])])
-
-
 def sections(results: dict[str, Any]) -> list[Section]:
   c = results.get('claims')
   if not c:
     return []
-  out = [verdicts_section(c['verdicts'])]
+  out = []
   if c['frontier'].get('goals'):
     out.append(frontier_section(c['frontier'], c['plan']['frontier_iw_samples'],
                                 c['plan']['valid_iw_samples']))

@@ -35,13 +35,13 @@ def plot_figure5(results: dict[str, Any], path: str) -> None:
   plt = matplotlib_pyplot()
   models = list(results['models'])
   untrained = np.mean([results['untrained'][m]['ce_total'] for m in models])
-  names = ['untrained'] + [NAMES[m] for m in models]
+  names = ['untrained'] + [NAMES[m].replace(' ', '\n') for m in models]  # 'Transformer\nVRASH' fits its bar
   ce = [untrained] + [results['models'][m]['ce_total']['mean'] for m in models]
   err = [0.0] + [results['models'][m]['ce_total']['std'] for m in models]
   bound = [np.nan] + [results['models'][m].get('nll_iw', results['models'][m]['nll_bound'])['mean']
                       for m in models]
   x = np.arange(len(names))
-  fig, ax = plt.subplots(figsize=(7, 4))
+  fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(names)), 4.2))
   ax.bar(x - 0.2, ce, 0.4, yerr=err, capsize=4, color='#4477aa', label='cross-entropy (z from posterior)')
   ax.bar(x + 0.2, bound, 0.4, color='#bbbbbb', label='upper bound on NLL (importance-weighted)')
   for i, m in enumerate(models, 1):

@@ -3,16 +3,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from vrash_jax.report.blocks import Checklist, Table
+from vrash_jax.report.blocks import Checklist, Table, Verdicts
 from vrash_jax.report.sections import results_sections
 
 
-def _markdown_block(block: str | Table | Checklist) -> list[str]:
+def _markdown_block(block: str | Table | Checklist | Verdicts) -> list[str]:
   if isinstance(block, Table):
     return ([f"| {' | '.join(block.header)} |", '|' + '---|' * len(block.header)] +
             [f"| {' | '.join(row)} |" for row in block.rows])
   if isinstance(block, Checklist):
     return [f"- [{'x' if ok else ' '}] {text}" for ok, text in block.items]
+  if isinstance(block, Verdicts):
+    return [line for mark, verdict, claim, headline, evidence in block.items
+            for line in (f"- {mark} **{verdict}**: {claim}" + (f' ({headline})' if headline else ''),
+                         f'  - {evidence}')]
   return [block]
 
 

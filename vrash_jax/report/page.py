@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from vrash_jax.errors import VrashError
 from vrash_jax.report import audio, piano_roll
-from vrash_jax.report.blocks import NAMES, Checklist, Table
+from vrash_jax.report.blocks import NAMES, Checklist, Section, Table, Verdicts
 from vrash_jax.report.figures import FIGURES
 from vrash_jax.report.sections import results_sections
 
@@ -29,14 +29,22 @@ figure{margin:1em 0}figure img{max-width:760px;width:100%;border:1px solid #ddd}
 .roll{width:250px}.roll img{display:block;width:250px;height:84px;image-rendering:pixelated;border:1px solid #ddd}
 .roll audio{width:250px;margin-top:4px}.roll div{font-size:90%}
 ul.checks{list-style:none;padding-left:0}.ok{color:#2a9d3a}.no{color:#c8322d}
-.path{display:flex;flex-wrap:wrap;gap:8px}.path .roll{border:1px solid #eee;padding:4px}"""
+.path{display:flex;flex-wrap:wrap;gap:8px}.path .roll{border:1px solid #eee;padding:4px}
+p.answer{font-size:115%;line-height:1.5;max-width:60em}
+ul.verdicts{list-style:none;padding-left:0}ul.verdicts li{margin:.4em 0}
+.mark{display:inline-block;min-width:9.5em;font-weight:bold}.holds{color:#2a9d3a}.fails{color:#c8322d}
+.unsure{color:#777}.headline{color:#444}
+details{margin:.2em 0 .6em 0}details summary{cursor:pointer;color:#1f6fb4}
+details.section>summary{font-size:1.3em;font-weight:bold;color:#222;margin:.8em 0 .4em 0}
+details p.evidence{margin:.3em 0 .3em 1.5em;font-size:90%;color:#444}"""
+VERDICT_CLASS = {'holds': 'holds', 'does not hold': 'fails', 'inconclusive': 'unsure'}
 
 
 def _e(text: Any) -> str:
   return html.escape(str(text), quote=True)
 
 
-def _block(block: str | Table | Checklist) -> str:
+def _block(block: str | Table | Checklist | Verdicts) -> str:
   if isinstance(block, Table):
     head = ''.join(f'<th>{_e(h)}</th>' for h in block.header)
     body = ''.join('<tr>' + ''.join(f'<td>{_e(c)}</td>' for c in row) + '</tr>' for row in block.rows)
@@ -45,7 +53,25 @@ def _block(block: str | Table | Checklist) -> str:
     items = ''.join(f'<li><span class="{"ok" if ok else "no"}">{"✓ met" if ok else "✗ not met"}</span> '
                     f'{_e(text)}</li>' for ok, text in block.items)
     return f'<ul class="checks">{items}</ul>'
+  if isinstance(block, Verdicts):
+    return '<ul class="verdicts">' + ''.join(
+        f'<li><span class="mark {VERDICT_CLASS.get(verdict, "unsure")}">{_e(mark)} {_e(verdict)}</span> {_e(claim)}'
+        + (f'<br><span class="headline">{_e(headline)}</span>' if headline else '')
+        + f'<details><summary>evidence</summary><p class="evidence">{_e(evidence)}</p></details></li>'
+        for mark, verdict, claim, headline, evidence in block.items) + '</ul>'
   return f'<p>{_e(block)}</p>'
+
+
+def _section(section: Section) -> str:
+  """A section under its heading; a folded one shows its title and opens on a click."""
+  blocks = ''.join(_block(b) for b in section.blocks)
+  if section.folded:
+    return f'<details class="section"><summary>{_e(section.title)}</summary>{blocks}</details>'
+  return f'<h2>{_e(section.title)}</h2>{blocks}'
+
+
+def _figure(name: str, caption: str) -> str:
+  return f'<figure><img src="{_e(name)}" alt="{_e(caption)}"><figcaption>{_e(caption)}</figcaption></figure>'
 
 
 def render_media(workdir: str, items: Sequence[tuple[str, str]], soundfont: str | None = None
@@ -119,15 +145,15 @@ def write_html(results: dict[str, Any], workdir: str, soundfont: str | None = No
   that the workdir holds)."""
   listening = results.get('listening', {})
   media = render_media(workdir, media_items(listening), soundfont)
-  sections = results_sections(results)
-  body = [f'<h1>{_e(sections[0].title)}</h1>'] + [_block(b) for b in sections[0].blocks]
-  for section in sections[1:]:
-    body += [f'<h2>{_e(section.title)}</h2>'] + [_block(b) for b in section.blocks]
+  title, *rest = results_sections(results)
+  verdicts = [s for s in rest[:1] if any(isinstance(b, Verdicts) for b in s.blocks)]
   shown = [(f, c) for f, c in FIGURES.items() if os.path.isfile(os.path.join(workdir, f))]
-  if shown:
+  body = [f'<h1>{_e(title.title)}</h1>'] + [f'<p class="answer">{_e(b)}</p>' for b in title.blocks]
+  body += [_section(s) for s in verdicts] + [_figure(f, c) for f, c in shown if f == 'figure5.png']
+  body += ['<h2>The details</h2>'] + [_section(s) for s in rest[len(verdicts):]]
+  if any(f != 'figure5.png' for f, _ in shown):
     body.append('<h2>Figures</h2>')
-    body += [f'<figure><img src="{_e(f)}" alt="{_e(c)}"><figcaption>{_e(c)}</figcaption></figure>'
-             for f, c in shown]
+    body += [_figure(f, c) for f, c in shown if f != 'figure5.png']
   if listening.get('samples'):
     body += ['<h2>Listen: samples beside test melodies</h2>',
              f'<p>{_e(listening["description"])} Each piano roll spans its own melody: its pitch '
@@ -137,7 +163,7 @@ def write_html(results: dict[str, Any], workdir: str, soundfont: str | None = No
   if listening.get('interpolations'):
     body += ['<h2>Latent interpolation</h2>', _interpolations(listening['interpolations'], media)]
   page = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-          f'<title>{_e(sections[0].title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n'
+          f'<title>{_e(title.title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n'
           + '\n'.join(body) + '\n</body>\n</html>\n')
   path = os.path.join(workdir, 'results.html')
   with open(path, 'w', encoding='utf-8') as f:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from vrash_jax.report import claims_sections
-from vrash_jax.report.blocks import NAMES, PAPER_CE, Checklist, Section, Table
+from vrash_jax.report import answer, claims_sections
+from vrash_jax.report.blocks import NAMES, PAPER_CE, Checklist, Section, Table, Verdicts
+
+TITLE = 'VRASH against the LM (Tikhonov & Yamshchikov 2017), reproduced'
+
 
 
 def _round(value: float | None) -> str:
@@ -55,10 +58,23 @@ def comparison_table(results: dict[str, Any]) -> Table:
                 'paper CE'], rows)
 
 
+def opening(results: dict[str, Any]) -> list[Section]:
+  """The answer, then a line per verdict with its evidence folded under it."""
+  verdicts = results.get('claims', {}).get('verdicts', [])
+  lines = [(mark, verdict, claim, headline, v['evidence'])
+           for (mark, verdict, claim, headline), v in zip(answer.verdict_lines(results), verdicts)]
+  out = [Section(TITLE, [answer.answer(results) or 'The answer needs both the LM and VRASH in the sweep.'])]
+  if lines:
+    out.append(Section("The paper's claims", [
+        'A verdict holds or fails only when the 95% intervals over seeds do not overlap.', Verdicts(lines)]))
+  return out
+
+
 def results_sections(results: dict[str, Any]) -> list[Section]:
-  """Every table and verdict of a sweep, from results.json alone; the first is the title."""
+  """Every table and verdict of a sweep, from results.json alone; the first is the title and
+  the answer, the second the verdicts."""
   seeds = ', '.join(f"{NAMES[m]} {s['seeds']}" for m, s in results['models'].items())
-  sections = [Section('Cross-entropy comparison (Tikhonov & Yamshchikov 2017, Fig. 5)', [
+  sections = opening(results) + [Section('Cross-entropy comparison (paper Fig. 5)', [
       f"Test split: {results['test_notes']} notes. Seeds per model: {seeds}. "
       'Figures are nats per note (KL: nats per melody), mean ± std over seeds.',
       comparison_table(results),
@@ -69,7 +85,7 @@ def results_sections(results: dict[str, Any]) -> list[Section]:
   sources = [('test data', results['data'])] + [(NAMES[m], results['samples'][m]) for m in results['samples']]
   sections.append(Section('Samples: objective metrics', [Table(
       ['source'] + list(results['data']),
-      [[name] + [f'{v:.3f}' for v in row.values()] for name, row in sources])]))
+      [[name] + [f'{v:.3f}' for v in row.values()] for name, row in sources])], folded=True))
   if 'latent' in results:
     lat = results['latent']
     sections.append(Section('Latent space (VRASH, seed 0)', [
@@ -77,12 +93,12 @@ def results_sections(results: dict[str, Any]) -> list[Section]:
         f"{_round(lat['silhouette_by_style'])} ({lat['points']} melodies, {len(lat['styles'])} styles). "
         'See figure6.png.']))
   if results.get('notes'):
-    sections.append(Section('Choices', [results['notes']]))
+    sections.append(Section('Choices', [results['notes']], folded=True))
   sections.append(Section('Runs', [
       'Training seconds summed over every sitting, and the parts of them spent compiling (the first '
       'step at each batch width) and evaluating the valid split.',
       Table(['model', 'seed', 'steps', 'train s', 'compilation s', 'evaluation s', 'CE', 'KL', 'NLL ≤ (IW)'],
             [[NAMES[r['model']], str(r['seed']), str(r['steps']), f"{r['train_wall_s']:.0f}",
               _seconds(r, 'compilation'), _seconds(r, 'evaluation'), f"{r['ce_total']:.3f}", f"{r['kl']:.2f}",
-              f"{r.get('nll_iw', float('nan')):.3f}"] for r in results['runs']])]))
+              f"{r.get('nll_iw', float('nan')):.3f}"] for r in results['runs']])], folded=True))
   return sections

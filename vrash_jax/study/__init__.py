@@ -8,6 +8,7 @@
 * `claims`: verdicts from those measurements (numpy/scipy/sklearn only).
 * `melody_metrics`: objective metrics of melodies (repetition, diversity, structure).
 * `listening`: the samples and interpolations the results page plays, as MIDI files.
+* `stages`: what a study says as it goes: its stages, and the time each part leaves.
 
 Importing this package is cheap; its modules load jax when they need it.
 """

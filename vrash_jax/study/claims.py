@@ -1,7 +1,8 @@
 """The paper's claims, measured: pure numpy/scipy/sklearn over figures, sample metrics and latents.
 
-Each `*_claim` function returns a verdict dict {'claim', 'verdict', 'evidence'} whose verdict is
-'holds', 'does not hold' or 'inconclusive', with the numbers that decide it in `evidence`. A
+Each `*_claim` function returns a verdict dict {'claim', 'verdict', 'evidence', 'headline'} whose
+verdict is 'holds', 'does not hold' or 'inconclusive', with the numbers that decide it in
+`evidence` and the one or two that say most in `headline` (a line of the report's answer). A
 difference counts only when the 95% confidence intervals over seeds do not overlap.
 """
 from __future__ import annotations
@@ -38,13 +39,19 @@ def compare(a: Mapping[str, float], b: Mapping[str, float]) -> int:
   return 1 if a['low'] > b['high'] else -1 if a['high'] < b['low'] else 0
 
 
-def verdict(claim: str, sign: int, evidence: str, seeds: int) -> dict[str, str]:
+def verdict(claim: str, sign: int, evidence: str, seeds: int, headline: str = '') -> dict[str, str]:
   """A verdict from the sign of a comparison of 95% intervals over `seeds` seeds; without an
   interval (fewer than 2 seeds) there is none: inconclusive."""
   if seeds < 2:
-    return {'claim': claim, 'verdict': UNSURE, 'evidence': f'{evidence} (one seed: no interval, no verdict)'}
+    return {'claim': claim, 'verdict': UNSURE, 'evidence': f'{evidence} (one seed: no interval, no verdict)',
+            'headline': f'{headline} (one seed: no interval)'.lstrip()}
   outcome = HOLDS if sign > 0 else FAILS if sign < 0 else UNSURE
-  return {'claim': claim, 'verdict': outcome, 'evidence': evidence}
+  return {'claim': claim, 'verdict': outcome, 'evidence': evidence, 'headline': headline}
+
+
+def unsure(claim: str, why: str) -> dict[str, str]:
+  """No verdict, for want of the data to decide."""
+  return {'claim': claim, 'verdict': UNSURE, 'evidence': why, 'headline': why}
 
 
 def summarize_samples(per_seed: Mapping[str, Mapping[str, Sequence[Mapping[str, float]]]]
@@ -80,7 +87,7 @@ def beats_strongest_lm_claim(points: Sequence[Mapping[str, Any]], model: str) ->
   claim = (f'{MODEL_NAMES[model]} beats the strongest language model as a density model '
            '(IW bound below its NLL)')
   if lm is None or target is None:
-    return {'claim': claim, 'verdict': UNSURE, 'evidence': 'no language model or no such model in this sweep'}
+    return unsure(claim, 'no language model or no such model in this sweep')
   others = ', '.join(f"{MODEL_NAMES[p['model']]} {p['valid']['ce_total']:.3f}"
                      for p in points if p['model'] in LANGUAGE_MODELS)
   nll = mean_ci([r['test']['ce_total'] for r in lm['per_seed']])
@@ -88,7 +95,9 @@ def beats_strongest_lm_claim(points: Sequence[Mapping[str, Any]], model: str) ->
   evidence = (f"strongest language model by valid CE: {MODEL_NAMES[lm['model']]} (valid CE {others}); test NLL "
               f"per note {_fmt(nll)} vs {MODEL_NAMES[model]} IW bound {_fmt(bound)} (CE {_fmt(ce)}, KL "
               f"{kl['mean']:.2f} nats per melody; mean [95% CI] over seeds)")
-  return verdict(claim, compare(nll, bound), evidence, min(len(lm['per_seed']), len(target['per_seed'])))
+  headline = (f"{MODEL_NAMES[model]}'s bound {bound['mean']:.3f} vs the {MODEL_NAMES[lm['model']]}'s NLL "
+              f"{nll['mean']:.3f} nats per note ({100 * (bound['mean'] / nll['mean'] - 1):+.1f}%)")
+  return verdict(claim, compare(nll, bound), evidence, min(len(lm['per_seed']), len(target['per_seed'])), headline)
 
 
 def repetition_claim(summary: Mapping[str, Any], language: str = 'lm', latent: str = 'vrash') -> dict[str, str]:
@@ -106,9 +115,18 @@ def repetition_claim(summary: Mapping[str, Any], language: str = 'lm', latent: s
                  f"{vrash['loop_share']['mean']:.2f}")
   # Holds at every temperature, or fails somewhere while holding nowhere; else mixed.
   overall = 1 if all(s > 0 for s in signs) else -1 if min(signs) < 0 and max(signs) <= 0 else 0
+  t = _read_at(summary[language])
+  headline = (f"repeated-note rate at T={t}: {MODEL_NAMES[language]} "
+              f"{summary[language][t]['repeated_note_rate']['mean']:.3f}, {MODEL_NAMES[latent]} "
+              f"{summary[latent][t]['repeated_note_rate']['mean']:.3f}")
   return verdict(f'Sampled {MODEL_NAMES[language]} melodies repeat notes more than {MODEL_NAMES[latent]} melodies '
                  '(paper Sec. 4)', overall, '; '.join(parts) + ' (mean [95% CI] over seeds)',
-                 _seeds(summary, (language, latent)))
+                 _seeds(summary, (language, latent)), headline)
+
+
+def _read_at(temperatures: Mapping[str, Any]) -> str:
+  """The temperature the paper's sample claims are read at: 1.0 when sampled, else the hottest."""
+  return '1.0' if '1.0' in temperatures else max(temperatures, key=float)
 
 
 def structure_claim(summary: Mapping[str, Any], data: Mapping[str, float], temperature: str) -> dict[str, str]:
@@ -119,8 +137,10 @@ def structure_claim(summary: Mapping[str, Any], data: Mapping[str, float], tempe
   evidence = (f'T={temperature}: share of 4-note patterns recurring 8+ notes later: data '
               f'{data[key]:.3f}, LM {_fmt(lm)}, VRASH {_fmt(vrash)}'
               + (f", VAE {_fmt(summary['vae'][temperature][key])}" if 'vae' in summary else ''))
+  headline = (f"4-note patterns recurring 8+ notes later at T={temperature}: data {data[key]:.3f}, "
+              f"LM {lm['mean']:.3f}, VRASH {vrash['mean']:.3f}")
   return verdict('VRASH melodies have more macro structure than LM melodies (recurring patterns)',
-                  compare(vrash, lm), evidence, min(lm['n'], vrash['n']))
+                  compare(vrash, lm), evidence, min(lm['n'], vrash['n']), headline)
 
 
 def diversity_claim(summary: Mapping[str, Any], temperature: str) -> dict[str, str]:
@@ -133,8 +153,10 @@ def diversity_claim(summary: Mapping[str, Any], temperature: str) -> dict[str, s
   evidence = (f"T={temperature}: distinct 4-gram rate across samples VRASH {_fmt(vrash['distinct_4gram_rate'])} "
               f"vs VAE {_fmt(vae['distinct_4gram_rate'])}; within a sample VRASH "
               f"{_fmt(vrash['distinct_4gram_within'])} vs VAE {_fmt(vae['distinct_4gram_within'])}")
+  headline = (f"distinct 4-grams across samples at T={temperature}: VRASH {vrash['distinct_4gram_rate']['mean']:.3f}, "
+              f"VAE {vae['distinct_4gram_rate']['mean']:.3f}")
   return verdict('VRASH melodies are more diverse than VAE melodies (paper Sec. 4)', sign, evidence,
-                  _seeds(summary, ('vae', 'vrash')))
+                  _seeds(summary, ('vae', 'vrash')), headline)
 
 
 def style_probe(z: np.ndarray, meta: np.ndarray, labels: Sequence[str], folds: int = 5,
@@ -197,7 +219,7 @@ def style_claim(probes: Sequence[Mapping[str, Any]], silhouette: float | None, m
     claim += f': {MODEL_NAMES[model]}'
   probes = [p for p in probes if 'accuracy' in p]
   if not probes:
-    return {'claim': claim, 'verdict': UNSURE, 'evidence': 'too few styles to probe'}
+    return unsure(claim, 'too few styles to probe')
   gain = mean_ci([p['gain_over_meta']['mean'] for p in probes])
   sign = 1 if gain['low'] > 0 else -1 if gain['high'] <= 0.0 or gain['mean'] <= 0 else 0
   acc, first = probes[0]['accuracy'], probes[0]
@@ -207,7 +229,9 @@ def style_claim(probes: Sequence[Mapping[str, Any]], silhouette: float | None, m
               f"{_fmt(acc['meta'])}, latent only {_fmt(acc['latent'])}, latent + meta {_fmt(acc['latent_and_meta'])}; "
               f"gain of the latent over meta, mean [95% CI] over {len(probes)} seeds: {_fmt(gain)}; silhouette by "
               f"style {by_style}")
-  return verdict(claim, sign, evidence, len(probes))
+  headline = (f"the latent adds {100 * gain['mean']:+.1f} points [{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}] "
+              f"of style-probe accuracy to the meta-information's {100 * acc['meta']['mean']:.1f}%")
+  return verdict(claim, sign, evidence, len(probes), headline)
 
 
 def length_bucket(length: int) -> str:
@@ -231,7 +255,7 @@ def length_claim(by_length: Mapping[str, Sequence[Mapping[str, Mapping[str, floa
   pairs = list(zip(by_length[language], by_length.get(latent, [])))
   buckets = [b for b in pairs[0][0] if all(b in lm and b in vrash for lm, vrash in pairs)] if pairs else []
   if len(buckets) < 2:
-    return {'claim': claim, 'verdict': UNSURE, 'evidence': f'test melodies in {len(buckets)} length bucket(s) only'}
+    return unsure(claim, f'test melodies in {len(buckets)} length bucket(s) only')
 
   def gaps(lm, vrash, bucket):
     return 1 - vrash[bucket]['ce_total'] / lm[bucket]['ce_total'], vrash[bucket]['nll_iw'] / lm[bucket]['ce_total'] - 1
@@ -245,7 +269,9 @@ def length_claim(by_length: Mapping[str, Sequence[Mapping[str, Mapping[str, floa
                         for b, g in means.items())
               + f' (means over {len(pairs)} seeds); from {first} to {last} notes, the CE gap moves by '
               f'{_pct_ci(ce)} and the bound by {_pct_ci(iw)} (mean [95% CI])')
-  return verdict(claim, sign, evidence, len(pairs))
+  headline = (f"from {first} to {last} notes, the CE gap to the LM moves {100 * ce['mean']:+.1f} points and the "
+              f"bound's excess {100 * iw['mean']:+.1f}")
+  return verdict(claim, sign, evidence, len(pairs), headline)
 
 
 def _pct_ci(ci: Mapping[str, float]) -> str:

@@ -6,6 +6,7 @@ at several temperatures and seeds, and posterior means for the style probe and t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from typing import Any, Mapping, Sequence
@@ -14,12 +15,13 @@ import jax
 import numpy as np
 from absl import logging
 
-from vrash_jax import evaluation, input_pipeline
+from vrash_jax import evaluation, input_pipeline, run_log
 from vrash_jax import notes as note_schema
 from vrash_jax.config_rules import LANGUAGE_MODELS
 from vrash_jax.melodist import Melodist
 from vrash_jax.study import claims, melody_metrics, structure
 from vrash_jax.study.runs import ConfigFor, Point, Seeds, release_compiled, run_dir, seeds_of
+from vrash_jax.study.stages import Stages
 
 
 def subset(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
@@ -40,6 +42,9 @@ class ClaimsPlan:
   valid_iw_samples: int = 16  # K of the valid bound that picks the recommended point
 
 
+# What a sweep's run record (results.json 'runs') holds besides the test figures.
+RUN_FIELDS = ('model', 'seed', 'steps', 'train_wall_s', 'seconds')
+
 # Each language model with its latent variant: the pairs the paper's LM-vs-VRASH claims compare.
 PAIRS = (('lm', 'vrash'), ('tlm', 'tvrash'))
 
@@ -56,10 +61,15 @@ def mean_figures(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
 
 
 def evaluate_frontier(points: Sequence[Point], config_for: ConfigFor, workdir: str,
-                      splits: Mapping[str, tuple[Mapping[str, Any], int]]) -> list[dict[str, Any]]:
+                      splits: Mapping[str, tuple[Mapping[str, Any], int]],
+                      known: Mapping[tuple[str, str], Mapping[str, float]] | None = None) -> list[dict[str, Any]]:
   """Every point's best checkpoints evaluated on each split, `splits` = {name: (arrays, posterior
   samples of its importance-weighted bound)}: per seed, their means (the point's figures) and the
-  95% interval over seeds of the test CE, KL and bound."""
+  95% interval over seeds of the test CE, KL and bound. `known` {(run folder, split): figures}
+  holds evaluations already made with the same samples (the comparison's test figures), which
+  are not made again; nor is a valid figure that the run logged while training, with its
+  checkpoint and as many samples."""
+  known = dict(known or {})
   out = []
   for i, point in enumerate(points, 1):
     logging.info('frontier %d/%d: %s %s (%s), seeds %s', i, len(points), point.model, point.name,
@@ -69,8 +79,11 @@ def evaluate_frontier(points: Sequence[Point], config_for: ConfigFor, workdir: s
       config, directory = point.config(config_for, seed), point.directory(workdir, seed)
       _, state = evaluation.restore_for_inference(directory)
       info = run_info(directory)
+      if splits.get('valid', (None, None))[1] == config.valid_iw_samples:
+        known.setdefault((directory, 'valid'), logged_valid(directory, int(jax.device_get(state.step))))
       per_seed.append({'seed': seed, 'steps': int(jax.device_get(state.step)), 'train_wall_s': info['train_wall_s'],
-                       **{split: evaluation.evaluate_state(state, config, arrays, k)
+                       **{split: dict(known.get((directory, split))
+                                      or evaluation.evaluate_state(state, config, arrays, k))
                           for split, (arrays, k) in splits.items()}})
       release_compiled()  # a seed's evaluations compile steps at every width: 14 points x 3 seeds add up
     config = point.config(config_for)
@@ -82,6 +95,12 @@ def evaluate_frontier(points: Sequence[Point], config_for: ConfigFor, workdir: s
     out.append(row)
     logging.info('  valid %s', {k: round(row['valid'][k], 4) for k in ('ce_total', 'kl', 'nll_iw')})
   return out
+
+
+def logged_valid(directory: str, step: int) -> dict[str, float] | None:
+  """The valid figures a run logged at `step` while training (None if it logged none there)."""
+  records = [r for r in run_log.read_metrics(directory) if r['split'] == 'valid' and r['step'] == step]
+  return {k: v for k, v in records[-1].items() if k not in ('step', 'split')} if records else None
 
 
 def figures_by_length(directory: str, arrays: Mapping[str, Any], iw_samples: int
@@ -138,19 +157,28 @@ def style_probe(directory: str, splits: Sequence[Mapping[str, Any]], seed: int =
 
 def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: ConfigFor, models: Sequence[str],
                    seeds: Seeds, num_samples: int, results: dict[str, Any], test_arrays: dict,
-                   test_tracks: list[note_schema.Track], training_ngrams: set) -> dict[str, Any]:
-  """The frontier, figures by length, samples by temperature, the style probe, and verdicts."""
+                   test_tracks: list[note_schema.Track], training_ngrams: set, stages: Stages | None = None
+                   ) -> dict[str, Any]:
+  """The frontier, figures by length, samples by temperature, the style probe, and verdicts;
+  each part said done on `stages`."""
   out: dict[str, Any] = {'plan': dataclasses.asdict(plan)}
   k = plan.frontier_iw_samples
+  latent_models = [m for m in ('vrash', 'tvrash') if m in models]
+  parts = ['frontier', 'figures by length', *(f'samples of {claims.MODEL_NAMES[m]}' for m in models),
+           *(f'style probe of {claims.MODEL_NAMES[m]}' for m in latent_models)]
+  done = functools.partial(_part_done, stages, parts)
   valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
   splits = {'valid': (valid_arrays, plan.valid_iw_samples), 'test': (test_arrays, k)}
   defaults = [Point(m, 'default', 'preset config', seeds=tuple(seeds_of(seeds, m))) for m in models]
-  points = evaluate_frontier(defaults + list(plan.frontier), config_for, workdir, splits)
+  known = ({(run_dir(workdir, r['model'], r['seed']), 'test'): {f: v for f, v in r.items() if f not in RUN_FIELDS}
+            for r in results['runs']} if results.get('iw_samples') == k else {})
+  points = evaluate_frontier(defaults + list(plan.frontier), config_for, workdir, splits, known)
   release_compiled()
+  done('frontier')
   lm = next((p for p in points if p['model'] == 'lm'), None)
   out['frontier'] = {'points': [p for p in points if p['model'] not in LANGUAGE_MODELS], 'lm': lm,
                      'language_models': [p for p in points if p['model'] in LANGUAGE_MODELS]}
-  verdicts = [claims.beats_strongest_lm_claim(points, m) for m in ('vrash', 'tvrash') if m in models]
+  verdicts = [claims.beats_strongest_lm_claim(points, m) for m in latent_models]
   if lm is not None and 'vrash' in models:
     frontier = out['frontier']
     frontier['recommended'] = claims.recommend(frontier['points'], lm['valid'])
@@ -163,12 +191,15 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
     verdicts += [claims.length_claim(out['by_length_seeds'], language, latent)
                  for language, latent in PAIRS if {language, latent} <= set(models)]
     release_compiled()
+  done('figures by length')
   cut = [t.cropped(plan.sample_length) for t in test_tracks]
   out['data_samples'] = melody_metrics.melody_metrics(cut, test_tracks, training_ngrams)
   out['data_subsets'] = data_subsets(cut, num_samples, test_tracks, training_ngrams)
-  per_seed = {m: sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
-                                plan.sample_seeds, num_samples, plan.sample_length, test_tracks, training_ngrams)
-              for m in models}
+  per_seed = {}
+  for m in models:
+    per_seed[m] = sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
+                                 plan.sample_seeds, num_samples, plan.sample_length, test_tracks, training_ngrams)
+    done(f'samples of {claims.MODEL_NAMES[m]}')
   out['samples'] = claims.summarize_samples(per_seed)
   # The paper's claims on samples are read at T=1 (the model's own distribution) where sampled.
   hottest = '1.0' if 1.0 in plan.temperatures else str(max(plan.temperatures))
@@ -181,11 +212,17 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
   verdicts.append(structure_verdict)
   if {'vae', 'vrash'} <= set(models):
     verdicts.append(claims.diversity_claim(out['samples'], hottest))
-  for latent in [m for m in ('vrash', 'tvrash') if m in models]:
+  for latent in latent_models:
     probes = [style_probe(run_dir(workdir, latent, s), [valid_arrays, test_arrays]) for s in seeds_of(seeds, latent)]
     out['style_probe' if latent == 'vrash' else f'style_probe_{latent}'] = probes
     silhouette = results.get('latent', {}).get('silhouette_by_style') if latent == 'vrash' else None
     verdicts.append(claims.style_claim(probes, silhouette, latent))
+    done(f'style probe of {claims.MODEL_NAMES[latent]}')
   out['verdicts'] = verdicts
   release_compiled()
   return out
+
+
+def _part_done(stages: Stages | None, parts: Sequence[str], what: str) -> None:
+  if stages is not None:
+    stages.done(parts.index(what) + 1, len(parts), what)

@@ -5,14 +5,16 @@ this machine; as it goes, the time left from the groups trained so far.
 Runs train in groups (`train.train_runs`) of up to `group_size`: runs that may share a step (one
 model, the same shapes and schedule, the same step reached), one seed's together first, since
 their batches come in one order and need no padding to a common width; on a CPU only one seed's
-(`mixes_seeds`). On a CPU the size is the number of devices, one run a device (a device per core;
-a vmapped run on a CPU costs more than it saves); on an accelerator, the size whose measured runs
-per second stop growing.
+(`mixes_seeds`). On an accelerator the size is the one whose measured runs per second stop
+growing. On a CPU with its one device (the default) a group is one run, and `lanes` groups train
+at once, a core each, all on that device (BENCHMARKS.md, "Lanes"); a CPU made several devices
+(XLA_FLAGS, as the tests do) trains a run per device in each group, one group at a time.
 
 Steps are timed with the runs' own compiled functions (the persistent compilation cache and the
 evaluation's jit cache hand them to the runs), at the narrowest and the widest padded width of
 the training batches; a batch's time is interpolated linearly in its width. Evaluations are the
 valid split's bound every `eval_every` steps; compilation is counted once per group config and size.
+With lanes, steps are timed on one lane's devices and the projection divides by their number.
 Saturation can stop runs earlier, so the projection is an upper bound for the runs; test
 evaluation, samples and the claims come after it and are not projected.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import ml_collections
@@ -29,6 +31,7 @@ import numpy as np
 from absl import logging
 
 from vrash_jax import evaluation, input_pipeline, sharding, train
+from vrash_jax.errors import PROGRESS
 from vrash_jax.train_state import create_state, purpose_rng
 
 # Tried on an accelerator, up to the largest group the sweep can form: on one H100 at the paper's
@@ -92,27 +95,40 @@ def _host_rows(global_batch: int, examples: int) -> np.ndarray:
   return rows[input_pipeline.host_rows(global_batch, jax.process_index(), jax.process_count())]
 
 
-def time_group_step(config: ml_collections.ConfigDict, runs: int, train_arrays: dict[str, Any], width: int,
-                    steps: int = 3) -> tuple[float, float]:
-  """(first call seconds, i.e. compilation, warm step seconds) of the step of a group of `runs`
-  runs of `config` (as `train.Group` compiles it) on real training rows padded to `width`."""
+def group_stepper(config: ml_collections.ConfigDict, runs: int, train_arrays: dict[str, Any], width: int
+                  ) -> Callable[[], Any]:
+  """A function that advances a group of `runs` runs of `config` (as `train.Group` compiles it,
+  on this thread's lane) one step on real training rows padded to `width`, and returns its
+  metrics (not waited for)."""
   configs = [config.copy_and_resolve_references() for _ in range(runs)]
   for seed, c in enumerate(configs):
     c.seed = seed
   mesh = sharding.group_mesh(runs)
   step_fn = train.jit_group_step(config, mesh)
   init = jax.jit(lambda rng: create_state(config, rng), out_shardings=sharding.replicated(mesh))
-  state = train.stack([init(purpose_rng(c.seed, 'init')) for c in configs], mesh)
+  state = [train.stack([init(purpose_rng(c.seed, 'init')) for c in configs], mesh)]
   rngs, hyper, active = train.group_inputs(configs, mesh)
   rows = input_pipeline.gather(train_arrays, _host_rows(config.batch_size, len(train_arrays['length'])), width)
   batch = train.shard_group_batch([rows] * runs, mesh)
+
+  def step():
+    state[0], metrics = step_fn(state[0], batch, rngs, hyper, active)
+    return metrics
+
+  return step
+
+
+def time_group_step(config: ml_collections.ConfigDict, runs: int, train_arrays: dict[str, Any], width: int,
+                    steps: int = 3) -> tuple[float, float]:
+  """(first call seconds, i.e. compilation, warm step seconds) of the step of a group of `runs`
+  runs of `config` (as `train.Group` compiles it) on real training rows padded to `width`."""
+  step = group_stepper(config, runs, train_arrays, width)
   start = time.perf_counter()
-  state, metrics = step_fn(state, batch, rngs, hyper, active)
-  jax.block_until_ready(metrics)
+  jax.block_until_ready(step())
   first = time.perf_counter() - start
   start = time.perf_counter()
   for _ in range(steps):
-    state, metrics = step_fn(state, batch, rngs, hyper, active)
+    metrics = step()
   jax.block_until_ready(metrics)
   return first, (time.perf_counter() - start) / steps
 
@@ -126,10 +142,23 @@ def mixes_seeds() -> bool:
   return jax.devices()[0].platform != 'cpu'
 
 
+MAX_LANES = 8
+
+
+def lanes() -> int:
+  """How many groups train at once (`runs.train_groups`): on one host's CPU with its one device,
+  one a core (up to MAX_LANES), every lane on that device; elsewhere one, over every device (a
+  CPU made several devices, as the tests do, splits each batch over them)."""
+  if jax.devices()[0].platform != 'cpu' or jax.process_count() > 1 or jax.device_count() > 1:
+    return 1
+  return max(1, min(len(os.sched_getaffinity(0)), MAX_LANES))
+
+
 def group_size(config: ml_collections.ConfigDict, train_arrays: dict[str, Any], largest: int) -> int:
-  """How many runs to train together: one on many hosts (groups train on one host); the number
-  of devices on a CPU; on an accelerator, the size in GROUP_SIZES after which the runs trained
-  per second grow by less than PAYS."""
+  """How many runs to train together: one on many hosts (groups train on one host); on a CPU,
+  one a device: one on its one device, where runs train side by side in lanes instead (a vmapped
+  pair of runs on one device costs more than it saves); on an accelerator, the size in
+  GROUP_SIZES after which the runs trained per second grow by less than PAYS."""
   if jax.process_count() > 1:
     return 1
   if jax.devices()[0].platform == 'cpu':
@@ -186,10 +215,11 @@ def evaluations(run: PlannedRun) -> int:
   return sum(step > run.done_steps for step in due)
 
 
-def project(groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]]) -> dict[str, float]:
+def project(groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]], lanes: int = 1
+            ) -> dict[str, float]:
   """Seconds the groups still need: their steps, their runs' evaluations, and compilation
   (once per group config and group size: seeds and HYPER share a program, a smaller group
-  compiles its own)."""
+  compiles its own), `lanes` groups at a time."""
   out = {'training': 0.0, 'evaluation': 0.0, 'compilation': 0.0}
   compiled = set()
   for group in groups:
@@ -200,6 +230,7 @@ def project(groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str
     if key not in compiled:
       compiled.add(key)
       out['compilation'] += m['compile_s'] * len(m['widths'])
+  out = {part: seconds / lanes for part, seconds in out.items()}
   out['total'] = sum(out.values())
   return out
 
@@ -213,7 +244,9 @@ class Progress:
   steps when the plan measured them, else from the seconds a step of each model's groups took
   so far in this sitting."""
 
-  def __init__(self, groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]] | None = None):
+  def __init__(self, groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]] | None = None,
+               lanes: int = 1):
+    self.lanes = lanes  # groups that train at once: the time left is their steps' over this many
     self.groups = [tuple(r.name for r in g) for g in groups]
     self.models = [g[0].config.model for g in groups]
     self.steps = [max(r.remaining_steps for r in g) for g in groups]
@@ -230,12 +263,12 @@ class Progress:
     if index is None:
       return  # runs trained in an earlier sitting
     known = [i for i in range(index, len(self.groups)) if self.models[i] in self.step_s]
-    left = sum(self.steps[i] * self.step_s[self.models[i]] for i in known)
+    left = sum(self.steps[i] * self.step_s[self.models[i]] for i in known) / self.lanes
     untimed = sorted({self.models[i] for i in range(index, len(self.groups))} - set(self.step_s))
     when = (f'about {duration(left)} of training and evaluation to go, this group included'
             + (f' ({", ".join(untimed)} not timed yet)' if untimed else '') if known
             else f'{", ".join(untimed)} not timed yet')
-    logging.info('group %d of %d: %s; %s', index + 1, len(self.groups), ', '.join(self.groups[index]), when)
+    PROGRESS.info('group %d of %d: %s; %s', index + 1, len(self.groups), ', '.join(self.groups[index]), when)
 
   def finished(self, directories: Sequence[str], seconds: float, steps: int) -> None:
     """A group of the plan trained `steps` steps in `seconds`: its model's groups take as long."""
@@ -249,13 +282,14 @@ class Progress:
 
 
 def describe(runs: Sequence[PlannedRun], groups: Sequence[Sequence[PlannedRun]], measured: dict[str, dict[str, Any]],
-             projected: dict[str, float] | None, device: str) -> str:
+             projected: dict[str, float] | None, device: str, lanes: int = 1) -> str:
   """The plan as the lines a sweep logs before it starts (`projected`: None if unmeasured)."""
   left = sum(len(g) for g in groups)
   sizes = sorted({len(g) for g in groups}, reverse=True)
   lines = [f'plan: {len(runs)} runs, {len(runs) - left} finished in earlier sittings; {left} to train in '
            f'{len(groups)} groups of {" or ".join(map(str, sizes)) or "no"} runs; steps per run: '
-           + ', '.join(sorted({f'{r.config.train_steps} of batch {r.config.batch_size}' for r in runs}))]
+           + ', '.join(sorted({f'{r.config.train_steps} of batch {r.config.batch_size}' for r in runs}))
+           + (f'; {lanes} groups at a time' if lanes > 1 else '')]
   for model, m in measured.items():
     steps = ', '.join(f'{1e3 * s:.1f} ms at width {w}' for w, s in m['step_s'].items())
     lines.append(f'{model}: {len(m["widths"])} widths ({", ".join(map(str, m["widths"]))}); measured on {device}: '

@@ -2,9 +2,11 @@
 frontier's points (a model trained with overrides of its preset config, once per seed)."""
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
+import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -12,7 +14,7 @@ import jax
 import ml_collections
 from absl import logging
 
-from vrash_jax import config_rules, evaluation, train
+from vrash_jax import config_rules, evaluation, run_log, sharding, train
 from vrash_jax.errors import VrashError
 
 ConfigFor = Callable[[str], ml_collections.ConfigDict]
@@ -65,11 +67,70 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], data_dir: str, dir
   return infos
 
 
+def train_groups(groups: Sequence[Sequence[Any]], data_dir: str, progress=None, lanes: int = 1) -> None:
+  """Trains (or resumes) the planned groups (`run_plan.PlannedRun`s) in order; with `lanes` > 1,
+  that many at once, each lane a thread on its share of the devices (`lane_devices`: on a CPU,
+  every lane on its one device, whose compiled programs they share). A SIGTERM or SIGINT stops
+  every lane after its checkpoint; the first lane's error stops the others after their current
+  group, and is raised here."""
+  if lanes <= 1:
+    for group in groups:
+      train_group([r.config for r in group], data_dir, [r.directory for r in group], progress)
+    return
+  todo, errors, lock = collections.deque(compile_first(groups)), [], threading.Lock()
+
+  def lane(index: int) -> None:
+    with sharding.on_devices(lane_devices(index, lanes)):
+      while True:
+        with lock:
+          if errors or not todo:
+            return
+          group = todo.popleft()
+        try:
+          train_group([r.config for r in group], data_dir, [r.directory for r in group], progress)
+        except BaseException as e:  # raised again in the main thread
+          with lock:
+            errors.append(e)
+          return
+
+  with run_log.StopSignals():  # caught here, heard by every lane's loop
+    threads = [threading.Thread(target=lane, args=(i,), name=f'lane {i}') for i in range(lanes)]
+    for thread in threads:
+      thread.start()
+    for thread in threads:
+      thread.join()
+  if errors:
+    raise errors[0]
+
+
+def lane_devices(index: int, lanes: int) -> list[Any]:
+  """Lane `index`'s devices: the one device, which every lane shares (a CPU's), or an equal share
+  of them (lanes never share several devices: their collectives would wait on each other)."""
+  devices = jax.devices()
+  if len(devices) == 1:
+    return devices
+  if len(devices) < lanes:
+    raise VrashError(f'{lanes} lanes need at least as many devices, or one; there are {len(devices)}')
+  size = len(devices) // lanes
+  return devices[index * size:(index + 1) * size]
+
+
+def compile_first(groups: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
+  """The groups with the first of each compiled program (model config and group size) ahead of
+  the rest, so that lanes compile different programs at once, and the later groups of a program
+  find it in the persistent cache instead of compiling it again beside the first."""
+  firsts = {}
+  for group in groups:
+    firsts.setdefault((train.group_key(group[0].config), len(group)), group)
+  return list(firsts.values()) + [g for g in groups if not any(g is f for f in firsts.values())]
+
+
 def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str, progress=None) -> dict[str, Any]:
   """One run trained alone: see `train_group`."""
   return train_group([config], data_dir, [directory], progress)[0]
 
 
+_releasing = threading.Lock()  # lanes finish groups in threads: one release at a time
 MAPPINGS_LIMIT = 20_000  # of the 65,530 memory mappings Linux lets a process hold (vm.max_map_count)
 
 
@@ -87,13 +148,15 @@ def release_compiled() -> bool:
   mappings (or always, where they cannot be counted); says whether it did. Each XLA CPU
   executable holds mappings of its own: a sweep that kept every run's steps at every width ran
   out of them in its 23rd run. Later calls compile again, or load from the persistent cache."""
-  count = mappings()
-  if count is not None and count <= MAPPINGS_LIMIT:
-    return False
-  logging.info('%s memory mappings: dropping what was compiled', count if count is not None else 'uncounted')
-  jax.clear_caches()
-  evaluation.clear_compiled()
-  return True
+  with _releasing:
+    count = mappings()
+    if count is not None and count <= MAPPINGS_LIMIT:
+      return False
+    logging.info('%s memory mappings: dropping what was compiled', count if count is not None else 'uncounted')
+    jax.clear_caches()
+    evaluation.clear_compiled()
+    return True
+
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,12 +18,14 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, run_log, storage, train
+from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, run_log, sharding, storage, train
 from vrash_jax import notes as note_schema
+from vrash_jax.errors import PROGRESS
 from vrash_jax.melodist import Melodist
 from vrash_jax.study import RESULTS, claims, listening, measurements, melody_metrics, run_plan, runs
 from vrash_jax.study.measurements import ClaimsPlan
 from vrash_jax.study.runs import Point, Seeds, run_dir, seeds_of
+from vrash_jax.study.stages import Stages
 
 FIGURES = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'kl_per_note', 'nll_bound', 'nll_iw')
 
@@ -97,16 +99,19 @@ def plan_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_colle
   size = group_size or (run_plan.group_size(config_for(pending[-1].config.model), train_arrays, largest)
                         if pending else 1)
   groups = run_plan.form_groups(all_runs, size, mix)
+  lanes = run_plan.lanes()
   measured = {}
   if measure:
     valid_arrays = (input_pipeline.load_split(data_dir, 'valid', max_len)
                     if input_pipeline.has_split(data_dir, 'valid') else None)
-    for model in dict.fromkeys(g[0].config.model for g in groups):
-      measured[model] = run_plan.measure_model(config_for(model), size, train_arrays, valid_arrays)
+    with sharding.on_devices(runs.lane_devices(0, lanes)):
+      for model in dict.fromkeys(g[0].config.model for g in groups):
+        measured[model] = run_plan.measure_model(config_for(model), size, train_arrays, valid_arrays)
     runs.release_compiled()
-  logging.info('%s', run_plan.describe(all_runs, groups, measured, run_plan.project(groups, measured) if measure
-                                       else None, f'{jax.device_count()} {jax.devices()[0].device_kind}'))
-  return groups, run_plan.Progress(groups, measured)
+  PROGRESS.info('%s', run_plan.describe(all_runs, groups, measured, run_plan.project(groups, measured, lanes)
+                                       if measure else None, f'{jax.device_count()} {jax.devices()[0].device_kind}',
+                                       lanes))
+  return groups, run_plan.Progress(groups, measured, lanes)
 
 
 def evaluate_runs(workdir: str, config_for: Callable[[str], ml_collections.ConfigDict], model: str,
@@ -125,37 +130,43 @@ def evaluate_runs(workdir: str, config_for: Callable[[str], ml_collections.Confi
   return out
 
 
+STAGES = ('training', 'test figures', 'claims')  # what `run_sweep` says as it goes (`stages.Stages`)
+
+
 def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collections.ConfigDict],
               models: Sequence[str], seeds: Seeds, iw_samples: int = 16, num_samples: int = 64,
               notes: str = '', plan: ClaimsPlan = ClaimsPlan(), group_size: int = 0,
-              mix_seeds: bool | None = None) -> dict[str, Any]:
+              mix_seeds: bool | None = None, stages: Stages | None = None) -> dict[str, Any]:
   """Trains every run (in groups of up to `group_size`, seeds mixed with `mix_seeds`; both
   chosen by `plan_sweep` by default), evaluates
   them, then measures the paper's claims (`plan`); writes WORKDIR/results.json (and the MIDI
-  files it names), which `vrash_jax.report` renders."""
+  files it names), which `vrash_jax.report` renders. Says its STAGES on `stages` (by default
+  its own)."""
   started = time.perf_counter()
+  stages = stages or Stages(STAGES)
   for model in models:  # every run's config, before any data is read
     config_rules.validate(config_for(model), devices=jax.device_count())
+  stages.begin('training')
   groups, progress = plan_sweep(data_dir, workdir, config_for, models, seeds, plan, group_size, measure=False,
                                 mix_seeds=mix_seeds)
-  for group in groups:
-    runs.train_group([r.config for r in group], data_dir, [r.directory for r in group], progress)
+  runs.train_groups(groups, data_dir, progress, run_plan.lanes())
+  stages.begin('test figures', f'{", ".join(claims.MODEL_NAMES[m] for m in models)}')
   max_len = config_for(models[0]).max_len
   test_arrays = input_pipeline.load_split(data_dir, 'test', max_len)
   test_tracks = input_pipeline.tracks_from_arrays(test_arrays)
   training_ngrams = melody_metrics.ngram_set(
       input_pipeline.tracks_from_arrays(input_pipeline.load_split(data_dir, 'train', max_len)), 8)
-  results: dict[str, Any] = {'models': {}, 'runs': [], 'untrained': {}, 'samples': {},
+  results: dict[str, Any] = {'models': {}, 'runs': [], 'untrained': {}, 'samples': {}, 'iw_samples': iw_samples,
                              'data': melody_metrics.melody_metrics(test_tracks, test_tracks, training_ngrams)}
   listen, (a, b), ends = listening_start(test_tracks, test_arrays['style'], workdir)
   entropy = storage.path(storage.join(data_dir, 'entropy.png'))
   if entropy.is_file():  # the page links files in the workdir only; the data may be in a bucket
     entropy.copy(storage.path(storage.join(workdir, 'entropy.png')), overwrite=True)
-  for model in models:
+  for i, model in enumerate(models, 1):
     model_runs = evaluate_runs(workdir, config_for, model, seeds_of(seeds, model), test_arrays, iw_samples)
     results['runs'].extend(model_runs)
     results['models'][model] = {'seeds': len(model_runs), **aggregate(model_runs)}
-    results['untrained'][model] = evaluation.evaluate_untrained(config_for(model), test_arrays)
+    results['untrained'][model] = evaluation.evaluate_untrained(config_for(model), test_arrays, iw_samples)
     melodist = Melodist.from_workdir(run_dir(workdir, model, seeds_of(seeds, model)[0]))
     samples = melodist.sample(num_samples, temperature=1.0, seed=0, length=max_len)
     results['samples'][model] = melody_metrics.melody_metrics(samples, test_tracks, training_ngrams)
@@ -168,12 +179,13 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
       results['latent'] = claims.latent_map(measurements.posterior_means(melodist, test_tracks),
                                             test_arrays['style'])
     runs.release_compiled()
+    stages.done(i, len(models), f'{claims.MODEL_NAMES[model]} ({len(model_runs)} seed{"s" * (len(model_runs) > 1)})')
   results['listening'] = listen
   results['curves'] = {m: learning_curves(run_dir(workdir, m, seeds_of(seeds, m)[0])) for m in models}
+  stages.begin('claims')
   results['claims'] = measurements.measure_claims(plan, data_dir, workdir, config_for, models, seeds, num_samples,
-                                                  results, test_arrays, test_tracks, training_ngrams)
+                                                  results, test_arrays, test_tracks, training_ngrams, stages)
   results['config'] = {m: config_for(m).to_dict() for m in models}
-  results['iw_samples'] = iw_samples
   results['notes'] = notes
   results['test_notes'] = int(test_arrays['mask'].sum())
   results['wall_time_s'] = time.perf_counter() - started
@@ -181,3 +193,4 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
     with open(os.path.join(workdir, RESULTS), 'w') as f:
       json.dump(results, f, indent=2)
   return results
+
