@@ -7,7 +7,7 @@ which gives pmap's semantics (per-device shards, mean-reduced gradients) without
 group, the stacked states and batches are split along their leading runs axis too, so that
 runs on different devices train side by side. A thread may be given a lane, a subset of the
 devices (`on_devices`): its meshes then hold those devices only, so that several runs train at
-once, each on devices of its own (on a CPU with one device per core: a run a core).
+once, each on devices of its own (on a CPU, every lane on its one device: `study.runs`).
 """
 from __future__ import annotations
 

@@ -32,9 +32,9 @@ def test_runs_in_lanes_train_as_they_would_alone(tiny_dataset, tmp_path):
 
 def test_lanes_split_the_devices_and_a_lane_meshes_its_own():
   devices = jax.devices()  # the tests' 8 CPU devices
-  assert [runs.lane_devices(i, 2) for i in range(2)] == [devices[:4], devices[4:]]
+  assert [runs.devices_of_lane(i, 2) for i in range(2)] == [devices[:4], devices[4:]]
   with pytest.raises(VrashError, match='16 lanes need at least as many devices, or one; there are 8'):
-    runs.lane_devices(3, 16)
+    runs.devices_of_lane(3, 16)
   with sharding.on_devices(devices[4:]):
     assert sharding.lane_devices() == devices[4:] and sharding.data_mesh().devices.size == 4
   assert sharding.lane_devices() == devices

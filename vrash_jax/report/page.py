@@ -31,8 +31,8 @@ figure{margin:1em 0}figure img{max-width:760px;width:100%;border:1px solid #ddd}
 ul.checks{list-style:none;padding-left:0}.ok{color:#2a9d3a}.no{color:#c8322d}
 .path{display:flex;flex-wrap:wrap;gap:8px}.path .roll{border:1px solid #eee;padding:4px}
 p.answer{font-size:115%;line-height:1.5;max-width:60em}
-ul.verdicts{list-style:none;padding-left:0}ul.verdicts li{margin:.4em 0}
-.mark{display:inline-block;min-width:9.5em;font-weight:bold}.holds{color:#2a9d3a}.fails{color:#c8322d}
+ul.verdicts{list-style:none;padding-left:0}ul.verdicts li{margin:.5em 0;display:flex;gap:.5em}
+.mark{flex:0 0 9.5em;font-weight:bold}.holds{color:#2a9d3a}.fails{color:#c8322d}
 .unsure{color:#777}.headline{color:#444}
 details{margin:.2em 0 .6em 0}details summary{cursor:pointer;color:#1f6fb4}
 details.section>summary{font-size:1.3em;font-weight:bold;color:#222;margin:.8em 0 .4em 0}
@@ -55,9 +55,9 @@ def _block(block: str | Table | Checklist | Verdicts) -> str:
     return f'<ul class="checks">{items}</ul>'
   if isinstance(block, Verdicts):
     return '<ul class="verdicts">' + ''.join(
-        f'<li><span class="mark {VERDICT_CLASS.get(verdict, "unsure")}">{_e(mark)} {_e(verdict)}</span> {_e(claim)}'
+        f'<li><span class="mark {VERDICT_CLASS.get(verdict, "unsure")}">{_e(mark)} {_e(verdict)}</span><div>{_e(claim)}'
         + (f'<br><span class="headline">{_e(headline)}</span>' if headline else '')
-        + f'<details><summary>evidence</summary><p class="evidence">{_e(evidence)}</p></details></li>'
+        + f'<details><summary>evidence</summary><p class="evidence">{_e(evidence)}</p></details></div></li>'
         for mark, verdict, claim, headline, evidence in block.items) + '</ul>'
   return f'<p>{_e(block)}</p>'
 

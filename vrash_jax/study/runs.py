@@ -69,7 +69,7 @@ def train_group(configs: Sequence[ml_collections.ConfigDict], data_dir: str, dir
 
 def train_groups(groups: Sequence[Sequence[Any]], data_dir: str, progress=None, lanes: int = 1) -> None:
   """Trains (or resumes) the planned groups (`run_plan.PlannedRun`s) in order; with `lanes` > 1,
-  that many at once, each lane a thread on its share of the devices (`lane_devices`: on a CPU,
+  that many at once, each lane a thread on its share of the devices (`devices_of_lane`: on a CPU,
   every lane on its one device, whose compiled programs they share). A SIGTERM or SIGINT stops
   every lane after its checkpoint; the first lane's error stops the others after their current
   group, and is raised here."""
@@ -80,7 +80,7 @@ def train_groups(groups: Sequence[Sequence[Any]], data_dir: str, progress=None, 
   todo, errors, lock = collections.deque(compile_first(groups)), [], threading.Lock()
 
   def lane(index: int) -> None:
-    with sharding.on_devices(lane_devices(index, lanes)):
+    with sharding.on_devices(devices_of_lane(index, lanes)):
       while True:
         with lock:
           if errors or not todo:
@@ -103,7 +103,7 @@ def train_groups(groups: Sequence[Sequence[Any]], data_dir: str, progress=None, 
     raise errors[0]
 
 
-def lane_devices(index: int, lanes: int) -> list[Any]:
+def devices_of_lane(index: int, lanes: int) -> list[Any]:
   """Lane `index`'s devices: the one device, which every lane shares (a CPU's), or an equal share
   of them (lanes never share several devices: their collectives would wait on each other)."""
   devices = jax.devices()

@@ -104,13 +104,14 @@ def plan_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_colle
   if measure:
     valid_arrays = (input_pipeline.load_split(data_dir, 'valid', max_len)
                     if input_pipeline.has_split(data_dir, 'valid') else None)
-    with sharding.on_devices(runs.lane_devices(0, lanes)):
+    with sharding.on_devices(runs.devices_of_lane(0, lanes)):
       for model in dict.fromkeys(g[0].config.model for g in groups):
         measured[model] = run_plan.measure_model(config_for(model), size, train_arrays, valid_arrays)
     runs.release_compiled()
-  PROGRESS.info('%s', run_plan.describe(all_runs, groups, measured, run_plan.project(groups, measured, lanes)
-                                       if measure else None, f'{jax.device_count()} {jax.devices()[0].device_kind}',
-                                       lanes))
+  plan = run_plan.describe(all_runs, groups, measured, run_plan.project(groups, measured, lanes) if measure else None,
+                           f'{jax.device_count()} {jax.devices()[0].device_kind}', lanes)
+  for line in plan.splitlines():
+    PROGRESS.info('%s', line)
   return groups, run_plan.Progress(groups, measured, lanes)
 
 
