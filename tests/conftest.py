@@ -9,7 +9,8 @@ os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 # gs:// paths through gcsfs, which the tests' local GCS server can serve (TensorFlow's GCS
 # client always calls Google); read once, when epath first meets a gs:// path.
 os.environ.setdefault('EPATH_USE_TF', 'false')
-# Tests compile the same tiny steps many times: share compilations within the session.
+# Tests compile the same tiny steps many times: share compilations within the session (its
+# workers inherit this environment, so they share the cache too).
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='vrash-jax-cache-'))
 os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 
@@ -32,11 +33,24 @@ def tiny_dataset(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def swept(tiny_dataset, tmp_path_factory):
-  """(workdir, results) of a tiny sweep and its report, as `vrash-sweep` writes them."""
+  """(workdir, results) of a tiny sweep and its report, as `vrash-sweep` writes them: made once
+  for the whole run, by the first test worker that needs it (the others wait for it; their tiny
+  datasets are alike)."""
+  import fcntl
+  import json
+
   import tiny_sweep
 
-  workdir = str(tmp_path_factory.mktemp('sweep'))
-  return workdir, tiny_sweep.sweep_and_report(tiny_dataset, workdir)
+  shared = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    shared = shared.parent  # the test workers' common folder (this run's)
+  workdir = shared / 'tiny-sweep'
+  with open(shared / 'tiny-sweep.lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not (workdir / 'results.json').is_file():
+      tiny_sweep.sweep_and_report(tiny_dataset, str(workdir))
+  with open(workdir / 'results.json') as f:
+    return str(workdir), json.load(f)
 
 
 @pytest.fixture(scope='session')

@@ -3,6 +3,7 @@ verdict. results.md, results.html and the console of `vrash-reproduce` open with
 results.json alone."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Mapping
 
 from vrash_jax.report.blocks import NAMES, PAPER_CE
@@ -77,9 +78,10 @@ def verdict_lines(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
           for v in results.get('claims', {}).get('verdicts', [])]
 
 
-def console_summary(results: dict[str, Any]) -> str:
-  """The answer and the verdicts as plain text, for the end of a command."""
-  lines = [answer(results), ''] if answer(results) else []
-  lines += [f"{mark} {verdict}: {claim}" + (f' ({headline})' if headline else '')
+def console_summary(results: dict[str, Any], width: int = 100) -> str:
+  """The answer and the verdicts as plain text wrapped to `width`, for the end of a command."""
+  parts = [textwrap.fill(answer(results), width, break_on_hyphens=False)] if answer(results) else []
+  parts += [textwrap.fill(f"{mark} {verdict}: {claim}" + (f': {headline}' if headline else ''), width,
+                          subsequent_indent='  ', break_on_hyphens=False)
             for mark, verdict, claim, headline in verdict_lines(results)]
-  return '\n'.join(lines).strip()
+  return '\n'.join(parts[:1] + [''] + parts[1:]).strip()

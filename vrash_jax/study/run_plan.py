@@ -296,8 +296,8 @@ def describe(runs: Sequence[PlannedRun], groups: Sequence[Sequence[PlannedRun]],
                  f'a step of {m["runs"]} run(s) {steps} (mean over an epoch {1e3 * m["mean_step_s"]:.1f} ms), '
                  f'compilation {m["compile_s"]:.1f} s a width, a valid evaluation {m["evaluation_s"]:.2f} s')
   if projected is None:
-    lines.append('not measured (--plan_only measures steps and projects the wall time); each group says the '
-                 'time left from the groups before it')
+    lines.append('each group says the time left at the pace of the groups before it (--plan_only measures steps '
+                 'and projects the whole before training)')
     return '\n'.join(lines)
   lines.append(f'projected for the {left} runs to go: about {duration(projected["total"])} (training '
                f'{duration(projected["training"])}, evaluation {duration(projected["evaluation"])}, compilation '
