@@ -118,6 +118,9 @@ def test_length_claim_compares_the_shortest_and_longest_buckets_over_seeds():
   assert single['verdict'] == claims.UNSURE and 'one seed: no interval' in single['evidence']
   one_bucket = {'lm': [{'1-32': lm['1-32']}], 'vrash': [{'1-32': more[0]['1-32']}]}
   assert claims.length_claim(one_bucket)['verdict'] == claims.UNSURE
+  level = [vrash((2.97, 3.05), (2.97 - 1e-5, 3.05), n) for n in (0.0, 0.01, -0.01)]  # a gap that barely moves
+  headline = claims.length_claim({'lm': [lm] * 3, 'vrash': level})['headline']
+  assert 'moves +0.0 points' in headline and '-0.0' not in headline
 
 
 def test_no_verdict_without_an_interval_over_seeds():

@@ -269,13 +269,18 @@ def length_claim(by_length: Mapping[str, Sequence[Mapping[str, Mapping[str, floa
                         for b, g in means.items())
               + f' (means over {len(pairs)} seeds); from {first} to {last} notes, the CE gap moves by '
               f'{_pct_ci(ce)} and the bound by {_pct_ci(iw)} (mean [95% CI])')
-  headline = (f"from {first} to {last} notes, the CE gap to the LM moves {100 * ce['mean']:+.1f} points and the "
-              f"bound's excess {100 * iw['mean']:+.1f}")
+  headline = (f"from {first} to {last} notes, the CE gap to the LM moves {_points(ce['mean'])} points and the "
+              f"bound's excess {_points(iw['mean'])}")
   return verdict(claim, sign, evidence, len(pairs), headline)
 
 
 def _pct_ci(ci: Mapping[str, float]) -> str:
-  return f"{100 * ci['mean']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}] points"
+  return f"{_points(ci['mean'])} [{_points(ci['low'])}, {_points(ci['high'])}] points"
+
+
+def _points(fraction: float) -> str:
+  """A fraction as signed percentage points, never '-0.0' (adding 0.0 turns -0.0 into 0.0)."""
+  return f'{round(100 * fraction, 1) + 0.0:+.1f}'
 
 
 def frontier_goals(points: Sequence[Mapping[str, Any]], lm: Mapping[str, float], split: str = 'test'

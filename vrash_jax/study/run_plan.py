@@ -287,7 +287,8 @@ def describe(runs: Sequence[PlannedRun], groups: Sequence[Sequence[PlannedRun]],
   left = sum(len(g) for g in groups)
   sizes = sorted({len(g) for g in groups}, reverse=True)
   lines = [f'plan: {len(runs)} runs, {len(runs) - left} finished in earlier sittings; {left} to train in '
-           f'{len(groups)} groups of {" or ".join(map(str, sizes)) or "no"} runs; steps per run: '
+           f'{len(groups)} groups of {" or ".join(map(str, sizes)) or "no"} run{"" if sizes == [1] else "s"}; '
+           'steps per run: '
            + ', '.join(sorted({f'{r.config.train_steps} of batch {r.config.batch_size}' for r in runs}))
            + (f'; {lanes} groups at a time' if lanes > 1 else '')]
   for model, m in measured.items():
