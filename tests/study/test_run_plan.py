@@ -85,6 +85,8 @@ def test_the_projection_counts_group_steps_evaluations_and_one_compilation_per_g
   assert unmeasured.splitlines()[0] == text.splitlines()[0] and 'projected' not in unmeasured
   singles = run_plan.describe(runs, [[r] for r in runs[:2]], {}, None, '2 cpu')
   assert 'to train in 2 groups of 1 run; steps per run' in singles
+  nothing_left = run_plan.describe(runs, [], {}, None, '2 cpu')
+  assert nothing_left == 'plan: 7 runs, all finished in earlier sittings; nothing to train'
 
 
 def test_progress_names_each_group_once_with_the_time_left(caplog):

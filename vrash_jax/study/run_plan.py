@@ -285,9 +285,11 @@ def describe(runs: Sequence[PlannedRun], groups: Sequence[Sequence[PlannedRun]],
              projected: dict[str, float] | None, device: str, lanes: int = 1) -> str:
   """The plan as the lines a sweep logs before it starts (`projected`: None if unmeasured)."""
   left = sum(len(g) for g in groups)
+  if not left:
+    return f'plan: {len(runs)} runs, all finished in earlier sittings; nothing to train'
   sizes = sorted({len(g) for g in groups}, reverse=True)
   lines = [f'plan: {len(runs)} runs, {len(runs) - left} finished in earlier sittings; {left} to train in '
-           f'{len(groups)} groups of {" or ".join(map(str, sizes)) or "no"} run{"" if sizes == [1] else "s"}; '
+           f'{len(groups)} groups of {" or ".join(map(str, sizes))} run{"" if sizes == [1] else "s"}; '
            'steps per run: '
            + ', '.join(sorted({f'{r.config.train_steps} of batch {r.config.batch_size}' for r in runs}))
            + (f'; {lanes} groups at a time' if lanes > 1 else '')]
