@@ -100,9 +100,12 @@ def config_file_error(config_arg: str, error: Exception) -> str:
 
 
 def quiet_library_logs() -> None:
-  """Keeps orbax's and TFDS's INFO chatter off the console (warnings still show)."""
+  """Keeps orbax's and TFDS's INFO chatter, and JAX's notes on the backends it probed (such as
+  'Unable to initialize backend tpu' on every machine without one), off the console (warnings
+  still show)."""
   def keep(record: std_logging.LogRecord) -> bool:
-    noisy = any(p in record.pathname for p in ('/orbax/', '/tensorflow_datasets/'))
+    noisy = (any(p in record.pathname for p in ('/orbax/', '/tensorflow_datasets/'))
+             or record.name == 'jax._src.xla_bridge')
     return record.levelno >= std_logging.WARNING or not noisy
 
   logging.get_absl_handler().addFilter(keep)

@@ -45,3 +45,27 @@ def test_verbose_shows_every_line(tmp_path):
   console, _ = run(tmp_path, 'verbose')
   assert [line.split('] ', 1)[1] for line in console if '<string>:' in line] == [
       'library chatter', '[1/2] data (0.0 min so far)', 'something is wrong']
+
+
+QUIET = '''
+import logging as std_logging
+from absl import app, logging
+from experiments import launcher
+import jax
+
+def main(argv):
+  launcher.quiet_library_logs()
+  jax.devices()  # probes the backends
+  probe = std_logging.getLogger('jax._src.xla_bridge')
+  probe.info('backend probe note')
+  probe.warning('backend probe warning')
+  logging.info('our own line')
+app.run(main)
+'''
+
+
+def test_a_launcher_keeps_jax_backend_notes_off_the_console_but_not_its_warnings():
+  done = subprocess.run([sys.executable, '-c', QUIET], capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stderr[-2000:]
+  assert 'backend probe warning' in done.stderr and 'our own line' in done.stderr
+  assert 'backend probe note' not in done.stderr and 'Unable to initialize backend' not in done.stderr
