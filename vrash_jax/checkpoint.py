@@ -35,6 +35,13 @@ def checkpoint_dir(workdir: str, kind: str = LATEST) -> str:
   return storage.join(workdir, kind)
 
 
+def saved_steps(workdir: str, kind: str = LATEST) -> list[int]:
+  """The steps of a run's finished checkpoints, without opening a manager (a save cut short
+  leaves a '<step>.orbax-checkpoint-tmp-...' folder, which is no step)."""
+  directory = storage.path(checkpoint_dir(workdir, kind))
+  return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
+
+
 def has_best(workdir: str) -> bool:
   directory = storage.path(checkpoint_dir(workdir, BEST))
   return directory.is_dir() and any(directory.iterdir())

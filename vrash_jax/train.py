@@ -30,6 +30,7 @@ from vrash_jax.train_state import TrainState, learning_rate_schedule, purpose_rn
 
 Batch = Mapping[str, jax.Array]
 HYPER = ('free_bits', 'note_dropout', 'kl_cycles')  # numbers the runs of one group may differ in
+SATURATION = 'saturation'  # why a run stopped early: `patience` evaluations without a better valid bound
 
 
 def enable_compilation_cache(directory: str) -> None:
@@ -203,7 +204,7 @@ def _due(step: int, every: int, last: int) -> bool:
 
 def _finished(files: checkpoint.RunCheckpoints, step: int) -> dict[str, Any]:
   return {'step': step, 'valid': {}, 'steps_run': 0, 'seconds': {'total': 0.0},
-          'stopped_by': 'saturation' if files.saturated(step) else None}
+          'stopped_by': SATURATION if files.saturated(step) else None}
 
 
 def train_runs(configs: Sequence[ml_collections.ConfigDict], data_dir: str, workdirs: Sequence[str]
@@ -314,7 +315,7 @@ def _loop(group: Group, signals: run_log.StopSignals, locks: Sequence[storage.Wo
                ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items() if k != 'total'), len(widths))
   share = {k: v / len(files) for k, v in seconds.items()}  # each run's share of the group's time
   return [{'step': s, 'valid': v, 'steps_run': s - first, 'seconds': share,
-           'stopped_by': signals.received or ('saturation' if f.saturated(s) else None)}
+           'stopped_by': signals.received or (SATURATION if f.saturated(s) else None)}
           for s, v, f in zip(group.steps, valid, files)]
 
 

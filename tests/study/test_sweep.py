@@ -72,4 +72,4 @@ def test_a_run_stopped_by_a_signal_stops_the_sweep(monkeypatch, tmp_path):
                                        r'checkpoint; run the same command to resume$'):
     runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path))
   outcome['stopped_by'] = 'saturation'  # a finished run
-  assert runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path))['train_wall_s'] >= 0
+  assert runs.train_run(tiny_sweep.config('lm'), 'unused', str(tmp_path)).train_wall_s >= 0

@@ -7,20 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import os
 from typing import Any, Mapping, Sequence
 
 import jax
 import numpy as np
 from absl import logging
 
-from vrash_jax import evaluation, input_pipeline, run_log
+from vrash_jax import evaluation, input_pipeline
 from vrash_jax import notes as note_schema
 from vrash_jax.config_rules import LANGUAGE_MODELS
 from vrash_jax.melodist import Melodist
 from vrash_jax.study import claims, melody_metrics, structure
-from vrash_jax.study.runs import ConfigFor, Point, Seeds, release_compiled, run_dir, seeds_of
+from vrash_jax.study.rundir import RunDir, run_path
+from vrash_jax.study.runs import ConfigFor, Point, Seeds, release_compiled, seeds_of
 from vrash_jax.study.stages import Stages
 
 
@@ -49,12 +48,6 @@ RUN_FIELDS = ('model', 'seed', 'steps', 'train_wall_s', 'seconds')
 PAIRS = (('lm', 'vrash'), ('tlm', 'tvrash'))
 
 
-def run_info(directory: str) -> dict[str, Any]:
-  """A run's run.json (see `runs.train_group`)."""
-  with open(os.path.join(directory, 'run.json')) as f:
-    return json.load(f)
-
-
 def mean_figures(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
   """Each figure's mean over rows (one per seed)."""
   return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if isinstance(rows[0][k], (int, float))}
@@ -78,10 +71,10 @@ def evaluate_frontier(points: Sequence[Point], config_for: ConfigFor, workdir: s
     for seed in point.seeds:
       config, directory = point.config(config_for, seed), point.directory(workdir, seed)
       _, state = evaluation.restore_for_inference(directory)
-      info = run_info(directory)
+      record = RunDir(directory).record()
       if splits.get('valid', (None, None))[1] == config.valid_iw_samples:
         known.setdefault((directory, 'valid'), logged_valid(directory, int(jax.device_get(state.step))))
-      per_seed.append({'seed': seed, 'steps': int(jax.device_get(state.step)), 'train_wall_s': info['train_wall_s'],
+      per_seed.append({'seed': seed, 'steps': int(jax.device_get(state.step)), 'train_wall_s': record.train_wall_s,
                        **{split: dict(known.get((directory, split))
                                       or evaluation.evaluate_state(state, config, arrays, k))
                           for split, (arrays, k) in splits.items()}})
@@ -99,7 +92,7 @@ def evaluate_frontier(points: Sequence[Point], config_for: ConfigFor, workdir: s
 
 def logged_valid(directory: str, step: int) -> dict[str, float] | None:
   """The valid figures a run logged at `step` while training (None if it logged none there)."""
-  records = [r for r in run_log.read_metrics(directory) if r['split'] == 'valid' and r['step'] == step]
+  records = [r for r in RunDir(directory).metrics('valid') if r['step'] == step]
   return {k: v for k, v in records[-1].items() if k not in ('step', 'split')} if records else None
 
 
@@ -170,7 +163,7 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
   valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
   splits = {'valid': (valid_arrays, plan.valid_iw_samples), 'test': (test_arrays, k)}
   defaults = [Point(m, 'default', 'preset config', seeds=tuple(seeds_of(seeds, m))) for m in models]
-  known = ({(run_dir(workdir, r['model'], r['seed']), 'test'): {f: v for f, v in r.items() if f not in RUN_FIELDS}
+  known = ({(run_path(workdir, r['model'], r['seed']), 'test'): {f: v for f, v in r.items() if f not in RUN_FIELDS}
             for r in results['runs']} if results.get('iw_samples') == k else {})
   points = evaluate_frontier(defaults + list(plan.frontier), config_for, workdir, splits, known)
   release_compiled()
@@ -184,8 +177,8 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
     frontier['recommended'] = claims.recommend(frontier['points'], lm['valid'])
     frontier['paper_point'] = claims.paper_point(frontier['points'], lm['valid'])
     frontier['goals'] = claims.frontier_goals(frontier['points'], lm['test'])
-    out['by_length_seeds'] = {m: [figures_by_length(run_dir(workdir, m, s), test_arrays, k) for s in seeds_of(seeds, m)]
-                              for m in models}
+    out['by_length_seeds'] = {m: [figures_by_length(run_path(workdir, m, s), test_arrays, k)
+                                  for s in seeds_of(seeds, m)] for m in models}
     out['by_length'] = {m: {b: mean_figures([f[b] for f in per_seed]) for b in per_seed[0]}
                         for m, per_seed in out['by_length_seeds'].items()}
     verdicts += [claims.length_claim(out['by_length_seeds'], language, latent)
@@ -197,7 +190,7 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
   out['data_subsets'] = data_subsets(cut, num_samples, test_tracks, training_ngrams)
   per_seed = {}
   for m in models:
-    per_seed[m] = sample_metrics([run_dir(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
+    per_seed[m] = sample_metrics([run_path(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
                                  plan.sample_seeds, num_samples, plan.sample_length, test_tracks, training_ngrams)
     done(f'samples of {claims.MODEL_NAMES[m]}')
   out['samples'] = claims.summarize_samples(per_seed)
@@ -213,7 +206,7 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
   if {'vae', 'vrash'} <= set(models):
     verdicts.append(claims.diversity_claim(out['samples'], hottest))
   for latent in latent_models:
-    probes = [style_probe(run_dir(workdir, latent, s), [valid_arrays, test_arrays]) for s in seeds_of(seeds, latent)]
+    probes = [style_probe(run_path(workdir, latent, s), [valid_arrays, test_arrays]) for s in seeds_of(seeds, latent)]
     out['style_probe' if latent == 'vrash' else f'style_probe_{latent}'] = probes
     silhouette = results.get('latent', {}).get('silhouette_by_style') if latent == 'vrash' else None
     verdicts.append(claims.style_claim(probes, silhouette, latent))

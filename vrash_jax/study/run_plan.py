@@ -32,6 +32,7 @@ from absl import logging
 
 from vrash_jax import evaluation, input_pipeline, sharding, train
 from vrash_jax.errors import PROGRESS
+from vrash_jax.study.rundir import RunDir
 from vrash_jax.train_state import create_state, purpose_rng
 
 # Tried on an accelerator, up to the largest group the sweep can form: on one H100 at the paper's
@@ -57,13 +58,10 @@ class PlannedRun:
 
 
 def planned_run(config: ml_collections.ConfigDict, directory: str) -> PlannedRun:
-  """A run as its folder left it: its newest checkpoint, and its run.json's stop reason."""
-  folder = os.path.join(directory, 'checkpoints')
-  steps = [int(n) for n in os.listdir(folder) if n.isdigit()] if os.path.isdir(folder) else []
-  done = max(steps, default=0)
-  path = os.path.join(directory, 'run.json')
-  saturated = os.path.isfile(path) and '"stopped_by": "saturation"' in open(path).read()
-  return PlannedRun(directory, config, done, saturated or done >= config.train_steps)
+  """A run as its folder left it (`RunDir`): its newest checkpoint, and whether it saturated."""
+  folder = RunDir(directory)
+  done = folder.reached_step()
+  return PlannedRun(directory, config, done, done >= config.train_steps or folder.saturated())
 
 
 def form_groups(runs: Sequence[PlannedRun], size: int, mix_seeds: bool = True) -> list[list[PlannedRun]]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
-import os
 import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -16,6 +14,7 @@ from absl import logging
 
 from vrash_jax import config_rules, evaluation, run_log, sharding, train
 from vrash_jax.errors import VrashError
+from vrash_jax.study.rundir import RunDir, RunRecord, run_path
 
 ConfigFor = Callable[[str], ml_collections.ConfigDict]
 Seeds = Sequence[int] | Mapping[str, Sequence[int]]  # the same seeds for every model, or per model
@@ -25,46 +24,34 @@ def seeds_of(seeds: Seeds, model: str) -> Sequence[int]:
   return seeds[model] if isinstance(seeds, Mapping) else seeds
 
 
-def run_dir(workdir: str, name: str, seed: int) -> str:
-  return os.path.join(workdir, 'runs', f'{name}-seed{seed}')
-
-
 def train_group(configs: Sequence[ml_collections.ConfigDict], data_dir: str, directories: Sequence[str],
-                progress=None) -> list[dict[str, Any]]:
-  """Trains (or resumes) runs together (`train.train_runs`). Keeps, and returns, in each run's
-  run.json: its share of the group's training wall time (`train_wall_s`) and of where that went
-  (`seconds`: compilation, evaluation, ...), both summed over every sitting; the step it reached;
-  why it stopped; and its group. `progress` (a `run_plan.Progress`) is told when the group
-  starts and how long it took. What the group compiled is dropped after it (see `release_compiled`). A run stopped by
-  SIGTERM or SIGINT stops the whole study (after its checkpoint)."""
-  paths = [os.path.join(d, 'run.json') for d in directories]
-  infos = [json.load(open(p)) if os.path.exists(p) else {'train_wall_s': 0.0} for p in paths]
+                progress=None) -> list[RunRecord]:
+  """Trains (or resumes) runs together (`train.train_runs`), and returns each run's record with
+  this sitting added, as its run.json now holds it (`RunRecord.after`: the run's share of the
+  group's wall time, where it went, the step reached, why it stopped, its group). `progress` (a
+  `run_plan.Progress`) is told when the group starts and how long it took. What the group
+  compiled is dropped after it (see `release_compiled`). A run stopped by SIGTERM or SIGINT
+  stops the whole study (after its checkpoint)."""
+  folders = [RunDir(d) for d in directories]
+  records = [f.record() for f in folders]
   if progress is not None:
     progress.starting(directories)
   start = time.perf_counter()
   outcomes = train.train_runs(configs, data_dir, directories)
-  trained = max(sum(o['steps_run'] > 0 for o in outcomes), 1)
   seconds = time.perf_counter() - start
-  wall = seconds / trained
+  wall = seconds / max(sum(o['steps_run'] > 0 for o in outcomes), 1)
   if progress is not None:
     progress.finished(directories, seconds, max(o['steps_run'] for o in outcomes))
-  for info, outcome, path in zip(infos, outcomes, paths):
-    if outcome['steps_run']:
-      info['train_wall_s'] += wall
-      info['group'] = [os.path.basename(d) for d in directories]
-    info.update(step=outcome['step'], stopped_by=outcome['stopped_by'])
-    seconds = info.setdefault('seconds', {})
-    for part, value in outcome['seconds'].items():
-      seconds[part] = seconds.get(part, 0.0) + value
-    if jax.process_index() == 0:
-      with open(path, 'w') as f:
-        json.dump(info, f)
+  records = [r.after(o, wall, [f.name for f in folders]) for r, o in zip(records, outcomes)]
+  if jax.process_index() == 0:
+    for folder, record in zip(folders, records):
+      folder.write(record)
   release_compiled()
   for outcome, directory in zip(outcomes, directories):
-    if outcome['stopped_by'] not in (None, 'saturation'):
+    if outcome['stopped_by'] not in (None, train.SATURATION):
       raise VrashError(f"{outcome['stopped_by']} received: {directory} stopped after step "
                        f"{outcome['step']} with a checkpoint; run the same command to resume")
-  return infos
+  return records
 
 
 def train_groups(groups: Sequence[Sequence[Any]], data_dir: str, progress=None, lanes: int = 1) -> None:
@@ -125,7 +112,7 @@ def compile_first(groups: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
   return list(firsts.values()) + [g for g in groups if not any(g is f for f in firsts.values())]
 
 
-def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str, progress=None) -> dict[str, Any]:
+def train_run(config: ml_collections.ConfigDict, data_dir: str, directory: str, progress=None) -> RunRecord:
   """One run trained alone: see `train_group`."""
   return train_group([config], data_dir, [directory], progress)[0]
 
@@ -179,7 +166,7 @@ class Point:
     return config
 
   def directory(self, workdir: str, seed: int) -> str:
-    return run_dir(workdir, self.model if self.name == 'default' else f'{self.model}-{self.name}', seed)
+    return run_path(workdir, self.model if self.name == 'default' else f'{self.model}-{self.name}', seed)
 
 
 def rate_points(model: str, free_bits: Sequence[float], seeds: Sequence[int] = (0,)) -> tuple[Point, ...]:

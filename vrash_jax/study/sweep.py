@@ -18,13 +18,14 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, run_log, sharding, storage, train
+from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, sharding, storage, train
 from vrash_jax import notes as note_schema
 from vrash_jax.errors import PROGRESS
 from vrash_jax.melodist import Melodist
 from vrash_jax.study import RESULTS, claims, listening, measurements, melody_metrics, run_plan, runs
 from vrash_jax.study.measurements import ClaimsPlan
-from vrash_jax.study.runs import Point, Seeds, run_dir, seeds_of
+from vrash_jax.study.rundir import RunDir, run_path
+from vrash_jax.study.runs import Point, Seeds, seeds_of
 from vrash_jax.study.stages import Stages
 
 FIGURES = ('ce_total', 'ce_pitch', 'ce_octave', 'ce_delay', 'kl', 'kl_per_note', 'nll_bound', 'nll_iw')
@@ -42,13 +43,9 @@ def aggregate(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 def learning_curves(directory: str) -> dict[str, list[list[float]]]:
   """[[step, figure], ...] of a run's metrics.jsonl: train CE and the valid NLL bound."""
-  out: dict[str, list[list[float]]] = {'train_ce': [], 'valid_bound': []}
-  for record in run_log.read_metrics(directory):
-    if record['split'] == 'train':
-      out['train_ce'].append([record['step'], record['ce_total']])
-    elif record['split'] == 'valid':
-      out['valid_bound'].append([record['step'], checkpoint.valid_bound(record)])
-  return out
+  folder = RunDir(directory)
+  return {'train_ce': [[r['step'], r['ce_total']] for r in folder.metrics('train')],
+          'valid_bound': [[r['step'], checkpoint.valid_bound(r)] for r in folder.metrics('valid')]}
 
 
 def listening_start(test: list[note_schema.Track], groups: list[str], workdir: str
@@ -72,7 +69,7 @@ def sweep_runs(workdir: str, config_for: Callable[[str], ml_collections.ConfigDi
     for seed in seeds_of(seeds, model):
       config = config_for(model)
       config.seed = seed
-      out.append(run_plan.planned_run(config, run_dir(workdir, model, seed)))
+      out.append(run_plan.planned_run(config, run_path(workdir, model, seed)))
   for point in frontier:
     out += [run_plan.planned_run(point.config(config_for, s), point.directory(workdir, s)) for s in point.seeds]
   return out
@@ -120,13 +117,13 @@ def evaluate_runs(workdir: str, config_for: Callable[[str], ml_collections.Confi
   """Test figures of each trained run of `model` (its best checkpoint), with its training time."""
   out = []
   for seed in seeds:
-    config, directory = config_for(model), run_dir(workdir, model, seed)
+    config, directory = config_for(model), run_path(workdir, model, seed)
     config.seed = seed
     _, state = evaluation.restore_for_inference(directory)
-    info = measurements.run_info(directory)
+    record = RunDir(directory).record()
     figures = evaluation.evaluate_state(state, config, test_arrays, iw_samples)
     out.append({'model': model, 'seed': seed, 'steps': int(jax.device_get(state.step)),
-                'train_wall_s': info['train_wall_s'], 'seconds': info['seconds'], **figures})
+                'train_wall_s': record.train_wall_s, 'seconds': record.seconds, **figures})
     logging.info('%s seed %d: test %s', model, seed, {k: round(figures[k], 4) for k in FIGURES if k in figures})
   return out
 
@@ -168,7 +165,7 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
     results['runs'].extend(model_runs)
     results['models'][model] = {'seeds': len(model_runs), **aggregate(model_runs)}
     results['untrained'][model] = evaluation.evaluate_untrained(config_for(model), test_arrays, iw_samples)
-    melodist = Melodist.from_workdir(run_dir(workdir, model, seeds_of(seeds, model)[0]))
+    melodist = Melodist.from_workdir(run_path(workdir, model, seeds_of(seeds, model)[0]))
     samples = melodist.sample(num_samples, temperature=1.0, seed=0, length=max_len)
     results['samples'][model] = melody_metrics.melody_metrics(samples, test_tracks, training_ngrams)
     written = listening.write_tracks(samples[:8], workdir, os.path.join('samples', model), 'sample')
@@ -182,7 +179,7 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
     runs.release_compiled()
     stages.done(i, len(models), f'{claims.MODEL_NAMES[model]} ({len(model_runs)} seed{"s" * (len(model_runs) > 1)})')
   results['listening'] = listen
-  results['curves'] = {m: learning_curves(run_dir(workdir, m, seeds_of(seeds, m)[0])) for m in models}
+  results['curves'] = {m: learning_curves(run_path(workdir, m, seeds_of(seeds, m)[0])) for m in models}
   stages.begin('claims')
   results['claims'] = measurements.measure_claims(plan, data_dir, workdir, config_for, models, seeds, num_samples,
                                                   results, test_arrays, test_tracks, training_ngrams, stages)
