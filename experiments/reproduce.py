@@ -28,6 +28,7 @@ from absl import flags
 from experiments import launcher
 from experiments.configs import MODELS, SMALL_MODEL, model_config
 from vrash_jax import storage
+from vrash_jax.config_rules import PAPER_MODELS
 from vrash_jax.errors import PROGRESS, VrashError, exit_on_user_error
 from vrash_jax.study.measurements import ClaimsPlan
 from vrash_jax.study.runs import Point, Seeds, rate_points
@@ -57,7 +58,6 @@ TECHNIQUES = (
           (('note_dropout', 0.5), ('free_bits', 1.0))),
 )
 THREE_SEEDS = (0, 1, 2)
-PAPER_MODELS = ('lm', 'vae', 'vrash')  # the paper's three; MODELS adds the Transformer pair
 WHOLE_CORPUS_FRONTIER = (rate_points('vrash', (0.0, 0.125, 0.25, 1.0), THREE_SEEDS)
                          + tuple(dataclasses.replace(p, seeds=THREE_SEEDS) for p in TECHNIQUES)
                          + rate_points('vae', (0.0, 0.125, 0.25, 1.0)))

@@ -53,6 +53,16 @@ def test_padding_changes_nothing(name):
   assert float(loss_a) == pytest.approx(float(loss_b), abs=1e-6)
 
 
+@pytest.mark.parametrize('name', models.MODELS)
+def test_each_model_is_built_as_the_table_of_model_kinds_says(name):
+  spec = config_rules.MODEL_SPECS[name]
+  _, params = build(name)
+  assert ('encoder' in params) == spec.latent and ('attention_in' in params) == spec.attention
+  if spec.language_model:  # compared with the language model of the same decoder
+    language = config_rules.MODEL_SPECS[spec.language_model]
+    assert spec.latent and spec.history and not language.latent and language.attention == spec.attention
+
+
 def _decode(model, params, batch, z):
   return model.apply({'params': params}, batch, z, method=models.MelodyModel.decode)[0]['pitch_class']
 

@@ -49,8 +49,32 @@ def _rate(what: str) -> Rule:
   return Rule(float, f'{what} in [0, 1)', lambda v: 0 <= v < 1)
 
 
-MODELS = ('lm', 'vae', 'vrash', 'tlm', 'tvrash')
-LANGUAGE_MODELS = ('lm', 'tlm')  # no latent code, no encoder
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """What a kind of model is made of (`models.MelodyModel` builds it) and how reports name it."""
+  shown_as: str  # its name in tables, figures and verdicts
+  latent: bool  # an RHN encoder and a latent code z, trained with a KL term
+  history: bool  # the decoder reads the melody's previous notes
+  attention: bool  # the decoder is the Transformer (transformer.py), not an RHN
+  paper: bool  # one of the paper's three models
+  language_model: str | None = None  # for a latent model with history: the LM its claims compare it with
+
+
+# The one table of model kinds: configs, rules, the model, the study and the report read it.
+MODEL_SPECS: dict[str, ModelSpec] = {
+    'lm': ModelSpec('LM', latent=False, history=True, attention=False, paper=True),  # paper Fig. 2
+    'vae': ModelSpec('VAE', latent=True, history=False, attention=False, paper=True),  # Fig. 3
+    'vrash': ModelSpec('VRASH', latent=True, history=True, attention=False, paper=True, language_model='lm'),  # Fig. 4
+    'tlm': ModelSpec('Transformer LM', latent=False, history=True, attention=True, paper=False),
+    'tvrash': ModelSpec('Transformer VRASH', latent=True, history=True, attention=True, paper=False,
+                        language_model='tlm'),
+}
+MODELS = tuple(MODEL_SPECS)
+PAPER_MODELS = tuple(m for m, s in MODEL_SPECS.items() if s.paper)
+LANGUAGE_MODELS = tuple(m for m, s in MODEL_SPECS.items() if not s.latent)  # no latent code, no encoder
+LATENT_MODELS = tuple(m for m, s in MODEL_SPECS.items() if s.latent)
+# Each language model with its latent variant: the pairs the paper's LM-vs-VRASH claims compare.
+PAIRS = tuple((s.language_model, m) for m, s in MODEL_SPECS.items() if s.language_model)
 DTYPES = ('float32', 'bfloat16')
 
 # A rule for every field of experiments/configs/base.py (a test holds the two in step).

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from vrash_jax import checkpoint, input_pipeline, losses, models, sharding
+from vrash_jax import checkpoint, config_rules, input_pipeline, losses, models, sharding
 from vrash_jax.errors import VrashError
 from vrash_jax.train_state import TrainState, create_state, purpose_rng
 
@@ -104,7 +104,7 @@ def evaluate_state(state: TrainState, config: ml_collections.ConfigDict,
                    arrays: dict[str, Any], iw_samples: int = 0) -> dict[str, float]:
   """Figures of `state` on a loaded split (every host passes the same arrays)."""
   mesh = sharding.data_mesh()
-  if config.model not in models.LATENT_MODELS:  # its bound is its CE at any K: one compiled step for all
+  if config.model not in config_rules.LATENT_MODELS:  # its bound is its CE at any K: one compiled step for all
     iw_samples = min(iw_samples, 1)
   return evaluate(state, input_pipeline.eval_batches(arrays, eval_batch_size(config, mesh), jax.process_index(),
                                                      jax.process_count(), config.bucket_step),

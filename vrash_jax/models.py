@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from vrash_jax import notes
-from vrash_jax.config_rules import MODELS
+from vrash_jax.config_rules import MODEL_SPECS, MODELS
 from vrash_jax.rhn import RHN
 from vrash_jax.transformer import TransformerDecoder, init_cache
 
@@ -70,9 +70,6 @@ def _broadcast_time(x: Array, length: int) -> Array:
 
 # The decoder's parameters: what encoder pretraining (Li et al. 2019) re-initializes.
 DECODER_PARAMS = ('decoder', 'latent_to_state', 'attention_in', 'latent_to_input') + tuple(f'heads_{f}' for f in HEADS)
-LATENT_MODELS = ('vae', 'vrash', 'tvrash')
-HISTORY_MODELS = ('lm', 'vrash', 'tlm', 'tvrash')
-ATTENTION_MODELS = ('tlm', 'tvrash')
 
 
 class MelodyModel(nn.Module):
@@ -110,16 +107,16 @@ class MelodyModel(nn.Module):
 
   @property
   def has_latent(self) -> bool:
-    return self.config.model in LATENT_MODELS
+    return MODEL_SPECS[self.config.model].latent
 
   @property
   def has_history(self) -> bool:
-    return self.config.model in HISTORY_MODELS
+    return MODEL_SPECS[self.config.model].history
 
   @property
   def attends(self) -> bool:
     """Whether the decoder is a Transformer (else an RHN)."""
-    return self.config.model in ATTENTION_MODELS
+    return MODEL_SPECS[self.config.model].attention
 
   def encode(self, batch: Mapping[str, Array], deterministic: bool = True) -> tuple[Array, Array]:
     """Melody -> (mean, log-variance) of q(z | melody), each [B, Z]."""

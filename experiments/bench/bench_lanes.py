@@ -22,13 +22,13 @@ import jax
 import numpy as np
 from absl import app, flags
 
-from experiments.configs import SMALL_MODEL, model_config
+from experiments.configs import MODELS, SMALL_MODEL, model_config
 from vrash_jax import input_pipeline, sharding
 from vrash_jax.study import run_plan
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('data_dir', None, 'A prepared dataset (its rows and batch widths).', required=True)
-flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash', 'tlm', 'tvrash'], 'Which architecture.')
+flags.DEFINE_enum('model', 'vrash', list(MODELS), 'Which architecture.')
 flags.DEFINE_integer('max_len', 128, 'Longest melody (config.max_len).')
 flags.DEFINE_integer('bucket_step', 64, 'config.bucket_step.')
 flags.DEFINE_integer('batch', 32, 'Batch size of each run.')

@@ -21,13 +21,13 @@ from absl import flags
 
 from experiments import launcher
 from experiments.bench import timing
-from experiments.configs import model_config
+from experiments.configs import MODELS, model_config
 from vrash_jax import models, notes, train_state
 from vrash_jax.errors import exit_on_user_error
 from vrash_jax.melodist import Sampler
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash', 'tlm', 'tvrash'], 'Which architecture.')
+flags.DEFINE_enum('model', 'vrash', list(MODELS), 'Which architecture.')
 flags.DEFINE_list('batches', ['1', '256'], 'Melodies drawn at once.')
 flags.DEFINE_integer('length', 64, 'Notes per melody.')
 flags.DEFINE_integer('hidden', 256, 'RHN state size.')

@@ -26,12 +26,12 @@ import numpy as np
 from absl import flags
 
 from experiments.bench import timing
-from experiments.configs import model_config
+from experiments.configs import MODELS, model_config
 from vrash_jax import config_rules, notes, sharding, train, train_state
 from vrash_jax.errors import VrashError, exit_with
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('model', 'vrash', ['lm', 'vae', 'vrash', 'tlm', 'tvrash'], 'Which architecture.')
+flags.DEFINE_enum('model', 'vrash', list(MODELS), 'Which architecture.')
 flags.DEFINE_integer('batch', 64, 'Global batch size.')
 flags.DEFINE_integer('length', 64, 'Notes per sequence.')
 flags.DEFINE_integer('hidden', 256, 'RHN state size.')

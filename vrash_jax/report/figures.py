@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from vrash_jax.config_rules import LATENT_MODELS
 from vrash_jax.report.blocks import NAMES, PAPER_CE
 
 # Figures a workdir may hold, with what they show; results.html shows those present.
@@ -85,7 +86,7 @@ def plot_frontier(results: dict[str, Any], path: str) -> bool:
   """frontier.png: a row per latent model, CE and IW bound against KL, with the language
   models' NLL; False (nothing drawn) without VAE/VRASH points or an LM."""
   frontier = results.get('claims', {}).get('frontier', {})
-  models = [m for m in ('vae', 'vrash', 'tvrash') if any(p['model'] == m for p in frontier.get('points', []))]
+  models = [m for m in LATENT_MODELS if any(p['model'] == m for p in frontier.get('points', []))]
   if not models or not frontier.get('lm'):
     return False
   plt = matplotlib_pyplot()

@@ -12,14 +12,14 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vrash_jax.config_rules import LANGUAGE_MODELS
+from vrash_jax.config_rules import LANGUAGE_MODELS, MODEL_SPECS
 
 HOLDS, FAILS, UNSURE = 'holds', 'does not hold', 'inconclusive'
 PAPER_CE_GAP = 1 - 2.11 / 2.34  # VRASH's CE below the LM's in the paper (Sec. 4): 9.8%
 IW_TOLERANCE = 0.02  # a bound within +2% of the LM's NLL counts as "no worse as a density model"
 MIN_KL = 5.0  # nats per melody: a latent that carries at least this much is "used"
 LENGTH_BUCKETS = ((1, 32), (33, 64), (65, 128), (129, 10**9))  # notes per melody
-MODEL_NAMES = {'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH', 'tlm': 'Transformer LM', 'tvrash': 'Transformer VRASH'}
+MODEL_NAMES = {m: s.shown_as for m, s in MODEL_SPECS.items()}
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:

@@ -15,7 +15,7 @@ from absl import logging
 
 from vrash_jax import evaluation, input_pipeline
 from vrash_jax import notes as note_schema
-from vrash_jax.config_rules import LANGUAGE_MODELS
+from vrash_jax.config_rules import LANGUAGE_MODELS, PAIRS
 from vrash_jax.melodist import Melodist
 from vrash_jax.study import claims, melody_metrics, structure
 from vrash_jax.study.rundir import RunDir, run_path
@@ -43,9 +43,6 @@ class ClaimsPlan:
 
 # What a sweep's run record (results.json 'runs') holds besides the test figures.
 RUN_FIELDS = ('model', 'seed', 'steps', 'train_wall_s', 'seconds')
-
-# Each language model with its latent variant: the pairs the paper's LM-vs-VRASH claims compare.
-PAIRS = (('lm', 'vrash'), ('tlm', 'tvrash'))
 
 
 def mean_figures(rows: Sequence[Mapping[str, float]]) -> dict[str, float]:
@@ -156,7 +153,7 @@ def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: Co
   each part said done on `stages`."""
   out: dict[str, Any] = {'plan': dataclasses.asdict(plan)}
   k = plan.frontier_iw_samples
-  latent_models = [m for m in ('vrash', 'tvrash') if m in models]
+  latent_models = [latent for _, latent in PAIRS if latent in models]
   parts = ['frontier', 'figures by length', *(f'samples of {claims.MODEL_NAMES[m]}' for m in models),
            *(f'style probe of {claims.MODEL_NAMES[m]}' for m in latent_models)]
   done = functools.partial(_part_done, stages, parts)
