@@ -1,5 +1,5 @@
-"""The runs of a study: where each lives, how runs are trained or resumed together, and the
-frontier's points (a model trained with overrides of its preset config, once per seed)."""
+"""The runs of a study: how runs are trained or resumed together (their folders: `rundir`), and
+the frontier's points (a model trained with overrides of its preset config, once per seed)."""
 from __future__ import annotations
 
 import collections

@@ -187,8 +187,7 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
   results['notes'] = notes
   results['test_notes'] = int(test_arrays['mask'].sum())
   results['wall_time_s'] = time.perf_counter() - started
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, RESULTS), 'w') as f:
-      json.dump(results, f, indent=2)
+  if jax.process_index() == 0:  # whole or not at all: a reader never sees half a results.json
+    storage.write_text(storage.join(workdir, RESULTS), json.dumps(results, indent=2))
   return results
 
