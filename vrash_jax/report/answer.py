@@ -80,7 +80,8 @@ def verdict_lines(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 def console_summary(results: dict[str, Any], width: int = 100) -> str:
   """The answer and the verdicts as plain text wrapped to `width`, for the end of a command."""
-  parts = [textwrap.fill(answer(results), width, break_on_hyphens=False)] if answer(results) else []
+  opening = answer(results)
+  parts = [textwrap.fill(opening, width, break_on_hyphens=False)] if opening else []
   parts += [textwrap.fill(f"{mark} {verdict}: {claim}" + (f': {headline}' if headline else ''), width,
                           subsequent_indent='  ', break_on_hyphens=False)
             for mark, verdict, claim, headline in verdict_lines(results)]

@@ -10,7 +10,6 @@ from vrash_jax.report.blocks import NAMES, PAPER_CE, Checklist, Section, Table, 
 TITLE = 'VRASH against the LM (Tikhonov & Yamshchikov 2017), reproduced'
 
 
-
 def _round(value: float | None) -> str:
   return '-' if value is None else f'{value:.3f}'
 

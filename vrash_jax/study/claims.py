@@ -229,8 +229,8 @@ def style_claim(probes: Sequence[Mapping[str, Any]], silhouette: float | None, m
               f"{_fmt(acc['meta'])}, latent only {_fmt(acc['latent'])}, latent + meta {_fmt(acc['latent_and_meta'])}; "
               f"gain of the latent over meta, mean [95% CI] over {len(probes)} seeds: {_fmt(gain)}; silhouette by "
               f"style {by_style}")
-  headline = (f"the latent adds {100 * gain['mean']:+.1f} points [{100 * gain['low']:+.1f}, {100 * gain['high']:+.1f}] "
-              f"of style-probe accuracy to the meta-information's {100 * acc['meta']['mean']:.1f}%")
+  headline = (f"the latent adds {_pct_ci(gain)} of style-probe accuracy to the meta-information's "
+              f"{100 * acc['meta']['mean']:.1f}%")
   return verdict(claim, sign, evidence, len(probes), headline)
 
 

@@ -145,7 +145,6 @@ def release_compiled() -> bool:
     return True
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Point:
   """One point of the frontier: a model trained with `overrides` of its preset config, once per

@@ -1,6 +1,6 @@
 """What a study says as it goes, on the progress logger (`errors.PROGRESS`): each stage as it
 starts, with the time so far; within a stage, how much of it is done and the time its rest
-takes at the pace so far; and how long each stage took (`durations`, which results.json keeps).
+takes at the pace so far; and how long each stage took (`end`, which the command says last).
 """
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ def matched_diversity_claim(samples: Mapping[str, Mapping[str, Sequence[Mapping[
   sign = 1 if any(s['reached'] for s in models.values()) else -1
   evidence = '; '.join(parts) + ' (mean [95% CI] over seeds; the data over subsets of as many melodies)'
   shares = [f"{claims.MODEL_NAMES[m]} {100 * s['recurrence']['mean']:.1f}%" if 'recurrence' in s
-            else f'{claims.MODEL_NAMES[m]} never as diverse' for m, s in models.items()]
+            else f'{claims.MODEL_NAMES[m]} never as diverse as the data' for m, s in models.items()]
   headline = (f"at the data's diversity, 4-note patterns recurring 8+ notes later: data "
               f"{100 * data[RECURRENCE]['mean']:.1f}%, " + ', '.join(shares))
   return claims.verdict(claim, sign, evidence, seeds, headline), models

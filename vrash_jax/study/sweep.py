@@ -190,4 +190,3 @@ def run_sweep(data_dir: str, workdir: str, config_for: Callable[[str], ml_collec
   if jax.process_index() == 0:  # whole or not at all: a reader never sees half a results.json
     storage.write_text(storage.join(workdir, RESULTS), json.dumps(results, indent=2))
   return results
-
