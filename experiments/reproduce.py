@@ -30,9 +30,9 @@ from experiments.configs import MODELS, SMALL_MODEL, model_config
 from vrash_jax import storage
 from vrash_jax.config_rules import PAPER_MODELS
 from vrash_jax.errors import PROGRESS, VrashError, exit_on_user_error
-from vrash_jax.study.measurements import ClaimsPlan
 from vrash_jax.study.runs import Point, Seeds, rate_points
 from vrash_jax.study.stages import Stages
+from vrash_jax.study.study import ClaimsPlan, Study
 from vrash_jax.study.sweep import STAGES
 
 
@@ -207,12 +207,12 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundf
 
   from vrash_jax.report import render
   from vrash_jax.study import sweep
+  study = Study(data_dir, workdir, config_for, preset.models, preset.seeds, preset.plan, preset.iw_samples,
+                preset.num_samples, preset.notes, group_size)
   if plan_only:
-    sweep.plan_sweep(data_dir, workdir, config_for, preset.models, preset.seeds, preset.plan, group_size)
+    sweep.plan_sweep(study)
     return None
-  results = sweep.run_sweep(data_dir, workdir, config_for, preset.models, preset.seeds, preset.iw_samples,
-                            preset.num_samples, notes=preset.notes, plan=preset.plan, group_size=group_size,
-                            stages=stages)
+  results = sweep.run_sweep(study, stages)
   if jax.process_index() == 0:
     stages.begin('report', 'results.md, figures, piano rolls and audio, results.html')
     render.write_report(results, workdir, soundfont)

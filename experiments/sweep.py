@@ -67,8 +67,8 @@ def parse_numbers(flag: str, values: list[str]) -> tuple[float, ...]:
 
 def claims_plan(models: list[str], free_bits: tuple[float, ...], temperatures: tuple[float, ...],
                 sample_seeds: int, seeds: list[int]):
-  from vrash_jax.study.measurements import ClaimsPlan
   from vrash_jax.study.runs import rate_points
+  from vrash_jax.study.study import ClaimsPlan
   if not temperatures or min(temperatures) <= 0:
     raise VrashError('--temperatures must be numbers > 0')
   frontier = tuple(p for m in models if m not in LANGUAGE_MODELS for p in rate_points(m, free_bits, seeds))
@@ -86,6 +86,7 @@ def main(argv: list[str]) -> None:
   from vrash_jax import storage
   from vrash_jax.report import answer, audio, render
   from vrash_jax.study import sweep
+  from vrash_jax.study.study import Study
   launcher.quiet_library_logs()
   if FLAGS.soundfont:
     audio.check_soundfont(FLAGS.soundfont)
@@ -95,15 +96,15 @@ def main(argv: list[str]) -> None:
   seeds = parse_seeds(FLAGS.seeds)
   plan = claims_plan(FLAGS.models, parse_numbers('frontier_free_bits', FLAGS.frontier_free_bits),
                      parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds, seeds)
-  for point in plan.frontier:
-    point.config(config_for)  # every run's config is valid before any work
+  study = Study(FLAGS.data_dir, FLAGS.workdir, config_for, tuple(FLAGS.models), seeds, plan, FLAGS.iw_samples,
+                FLAGS.num_samples, group_size=FLAGS.group_size)
+  study.validate(devices=jax.device_count())  # every run's config is valid before any work
   storage.require_local(FLAGS.workdir, 'a sweep\'s --workdir')
   launcher.study_console(os.path.join(FLAGS.workdir, 'sweep.log'), FLAGS.verbose)
   if FLAGS.plan_only:
-    sweep.plan_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models, seeds, plan, FLAGS.group_size)
+    sweep.plan_sweep(study)
     return
-  results = sweep.run_sweep(FLAGS.data_dir, FLAGS.workdir, config_for, FLAGS.models, seeds, FLAGS.iw_samples,
-                            FLAGS.num_samples, plan=plan, group_size=FLAGS.group_size)
+  results = sweep.run_sweep(study)
   if jax.process_index() == 0:
     page = render.write_report(results, FLAGS.workdir, FLAGS.soundfont)
     print(f'\n{answer.console_summary(results)}\n', flush=True)

@@ -120,13 +120,14 @@ def test_what_writes_or_reads_local_files_only_refuses_a_bucket_by_name(gcs):
   from vrash_jax.errors import VrashError
   from vrash_jax.report import render
   from vrash_jax.study import sweep
+  from vrash_jax.study.study import Study
   local_only = r"must be a local folder, not 'gs://vrash-test/sweep': it runs on one host"
   with pytest.raises(VrashError, match="the report's folder " + local_only):
     render.write_report({}, f'{gcs}/sweep')
   with pytest.raises(VrashError, match="the report's folder " + local_only):
     render.rebuild(f'{gcs}/sweep')
   with pytest.raises(VrashError, match="a sweep's --workdir " + local_only):
-    sweep.plan_sweep(f'{gcs}/data', f'{gcs}/sweep', smoke.get_config, ['vrash'], None, None)
+    sweep.plan_sweep(Study(f'{gcs}/data', f'{gcs}/sweep', smoke.get_config, ('vrash',), (0,)))
   from data_prep import corpus, prep
   with pytest.raises(VrashError, match=r"--out_dir must be a local folder, not 'gs://vrash-test/midi'"):
     corpus.build_corpus(f'{gcs}/midi')

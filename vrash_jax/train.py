@@ -4,14 +4,15 @@ A group is one or more runs of one model whose arrays have the same shapes: thei
 stacked along a leading runs axis and one jit-compiled step, the train step vmapped over that
 axis, advances them all, split over the devices of a (runs, data) mesh (of the thread's lane,
 `sharding.on_devices`): on one accelerator, side by side. Runs of a group may differ in their
-seed and in `HYPER` (numbers that change no shape or control flow); each keeps its own folder,
-RNG streams, batches (in its own seed's order), checkpoints, best/, metrics log and patience. A
+seed and in `HYPER` (numbers that change no shape or control flow); each (a `Run`) keeps its own
+folder, RNG streams, batches (in its own seed's order), checkpoints, best/, metrics log and patience. A
 saturated run stops changing while the others go on, and every run trains as it would alone, up
 to float rounding. `train_and_evaluate` trains one run: a group of one.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import time
@@ -118,13 +119,28 @@ def shard_group_batch(batches: Sequence[Mapping[str, np.ndarray]], mesh: jax.sha
           for k in batches[0]}
 
 
+@dataclasses.dataclass
+class Run:
+  """One run of a group on this host: its config, folder, checkpoints, batches (in its seed's
+  order) and metrics log, and where it stands."""
+  index: int  # along the group's runs axis
+  config: ml_collections.ConfigDict
+  workdir: str
+  files: checkpoint.RunCheckpoints
+  batches: input_pipeline.TrainBatches
+  writer: run_log.MetricWriter
+  step: int  # its own: a saturated run stays where it stopped while the others go on
+  last_saved: int | None  # its newest checkpoint's step
+  valid: dict[str, float] = dataclasses.field(default_factory=dict)  # its latest valid figures
+  active: bool = True  # False once saturated
+
+
 class Group:
-  """The runs of a group on this host: data, checkpoints and metrics logs per run, and their
-  stacked state, RNG keys and hyperparameters on the group's mesh."""
+  """The runs of a group on this host (one `Run` each), their stacked state, RNG keys and
+  hyperparameters on the group's mesh, and the step they share."""
 
   def __init__(self, configs: Sequence[ml_collections.ConfigDict], data_dir: str, workdirs: Sequence[str],
                files: Sequence[checkpoint.RunCheckpoints], states: Sequence[TrainState]):
-    self.configs, self.workdirs, self.files = list(configs), list(workdirs), list(files)
     config = self.config = configs[0]
     self.mesh = sharding.group_mesh(len(configs))
     self.replicated, self.per_run = sharding.replicated(self.mesh), sharding.per_run(self.mesh)
@@ -137,19 +153,22 @@ class Group:
     process = (jax.process_index(), jax.process_count())
     train = input_pipeline.load_split(data_dir, 'train', config.max_len)
     orders: dict[int, input_pipeline.TrainBatches] = {}
-    self.batches = [orders.setdefault(c.seed, input_pipeline.TrainBatches(
+    batches = [orders.setdefault(c.seed, input_pipeline.TrainBatches(
         train, c.batch_size, c.seed, *process, bucket_step=c.bucket_step)) for c in configs]
     logging.info('%d training examples in %d batches per epoch; %.1f%% of the computed note slots are '
-                 'padding (bucket_step %d)', self.batches[0].size, self.batches[0].batches_per_epoch,
-                 100 * self.batches[0].padded_share(), config.bucket_step)
+                 'padding (bucket_step %d)', batches[0].size, batches[0].batches_per_epoch,
+                 100 * batches[0].padded_share(), config.bucket_step)
     self.valid = (input_pipeline.load_split(data_dir, 'valid', config.max_len)
                   if input_pipeline.has_split(data_dir, 'valid') else None)
-    self.writers = [run_log.MetricWriter(w, enabled=jax.process_index() == 0) for w in workdirs]
+    self.runs = [Run(i, c, w, f, b, run_log.MetricWriter(w, enabled=jax.process_index() == 0), 0, None)
+                 for i, (c, w, f, b) in enumerate(zip(configs, workdirs, files, batches))]
     self.state, self.step = self._at_one_step(list(states))
-    self.steps = [self.step] * len(configs)  # each run's own: a saturated run stays where it stopped
+    self.first_step = self.step
+    for run in self.runs:
+      run.step, run.last_saved = self.step, run.files.latest.latest_step()
     self.rngs, self.hyper, self.active_on_device = group_inputs(configs, self.mesh)
-    self.active = np.ones(len(configs), bool)
     self.step_fn = jit_group_step(config, self.mesh)
+    self.widths: set[int] = set()  # padded widths compiled so far
     self._take = jax.jit(lambda s, i: jax.tree.map(lambda x: x[i], s), out_shardings=self.replicated)
 
   def _at_one_step(self, states: list[TrainState]) -> tuple[TrainState, int]:
@@ -157,45 +176,59 @@ class Group:
     the others before an interruption goes back to theirs and trains it again with them."""
     steps = [int(jax.device_get(s.step)) for s in states]
     start = min(steps)
-    for i, (files, step) in enumerate(zip(self.files, steps)):
+    for run, step in zip(self.runs, steps):
       if step > start:
-        if start not in files.latest.all_steps():
-          raise VrashError(f'{self.workdirs[i]} is at step {step}, another run of its group at {start}: '
+        if start not in run.files.latest.all_steps():
+          raise VrashError(f'{run.workdir} is at step {step}, another run of its group at {start}: '
                            'train runs at different steps in groups of their own')
-        states[i] = files.restore_or_init(self.replicated, step=start)
-        files.latest.drop_after(start)
+        states[run.index] = run.files.restore_or_init(self.replicated, step=start)
+        run.files.latest.drop_after(start)
     return stack(states, self.mesh), start
 
-  def batch(self, step: int) -> tuple[dict[str, jax.Array], int]:
-    """This host's rows of every run's batch at `step`, padded to the widest, and that width."""
-    indices = [b.indices(step) for b in self.batches]
-    width = max(b.width(i) for b, i in zip(self.batches, indices))
-    rows = [input_pipeline.gather(b.arrays, i[b.rows], width) for b, i in zip(self.batches, indices)]
+  def batch(self) -> tuple[dict[str, jax.Array], int]:
+    """This host's rows of every run's batch at this step, padded to the widest, and that width."""
+    indices = [run.batches.indices(self.step) for run in self.runs]
+    width = max(run.batches.width(i) for run, i in zip(self.runs, indices))
+    rows = [input_pipeline.gather(run.batches.arrays, i[run.batches.rows], width)
+            for run, i in zip(self.runs, indices)]
     return shard_group_batch(rows, self.mesh), width
 
-  def run_state(self, i: int) -> TrainState:
-    return self._take(self.state, i)
-
-  def train(self, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    self.state, metrics = self.step_fn(self.state, batch, self.rngs, self.hyper, self.active_on_device)
+  def advance(self, clock: run_log.Stopwatch) -> dict[str, jax.Array]:
+    """Every running run one step on: its metrics, stacked over runs (not waited for)."""
+    with clock.timing('input'):
+      batch, width = self.batch()
+    # A width's first call compiles (or loads from the cache) before it dispatches the step.
+    with clock.timing('compilation') if width not in self.widths else contextlib.nullcontext():
+      self.state, metrics = self.step_fn(self.state, batch, self.rngs, self.hyper, self.active_on_device)
+    self.widths.add(width)
+    self.step += 1
+    for run in self.running():
+      run.step = self.step
     return metrics
+
+  def run_state(self, run: Run) -> TrainState:
+    return self._take(self.state, run.index)
 
   def reset_decoders(self) -> None:
     logging.info('step %d: encoder pretraining done; decoders re-initialized', self.config.pretrain_steps)
     reset = jax.jit(jax.vmap(functools.partial(reset_decoder, config=self.config)), donate_argnums=0,
                     out_shardings=self.per_run)
-    self.state = reset(self.state, rng=_keys(self.configs, 'reset', self.mesh))
+    self.state = reset(self.state, rng=_keys([r.config for r in self.runs], 'reset', self.mesh))
 
-  def stop(self, i: int) -> None:
-    """Freezes run i (saturated) while the others go on."""
-    self.active[i] = False
-    self.active_on_device = sharding.place(self.active, self.per_run)
+  def stop(self, run: Run) -> None:
+    """Freezes a saturated run while the others go on."""
+    run.active = False
+    self.active_on_device = sharding.place(np.array([r.active for r in self.runs]), self.per_run)
 
-  def running(self) -> list[int]:
-    return [i for i in range(len(self.configs)) if self.active[i]]
+  def running(self) -> list[Run]:
+    return [run for run in self.runs if run.active]
 
-  def name(self, i: int) -> str:
-    return f'{self.workdirs[i]}: ' if len(self.configs) > 1 else ''
+  def name(self, run: Run) -> str:
+    return f'{run.workdir}: ' if len(self.runs) > 1 else ''
+
+  def close(self) -> None:
+    for run in self.runs:
+      run.writer.close()
 
 
 def _due(step: int, every: int, last: int) -> bool:
@@ -246,77 +279,98 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
   return train_runs([config], data_dir, [workdir])[0]
 
 
+class Interval:
+  """The metrics of the steps since the last log line (`history`, from `started`) and since the
+  last check that the losses are finite (`unchecked`)."""
+
+  def __init__(self):
+    self.history: list[dict] = []
+    self.unchecked: list[tuple[int, dict]] = []
+    self.started = time.perf_counter()
+
+  def add(self, step: int, metrics: dict) -> None:
+    self.history.append(metrics)
+    self.unchecked.append((step, metrics))
+
+  def check_finite(self, group: Group) -> None:
+    _check_finite(group, self.unchecked)
+    self.unchecked = []
+
+  def log(self, group: Group) -> None:
+    """Each running run's train line for the interval, and the progress line; a new interval."""
+    self.check_finite(group)
+    records, seconds = fetch_interval(self.history, self.started)
+    for run in group.running():
+      run.writer.write(group.step, 'train', run_log.summarize_interval(
+          [{k: v[run.index] for k, v in r.items()} for r in records], seconds))
+    run_log.log_progress(group.step, group.config.train_steps, len(self.history), seconds)
+    self.history, self.started = [], time.perf_counter()
+
+
 def _loop(group: Group, signals: run_log.StopSignals, locks: Sequence[storage.WorkdirLock]
           ) -> list[dict[str, Any]]:
-  """Steps the group to `train_steps` (or until every run saturates, or a stop signal)."""
-  config, files = group.config, group.files
-  step = first = group.step
-  last_saved = [f.latest.latest_step() for f in files]
-  valid: list[dict[str, float]] = [{} for _ in files]
-  history, unchecked, started = [], [], time.perf_counter()
-  clock, widths = run_log.Stopwatch(), set()
+  """Steps the group to `train_steps` (or until every run saturates, or a stop signal): after each
+  step, whatever is due (a log line, an evaluation, checkpoints, a saturated run's stop)."""
+  config, last = group.config, group.config.train_steps
+  clock, interval = run_log.Stopwatch(), Interval()
   try:
-    while step < config.train_steps and group.running():
-      if config.pretrain_steps and step == config.pretrain_steps:
+    while group.step < last and group.running():
+      if config.pretrain_steps and group.step == config.pretrain_steps:
         group.reset_decoders()
-      with clock.timing('input'):
-        batch, width = group.batch(step)
-      # A width's first call compiles (or loads from the cache) before it dispatches the step.
-      with clock.timing('compilation') if width not in widths else contextlib.nullcontext():
-        metrics = group.train(batch)
-      widths.add(width)
-      step += 1
-      for i in group.running():
-        group.steps[i] = step
-      history.append(metrics)
-      unchecked.append((step, metrics))
-      stopping = signals.requested(step)
-      if _due(step, config.log_every, config.train_steps):
-        _check_finite(group, unchecked, last_saved)
-        unchecked = []
-        records, seconds = fetch_interval(history, started)
-        for i in group.running():
-          group.writers[i].write(step, 'train', run_log.summarize_interval(
-              [{k: v[i] for k, v in r.items()} for r in records], seconds))
-        run_log.log_progress(step, config.train_steps, len(history), seconds)
-        history, started = [], time.perf_counter()
-      if _due(step, config.eval_every, config.train_steps) and group.valid is not None:
+      interval.add(group.step + 1, group.advance(clock))
+      step, stopping = group.step, signals.requested(group.step)
+      if _due(step, config.log_every, last):
+        interval.log(group)
+      if _due(step, config.eval_every, last) and group.valid is not None:
         with clock.timing('evaluation'):
-          for i in group.running():
-            state = group.run_state(i)
-            valid[i] = evaluation.evaluate_state(state, group.configs[i], group.valid,
-                                                 group.configs[i].valid_iw_samples)
-            group.writers[i].write(step, 'valid', valid[i])
-            files[i].keep_if_best(step, valid[i], state)
-      saturated = [i for i in group.running() if files[i].saturated(step)]
-      due = _due(step, config.checkpoint_every, config.train_steps) or stopping
+          _evaluate(group)
+      saturated = [run for run in group.running() if run.files.saturated(step)]
+      due = _due(step, config.checkpoint_every, last) or stopping
       if due or saturated:
-        _check_finite(group, unchecked, last_saved)
-        unchecked = []
+        interval.check_finite(group)
         with clock.timing('checkpoints'):
-          for lock in locks:
-            lock.check()  # a workdir taken over by another trainer gets no more of our files
-          for i in (group.running() if due else saturated):
-            files[i].save(step, group.run_state(i))
-            last_saved[i] = step
-      for i in saturated:
+          _save(group, group.running() if due else saturated, locks)
+      for run in saturated:
         logging.info('%sstep %d: no better valid bound in %d evaluations; the best checkpoint (step %d) '
-                     'is kept in best/', group.name(i), step, config.patience, files[i].best_record['step'])
-        group.stop(i)
+                     'is kept in best/', group.name(run), step, config.patience, run.files.best_record['step'])
+        group.stop(run)
       if stopping:
         logging.warning('%s received: stopped after step %d with a checkpoint; run the same command to '
                         'resume', signals.received, step)
         break
   finally:
-    for writer in group.writers:
-      writer.close()
-  seconds = clock.summary()
-  logging.info('%d steps in %.0f s: %s; %d widths compiled', step - first, seconds['total'],
-               ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items() if k != 'total'), len(widths))
-  share = {k: v / len(files) for k, v in seconds.items()}  # each run's share of the group's time
-  return [{'step': s, 'valid': v, 'steps_run': s - first, 'seconds': share,
-           'stopped_by': signals.received or (SATURATION if f.saturated(s) else None)}
-          for s, v, f in zip(group.steps, valid, files)]
+    group.close()
+  return _outcomes(group, clock, signals)
+
+
+def _evaluate(group: Group) -> None:
+  """Each running run's valid figures, logged; its best checkpoint kept if they are its best."""
+  for run in group.running():
+    state = group.run_state(run)
+    run.valid = evaluation.evaluate_state(state, run.config, group.valid, run.config.valid_iw_samples)
+    run.writer.write(group.step, 'valid', run.valid)
+    run.files.keep_if_best(group.step, run.valid, state)
+
+
+def _save(group: Group, runs: Sequence[Run], locks: Sequence[storage.WorkdirLock]) -> None:
+  """Checkpoints `runs` at the group's step, unless another trainer took over a workdir."""
+  for lock in locks:
+    lock.check()  # a workdir taken over by another trainer gets no more of our files
+  for run in runs:
+    run.files.save(group.step, group.run_state(run))
+    run.last_saved = group.step
+
+
+def _outcomes(group: Group, clock: run_log.Stopwatch, signals: run_log.StopSignals) -> list[dict[str, Any]]:
+  """Per run: the step reached, its latest valid figures, steps run, its share of the group's
+  time, and why it stopped."""
+  seconds, first = clock.summary(), group.first_step
+  logging.info('%d steps in %.0f s: %s; %d widths compiled', group.step - first, seconds['total'],
+               ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items() if k != 'total'), len(group.widths))
+  share = {k: v / len(group.runs) for k, v in seconds.items()}  # each run's share of the group's time
+  return [{'step': run.step, 'valid': run.valid, 'steps_run': run.step - first, 'seconds': share,
+           'stopped_by': signals.received or (SATURATION if run.files.saturated(run.step) else None)}
+          for run in group.runs]
 
 
 def fetch_interval(history: list[dict], started: float) -> tuple[list[dict], float]:
@@ -326,13 +380,13 @@ def fetch_interval(history: list[dict], started: float) -> tuple[list[dict], flo
   return records, time.perf_counter() - started
 
 
-def _check_finite(group: Group, unchecked: list[tuple[int, dict]], last_saved: list[int | None]) -> None:
+def _check_finite(group: Group, unchecked: list[tuple[int, dict]]) -> None:
   """Raises, naming the run, the step and the term, if a running run's loss went NaN or Inf."""
   if not unchecked:
     return
   values = jax.device_get([(s, {k: m[k] for k, _ in run_log.FINITE_TERMS}) for s, m in unchecked])
-  for i in group.running():
+  for run in group.running():
     try:
-      run_log.check_finite([(s, {k: v[i] for k, v in terms.items()}) for s, terms in values], last_saved[i])
+      run_log.check_finite([(s, {k: v[run.index] for k, v in terms.items()}) for s, terms in values], run.last_saved)
     except VrashError as e:
-      raise VrashError(group.name(i) + str(e)) from None
+      raise VrashError(group.name(run) + str(e)) from None

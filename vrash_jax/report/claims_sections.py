@@ -132,7 +132,7 @@ def sections(results: dict[str, Any]) -> list[Section]:
   if c['frontier'].get('goals'):
     out.append(frontier_section(c['frontier'], c['plan']['frontier_iw_samples'],
                                 c['plan']['valid_iw_samples']))
-  if c.get('by_length'):
+  if 'lm' in c.get('by_length', {}):  # the table reads the LM's buckets
     out.append(length_section(c['by_length']))
   if c.get('structure'):
     out.append(structure_section(c['structure'], structure.data_reference(c['data_subsets'])))

@@ -1,11 +1,11 @@
 """The measurements behind the paper's claims that need trained models (`ClaimsPlan` says which):
 the rate-distortion frontier's runs evaluated over their seeds, figures by melody length, samples
 at several temperatures and seeds, and posterior means for the style probe and the latent map.
+`Measured` measures each once, when a claim (`claim_registry`) or the report first needs it;
 `claims` turns them into verdicts.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Mapping, Sequence
 
@@ -15,30 +15,18 @@ from absl import logging
 
 from vrash_jax import evaluation, input_pipeline
 from vrash_jax import notes as note_schema
-from vrash_jax.config_rules import LANGUAGE_MODELS, PAIRS
+from vrash_jax.config_rules import LANGUAGE_MODELS, MODEL_SPECS, PAIRS
 from vrash_jax.melodist import Melodist
 from vrash_jax.study import claims, melody_metrics, structure
-from vrash_jax.study.rundir import RunDir, run_path
-from vrash_jax.study.runs import ConfigFor, Point, Seeds, release_compiled, seeds_of
+from vrash_jax.study.rundir import RunDir
+from vrash_jax.study.runs import ConfigFor, Point, release_compiled
 from vrash_jax.study.stages import Stages
+from vrash_jax.study.study import Study
 
 
 def subset(arrays: Mapping[str, Any], rows: np.ndarray) -> dict[str, Any]:
   """The examples `rows` of a loaded split (arrays and str lists alike)."""
   return {k: v[rows] if isinstance(v, np.ndarray) else [v[i] for i in rows] for k, v in arrays.items()}
-
-
-@dataclasses.dataclass(frozen=True)
-class ClaimsPlan:
-  """What a sweep measures beyond the comparison (the paper's claims; see `claims`)."""
-  frontier: tuple[Point, ...] = ()  # extra runs at other rates or with other techniques
-  # Of the repetition/structure/diversity samples: a curve, along which `structure` finds where a
-  # model's diversity is the data's.
-  temperatures: tuple[float, ...] = (0.5, 0.7, 0.8, 0.9, 1.0, 1.2)
-  sample_seeds: int = 3  # sampling seeds per temperature (one per trained seed where there are)
-  sample_length: int = 64  # notes per sample; the data's row uses test melodies cut to this
-  frontier_iw_samples: int = 64  # K of the importance-weighted bound of test frontier and length figures
-  valid_iw_samples: int = 16  # K of the valid bound that picks the recommended point
 
 
 # What a sweep's run record (results.json 'runs') holds besides the test figures.
@@ -145,74 +133,141 @@ def style_probe(directory: str, splits: Sequence[Mapping[str, Any]], seed: int =
   return claims.style_probe(z, meta, labels, seed=seed)
 
 
-def measure_claims(plan: ClaimsPlan, data_dir: str, workdir: str, config_for: ConfigFor, models: Sequence[str],
-                   seeds: Seeds, num_samples: int, results: dict[str, Any], test_arrays: dict,
-                   test_tracks: list[note_schema.Track], training_ngrams: set, stages: Stages | None = None
-                   ) -> dict[str, Any]:
-  """The frontier, figures by length, samples by temperature, the style probe, and verdicts;
-  each part said done on `stages`."""
-  out: dict[str, Any] = {'plan': dataclasses.asdict(plan)}
-  k = plan.frontier_iw_samples
-  latent_models = [latent for _, latent in PAIRS if latent in models]
-  parts = ['frontier', 'figures by length', *(f'samples of {claims.MODEL_NAMES[m]}' for m in models),
-           *(f'style probe of {claims.MODEL_NAMES[m]}' for m in latent_models)]
-  done = functools.partial(_part_done, stages, parts)
-  valid_arrays = input_pipeline.load_split(data_dir, 'valid', config_for(models[0]).max_len)
-  splits = {'valid': (valid_arrays, plan.valid_iw_samples), 'test': (test_arrays, k)}
-  defaults = [Point(m, 'default', 'preset config', seeds=tuple(seeds_of(seeds, m))) for m in models]
-  known = ({(run_path(workdir, r['model'], r['seed']), 'test'): {f: v for f, v in r.items() if f not in RUN_FIELDS}
-            for r in results['runs']} if results.get('iw_samples') == k else {})
-  points = evaluate_frontier(defaults + list(plan.frontier), config_for, workdir, splits, known)
-  release_compiled()
-  done('frontier')
-  lm = next((p for p in points if p['model'] == 'lm'), None)
-  out['frontier'] = {'points': [p for p in points if p['model'] not in LANGUAGE_MODELS], 'lm': lm,
-                     'language_models': [p for p in points if p['model'] in LANGUAGE_MODELS]}
-  verdicts = [claims.beats_strongest_lm_claim(points, m) for m in latent_models]
-  if lm is not None and 'vrash' in models:
-    frontier = out['frontier']
-    frontier['recommended'] = claims.recommend(frontier['points'], lm['valid'])
-    frontier['paper_point'] = claims.paper_point(frontier['points'], lm['valid'])
-    frontier['goals'] = claims.frontier_goals(frontier['points'], lm['test'])
-    out['by_length_seeds'] = {m: [figures_by_length(run_path(workdir, m, s), test_arrays, k)
-                                  for s in seeds_of(seeds, m)] for m in models}
-    out['by_length'] = {m: {b: mean_figures([f[b] for f in per_seed]) for b in per_seed[0]}
-                        for m, per_seed in out['by_length_seeds'].items()}
-    verdicts += [claims.length_claim(out['by_length_seeds'], language, latent)
-                 for language, latent in PAIRS if {language, latent} <= set(models)]
+class Measured:
+  """What a study's claims are read from, each measured once, when first asked for, and said done
+  on `stages` as a part of the claims stage: the frontier's points, figures by melody length,
+  sample metrics by temperature, the style probes. `results` holds what the comparison measured
+  (its test figures, which the frontier reuses, and the latent map)."""
+
+  def __init__(self, study: Study, results: Mapping[str, Any], stages: Stages | None = None):
+    self.study, self.results, self.stages = study, results, stages
+    models = study.models
+    self.latent_models = [latent for _, latent in PAIRS if latent in models]
+    # Figures by length are shown against the LM: measured when a language model and its latent
+    # variant are both in the study.
+    self.measures_length = any({language, latent} <= set(models) for language, latent in PAIRS)
+    self.parts = ['frontier', *(['figures by length'] if self.measures_length else []),
+                  *(f'samples of {_shown(m)}' for m in models),
+                  *(f'style probe of {_shown(m)}' for m in self.latent_models)]
+
+  def _done(self, part: str) -> None:
+    if self.stages is not None:
+      self.stages.done(self.parts.index(part) + 1, len(self.parts), part)
+
+  def measure_all(self) -> None:
+    """Everything the report shows, whether or not a claim reads it, in the order of `parts`."""
+    wanted = ['frontier', *(['by_length_seeds'] if self.measures_length else []), 'samples_per_seed', 'style_probes']
+    for name in wanted:
+      getattr(self, name)  # a cached property: measured here, once
+
+  @functools.cached_property
+  def frontier(self) -> list[dict[str, Any]]:
+    """Every point of the frontier over its seeds, each model's default (its comparison runs)
+    first: the test figures the comparison measured with the same K are reused."""
+    study, plan = self.study, self.study.plan
+    k = plan.frontier_iw_samples
+    splits = {'valid': (study.splits.valid, plan.valid_iw_samples), 'test': (study.splits.test, k)}
+    known = ({(study.run_dir(r['model'], r['seed']), 'test'): {f: v for f, v in r.items() if f not in RUN_FIELDS}
+              for r in self.results['runs']} if self.results.get('iw_samples') == k else {})
+    points = evaluate_frontier(study.default_points() + list(plan.frontier), study.config_for, study.workdir,
+                               splits, known)
     release_compiled()
-  done('figures by length')
-  cut = [t.cropped(plan.sample_length) for t in test_tracks]
-  out['data_samples'] = melody_metrics.melody_metrics(cut, test_tracks, training_ngrams)
-  out['data_subsets'] = data_subsets(cut, num_samples, test_tracks, training_ngrams)
-  per_seed = {}
-  for m in models:
-    per_seed[m] = sample_metrics([run_path(workdir, m, s) for s in seeds_of(seeds, m)], plan.temperatures,
-                                 plan.sample_seeds, num_samples, plan.sample_length, test_tracks, training_ngrams)
-    done(f'samples of {claims.MODEL_NAMES[m]}')
-  out['samples'] = claims.summarize_samples(per_seed)
-  # The paper's claims on samples are read at T=1 (the model's own distribution) where sampled.
-  hottest = '1.0' if 1.0 in plan.temperatures else str(max(plan.temperatures))
-  verdicts += [claims.repetition_claim(out['samples'], language, latent)
-               for language, latent in PAIRS if {language, latent} <= set(models)]
-  if {'lm', 'vrash'} <= set(models):
-    verdicts.append(claims.structure_claim(out['samples'], out['data_samples'], hottest))
-  data = structure.data_reference(out['data_subsets'])
-  structure_verdict, out['structure'] = structure.matched_diversity_claim(per_seed, data)
-  verdicts.append(structure_verdict)
-  if {'vae', 'vrash'} <= set(models):
-    verdicts.append(claims.diversity_claim(out['samples'], hottest))
-  for latent in latent_models:
-    probes = [style_probe(run_path(workdir, latent, s), [valid_arrays, test_arrays]) for s in seeds_of(seeds, latent)]
-    out['style_probe' if latent == 'vrash' else f'style_probe_{latent}'] = probes
-    silhouette = results.get('latent', {}).get('silhouette_by_style') if latent == 'vrash' else None
-    verdicts.append(claims.style_claim(probes, silhouette, latent))
-    done(f'style probe of {claims.MODEL_NAMES[latent]}')
-  out['verdicts'] = verdicts
-  release_compiled()
-  return out
+    self._done('frontier')
+    return points
+
+  def frontier_table(self) -> dict[str, Any]:
+    """The frontier as results.json holds it: latent points, the LM, the language models, and
+    (with the LM and VRASH) the recommended point, the paper's, and the two goals."""
+    lm = next((p for p in self.frontier if p['model'] == 'lm'), None)
+    out = {'points': [p for p in self.frontier if p['model'] not in LANGUAGE_MODELS], 'lm': lm,
+           'language_models': [p for p in self.frontier if p['model'] in LANGUAGE_MODELS]}
+    if lm is not None and 'vrash' in self.study.models:
+      out['recommended'] = claims.recommend(out['points'], lm['valid'])
+      out['paper_point'] = claims.paper_point(out['points'], lm['valid'])
+      out['goals'] = claims.frontier_goals(out['points'], lm['test'])
+    return out
+
+  @functools.cached_property
+  def by_length_seeds(self) -> dict[str, list[dict[str, dict[str, float]]]]:
+    """{model: [test figures per length bucket, per seed]}."""
+    study = self.study
+    out = {m: [figures_by_length(study.run_dir(m, s), study.splits.test, study.plan.frontier_iw_samples)
+               for s in study.seeds_of(m)] for m in study.models}
+    release_compiled()
+    self._done('figures by length')
+    return out
+
+  @functools.cached_property
+  def samples_per_seed(self) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """{model: {temperature: [melody metrics of its samples, per sampling seed]}}."""
+    study, plan, splits = self.study, self.study.plan, self.study.splits
+    out = {}
+    for m in study.models:
+      out[m] = sample_metrics([study.run_dir(m, s) for s in study.seeds_of(m)], plan.temperatures,
+                              plan.sample_seeds, study.num_samples, plan.sample_length, splits.test_tracks,
+                              splits.training_ngrams)
+      self._done(f'samples of {_shown(m)}')
+    return out
+
+  @functools.cached_property
+  def samples(self) -> dict[str, Any]:
+    """{model: {temperature: {metric: mean and 95% interval over seeds}}}."""
+    return claims.summarize_samples(self.samples_per_seed)
+
+  @property
+  def hottest(self) -> str:
+    """The temperature the paper's claims on samples are read at: 1.0 (the model's own
+    distribution) where sampled, else the hottest."""
+    temperatures = self.study.plan.temperatures
+    return '1.0' if 1.0 in temperatures else str(max(temperatures))
+
+  @functools.cached_property
+  def data_cut(self) -> list[note_schema.Track]:
+    """The test melodies cut to the samples' length: the data's row of the sample tables."""
+    return [t.cropped(self.study.plan.sample_length) for t in self.study.splits.test_tracks]
+
+  @functools.cached_property
+  def data_samples(self) -> dict[str, float]:
+    splits = self.study.splits
+    return melody_metrics.melody_metrics(self.data_cut, splits.test_tracks, splits.training_ngrams)
+
+  @functools.cached_property
+  def data_subsets(self) -> list[dict[str, float]]:
+    splits = self.study.splits
+    return data_subsets(self.data_cut, self.study.num_samples, splits.test_tracks, splits.training_ngrams)
+
+  @functools.cached_property
+  def structure(self) -> tuple[dict[str, str], dict[str, Any]]:
+    """Recurring patterns where each model is as diverse as the data: (verdict, table)."""
+    return structure.matched_diversity_claim(self.samples_per_seed, structure.data_reference(self.data_subsets))
+
+  @functools.cached_property
+  def style_probes(self) -> dict[str, list[dict[str, Any]]]:
+    """{latent model: [the style probe of each seed's model]} on valid and test melodies."""
+    study, out = self.study, {}
+    for latent in self.latent_models:
+      out[latent] = [style_probe(study.run_dir(latent, s), [study.splits.valid, study.splits.test])
+                     for s in study.seeds_of(latent)]
+      self._done(f'style probe of {_shown(latent)}')
+    return out
+
+  def silhouette(self, model: str) -> float | None:
+    """The silhouette by style of the latent map (drawn for VRASH only)."""
+    return self.results.get('latent', {}).get('silhouette_by_style') if model == 'vrash' else None
+
+  def table(self) -> dict[str, Any]:
+    """What results.json's claims hold besides the plan and the verdicts."""
+    out: dict[str, Any] = {'frontier': self.frontier_table()}
+    if self.measures_length:
+      out['by_length_seeds'] = self.by_length_seeds
+      out['by_length'] = {m: {b: mean_figures([f[b] for f in per_seed]) for b in per_seed[0]}
+                          for m, per_seed in self.by_length_seeds.items()}
+    out.update(data_samples=self.data_samples, data_subsets=self.data_subsets, samples=self.samples,
+               structure=self.structure[1])
+    for latent, probes in self.style_probes.items():
+      out['style_probe' if latent == 'vrash' else f'style_probe_{latent}'] = probes
+    return out
 
 
-def _part_done(stages: Stages | None, parts: Sequence[str], what: str) -> None:
-  if stages is not None:
-    stages.done(parts.index(what) + 1, len(parts), what)
+def _shown(model: str) -> str:
+  return MODEL_SPECS[model].shown_as
