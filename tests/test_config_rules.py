@@ -10,7 +10,7 @@ import ml_collections
 import pytest
 
 from experiments import reproduce
-from experiments.bench import bench_train
+from experiments.bench import harness
 from experiments.configs import base, model_config, smoke
 from vrash_jax import checkpoint, config_rules, train, train_state
 from vrash_jax.errors import VrashError
@@ -117,7 +117,7 @@ def test_every_shipped_config_and_preset_is_valid():
     for point in preset.plan.frontier:
       config = point.config(functools.partial(model_config, overrides=preset.config))
       assert {k: config[k] for k, _ in point.overrides} == dict(point.overrides)
-  bench_train.bench_config('vrash', 64, 64, 256, 3)
+  harness.shape_config('vrash', 64, 64, 256, 3)
 
 
 def test_unknown_fields_and_bad_overrides_name_the_closest_field():
@@ -127,7 +127,7 @@ def test_unknown_fields_and_bad_overrides_name_the_closest_field():
   with pytest.raises(VrashError, match=r'^config.train_steps=1.5: not an integer; allowed: an integer >= 1$'):
     model_config('lm', {'train_steps': 1.5})
   with pytest.raises(VrashError, match='config.hidden=0'):
-    bench_train.bench_config('vrash', 64, 64, 0, 3)
+    harness.shape_config('vrash', 64, 64, 0, 3)
 
 
 def test_training_refuses_a_bad_config_before_touching_the_workdir(tiny_dataset, tmp_path):

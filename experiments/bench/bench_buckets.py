@@ -1,8 +1,8 @@
 """Length bucketing on a real corpus: padded share, and training speed against full batches.
 
-  python -m experiments.bench.bench_buckets --data_dir DATA --max_len 256 --bucket_step 8 --steps 40
+  vrash-bench buckets --data_dir DATA [--config.max_len=256 --config.bucket_step=8] [--steps 40]
 
-Loads the train split at `--max_len` (prepare it with `vrash-prep --max_len 256` for whole
+Loads the train split at `max_len` (prepare it with `vrash-prep --max_len 256` for whole
 melodies) and reports, for one epoch of `TrainBatches` without and with bucketing, the share
 of computed note slots (rows x padded width) that hold no note. Then it times `--steps`
 warm train steps on the bucketed real batches and the same number of steps on synthetic
@@ -13,7 +13,6 @@ Markdown table, then (the last line) one JSON object; `--out` also writes it to 
 from __future__ import annotations
 
 import collections
-import json
 import time
 from typing import Any, Callable
 
@@ -21,18 +20,13 @@ import jax
 import numpy as np
 from absl import flags
 
-from experiments import launcher
-from experiments.bench import bench_train
-from experiments.configs import model_config
-from vrash_jax import config_rules, input_pipeline, sharding, train, train_state
-from vrash_jax.errors import exit_on_user_error, require
+from experiments.bench.harness import PAPER_SHAPE
+from vrash_jax import input_pipeline, sharding, train, train_state
+from vrash_jax.errors import require
+from vrash_jax.study import step_timing
 
-FLAGS = flags.FLAGS  # --model, --batch, --hidden, --depth, --steps (timed steps per kind of
-# batch) and --out are bench_train's flags.
-flags.DEFINE_string('data_dir', None, 'A prepared dataset (vrash-prep --data_dir).')
-flags.DEFINE_integer('max_len', 256, 'Notes per example at most (the split is cut to it).')
-flags.DEFINE_integer('bucket_step', 8, 'config.bucket_step: the smallest step between padded '
-                     'widths (input_pipeline.padded_widths).')
+FLAGS = flags.FLAGS  # --data_dir and --steps (timed steps per kind of batch): the harness's
+DEFAULTS = {**PAPER_SHAPE, 'max_len': 256, 'bucket_step': 8}  # whole melodies, the finest buckets
 
 
 def timed_steps(step_fn: Callable, state, batches: list[dict[str, np.ndarray]], mesh,
@@ -49,14 +43,12 @@ def timed_steps(step_fn: Callable, state, batches: list[dict[str, np.ndarray]], 
 def full_batch_like(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
   """A synthetic batch of the same shape with a note in every slot."""
   rows, width = batch['mask'].shape
-  return bench_train.synthetic_batch(rows, width)
+  return step_timing.synthetic_batch(rows, width)
 
 
-def measure(data_dir: str, model: str, batch: int, max_len: int, bucket_step: int, hidden: int,
-            depth: int, steps: int) -> dict[str, Any]:
-  config = model_config(model, {'batch_size': batch, 'max_len': max_len, 'hidden': hidden,
-                                'depth': depth, 'bucket_step': bucket_step})
-  config_rules.validate(config, devices=jax.device_count())
+def measure(config, data_dir: str, steps: int) -> dict[str, Any]:
+  """Padding without and with buckets over an epoch, and `steps` real against full batches."""
+  batch, max_len, bucket_step = config.batch_size, config.max_len, config.bucket_step
   arrays = input_pipeline.load_split(data_dir, 'train', max_len)
   plain = input_pipeline.TrainBatches(arrays, batch, config.seed)
   bucketed = input_pipeline.TrainBatches(arrays, batch, config.seed, bucket_step=bucket_step)
@@ -71,7 +63,7 @@ def measure(data_dir: str, model: str, batch: int, max_len: int, bucket_step: in
   widths = sorted({b['mask'].shape[1] for b in real})
   start = time.perf_counter()
   for width in widths:  # compile every width before timing
-    state, _ = timed_steps(step_fn, state, [bench_train.synthetic_batch(batch, width)], mesh, rng)
+    state, _ = timed_steps(step_fn, state, [step_timing.synthetic_batch(batch, width)], mesh, rng)
   compile_s = time.perf_counter() - start
   state, real_s = timed_steps(step_fn, state, real, mesh, rng)
   state, synthetic_s = timed_steps(step_fn, state, synthetic, mesh, rng)
@@ -80,8 +72,8 @@ def measure(data_dir: str, model: str, batch: int, max_len: int, bucket_step: in
   epoch_widths = collections.Counter(
       bucketed.width(bucketed.indices(s)) for s in range(bucketed.batches_per_epoch))
   return {
-      'model': model, 'batch': batch, 'max_len': max_len, 'bucket_step': bucket_step,
-      'hidden': hidden, 'depth': depth, 'steps': steps, 'examples': bucketed.size,
+      'model': config.model, 'batch': batch, 'max_len': max_len, 'bucket_step': bucket_step,
+      'hidden': config.hidden, 'depth': config.depth, 'steps': steps, 'examples': bucketed.size,
       'mean_length': float(arrays['length'].mean()),
       'batches_per_epoch': bucketed.batches_per_epoch,
       'padded_share_without_buckets': plain.padded_share(),
@@ -105,18 +97,6 @@ def table(r: dict[str, Any]) -> str:
       f"| {r['real_over_synthetic']:.2f} |"])
 
 
-@exit_on_user_error
-def main(argv: list[str]) -> None:
-  del argv
+def run(config) -> dict[str, Any]:
   require(data_dir=FLAGS.data_dir)
-  result = measure(FLAGS.data_dir, FLAGS.model, FLAGS.batch, FLAGS.max_len, FLAGS.bucket_step,
-                   FLAGS.hidden, FLAGS.depth, FLAGS.steps)
-  print(table(result))
-  if FLAGS.out:
-    with open(FLAGS.out, 'w') as f:
-      json.dump(result, f, indent=1)
-  print(json.dumps(result), flush=True)
-
-
-if __name__ == '__main__':
-  launcher.run(main)
+  return measure(config, FLAGS.data_dir, FLAGS.steps)

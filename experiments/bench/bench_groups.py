@@ -1,10 +1,10 @@
 """Runs trained together: a group's throughput against runs trained one after another.
 
-  XLA_FLAGS=--xla_force_host_platform_device_count=2 python -m experiments.bench.bench_groups \\
-      --data_dir D --max_len 128 --bucket_step 32 [--sizes 1,2,4] [--hidden 128 --depth 2 --batch 32]
+  XLA_FLAGS=--xla_force_host_platform_device_count=2 vrash-bench groups --data_dir D [--sizes 1,2,4]
+      [--config.max_len=128 --config.bucket_step=32 --config.batch_size=32 --config.hidden=128]
 
 The model is the CPU presets' (`experiments.configs.SMALL_MODEL`: for tlm and tvrash, 2 blocks of
-width 56) with the RHN's size from the flags.
+width 56), batches of 32 melodies of up to 128 notes, unless overridden.
 
 For each group size G, the step of G runs (`run_plan.time_group_step`: one jitted vmapped step,
 the runs split over the devices) is timed at every padded width of the training batches (the
@@ -18,22 +18,16 @@ from __future__ import annotations
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
-from experiments.configs import MODELS, SMALL_MODEL, model_config
+from experiments.configs import SMALL_MODEL
 from vrash_jax import input_pipeline, sharding
+from vrash_jax.errors import require
 from vrash_jax.study import run_plan
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('data_dir', None, 'A prepared dataset (its batch widths).', required=True)
-flags.DEFINE_enum('model', 'vrash', list(MODELS), 'Which architecture.')
+FLAGS = flags.FLAGS  # --data_dir and --steps (warm steps timed at each width): the harness's
+DEFAULTS = {**SMALL_MODEL, 'batch_size': 32, 'max_len': 128, 'bucket_step': 32}
 flags.DEFINE_list('sizes', ['1', '2', '4'], 'Group sizes.')
-flags.DEFINE_integer('max_len', 128, 'Longest melody (config.max_len).')
-flags.DEFINE_integer('bucket_step', 32, 'config.bucket_step.')
-flags.DEFINE_integer('hidden', 128, 'RHN state size.')
-flags.DEFINE_integer('depth', 2, 'RHN recurrence depth.')
-flags.DEFINE_integer('batch', 32, 'Batch size of each run.')
-flags.DEFINE_integer('steps', 10, 'Warm steps timed at each width.')
 
 
 
@@ -46,27 +40,32 @@ def epoch_widths(train: dict, config, runs: int) -> tuple[np.ndarray, np.ndarray
   return widths[0], widths.max(axis=0)
 
 
-def main(argv: list[str]) -> None:
-  del argv
-  config = model_config(FLAGS.model, {**SMALL_MODEL, 'hidden': FLAGS.hidden, 'depth': FLAGS.depth,
-                                      'batch_size': FLAGS.batch, 'max_len': FLAGS.max_len,
-                                      'bucket_step': FLAGS.bucket_step})
-  train = input_pipeline.load_split(FLAGS.data_dir, 'train', config.max_len)
-  sizes = [int(s) for s in FLAGS.sizes]
-  print(f'{jax.device_count()} {jax.devices()[0].platform.upper()} devices; {FLAGS.model}, hidden {FLAGS.hidden}, '
-        f'depth {FLAGS.depth}, batch {FLAGS.batch} per run\n')
-  print('| runs | devices along runs | shared order: runs x steps/s | speed-up | own orders: runs x steps/s '
-        '| speed-up |\n|---|---|---|---|---|---|')
-  base = None
+def measure(config, data_dir: str, sizes: list[int], steps: int) -> dict:
+  """Runs x steps per second of each group size, in a shared batch order and in each run's own."""
+  train = input_pipeline.load_split(data_dir, 'train', config.max_len)
+  rows = []
   for runs in sizes:
     shared, own = epoch_widths(train, config, runs)
-    seconds = {w: run_plan.time_group_step(config, runs, train, int(w), FLAGS.steps)[1] for w in set(shared) | set(own)}
-    rates = [runs * len(w) / sum(seconds[x] for x in w) for w in (shared, own)]
-    base = base or rates[0]
-    along = dict(sharding.group_mesh(runs).shape)['runs']
-    print(f'| {runs} | {along} | {rates[0]:.1f} | {rates[0] / base:.2f}x | {rates[1]:.1f} | {rates[1] / base:.2f}x |',
-          flush=True)
+    seconds = {w: run_plan.time_group_step(config, runs, train, int(w), steps)[1] for w in set(shared) | set(own)}
+    shared_rate, own_rate = (runs * len(w) / sum(seconds[x] for x in w) for w in (shared, own))
+    rows.append({'runs': runs, 'devices_along_runs': dict(sharding.group_mesh(runs).shape)['runs'],
+                 'shared_order': shared_rate, 'own_orders': own_rate})
+  return {'model': config.model, 'hidden': config.hidden, 'depth': config.depth, 'batch': config.batch_size,
+          'devices': jax.device_count(), 'platform': jax.devices()[0].platform, 'rows': rows}
 
 
-if __name__ == '__main__':
-  app.run(main)
+def run(config) -> dict:
+  require(data_dir=FLAGS.data_dir)
+  return measure(config, FLAGS.data_dir, [int(s) for s in FLAGS.sizes], FLAGS.steps)
+
+
+def table(result: dict) -> str:
+  base = result['rows'][0]['shared_order']
+  lines = [f"{result['devices']} {result['platform'].upper()} devices; {result['model']}, hidden {result['hidden']}, "
+           f"depth {result['depth']}, batch {result['batch']} per run", '',
+           '| runs | devices along runs | shared order: runs x steps/s | speed-up | own orders: runs x steps/s '
+           '| speed-up |', '|---|---|---|---|---|---|']
+  for r in result['rows']:
+    lines.append(f"| {r['runs']} | {r['devices_along_runs']} | {r['shared_order']:.1f} | "
+                 f"{r['shared_order'] / base:.2f}x | {r['own_orders']:.1f} | {r['own_orders'] / base:.2f}x |")
+  return '\n'.join(lines)

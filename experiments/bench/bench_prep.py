@@ -1,6 +1,6 @@
 """Preprocessing throughput: the pipeline with 1 and N workers vs. a bare pretty_midi parse.
 
-  python -m experiments.bench.bench_prep --midi_dir data/midi --out bench_prep.json
+  vrash-bench prep --midi_dir data/midi [--worker_counts 1,2] [--out bench_prep.json]
 
 Prints a Markdown table and writes the figures as JSON. The "process" column is the
 parallel parsing/normalization stage alone; "total" adds the TFDS build and the reports.
@@ -10,7 +10,6 @@ time the hypervisor gave our virtual CPUs to other guests ("steal").
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import resource
@@ -18,15 +17,14 @@ import tempfile
 import time
 import warnings
 
-from absl import app, flags
+from absl import flags
 
-from data_prep import prep
-from data_prep.process import PrepOptions
+from vrash_jax.errors import require
 
 FLAGS = flags.FLAGS
+DEFAULTS: dict = {}
 flags.DEFINE_string('midi_dir', None, 'Folder of MIDI files (e.g. the output of vrash-corpus).')
 flags.DEFINE_list('worker_counts', ['1', '2'], 'Worker counts to measure.')
-flags.DEFINE_string('out', 'bench_prep.json', 'Where the JSON figures go.')
 
 
 def bare_parse_seconds(paths: list[str]) -> float:
@@ -60,6 +58,10 @@ def cpu_seconds() -> dict[str, float]:
 
 
 def measure(midi_dir: str, worker_counts: list[int]) -> dict:
+  """The bare parse, then the pipeline with each worker count (the process stage, then the build)."""
+  from data_prep import prep
+  from data_prep.process import PrepOptions
+
   paths = [p for p, _ in prep.list_midi_files(midi_dir)]
   rows = [{'mode': 'bare pretty_midi parse, 1 process', 'seconds': bare_parse_seconds(paths)}]
   for workers in worker_counts:
@@ -79,7 +81,8 @@ def measure(midi_dir: str, worker_counts: list[int]) -> dict:
 
 def table(result: dict) -> str:
   bare = result['rows'][0]['seconds']
-  lines = ['| mode | process s | total s | files/s | total / bare | process stage: parent CPU s, '
+  lines = [f"{result['files']} files, {result['cpu_count']} cores", '',
+           '| mode | process s | total s | files/s | total / bare | process stage: parent CPU s, '
            'machine busy CPU s, steal s |', '|---|---|---|---|---|---|']
   for r in result['rows']:
     process, cpu = '-', '-'
@@ -91,14 +94,7 @@ def table(result: dict) -> str:
   return '\n'.join(lines)
 
 
-def main(argv: list[str]) -> None:
-  del argv
-  result = measure(FLAGS.midi_dir, [int(w) for w in FLAGS.worker_counts])
-  with open(FLAGS.out, 'w') as f:
-    json.dump(result, f, indent=2)
-  print(f"{result['files']} files, {result['cpu_count']} cores\n{table(result)}")
-
-
-if __name__ == '__main__':
-  flags.mark_flag_as_required('midi_dir')
-  app.run(main)
+def run(config) -> dict:
+  del config  # preprocessing needs no model
+  require(midi_dir=FLAGS.midi_dir)
+  return measure(FLAGS.midi_dir, [int(w) for w in FLAGS.worker_counts])

@@ -1,34 +1,25 @@
 """Reading a prepared dataset: our numpy reader against TFDS's own (TensorFlow).
 
-  python -m experiments.bench.bench_read --data_dir DATA [--repeats 3]
+  vrash-bench read --data_dir DATA [--repeats 5]
 
 Times every split read into padded arrays by `input_pipeline.load_split` (TFRecord framing,
 checksums, Example protos; uncached) and, when TensorFlow is installed, the same examples read
 by `tfds.builder_from_directory(...).as_dataset(split)` in batches of 4096 (how the package read
-them before it could without TensorFlow). Prints a Markdown table: the median of `--repeats`.
+them before it could without TensorFlow). Prints a Markdown table: the median of `--repeats`
+(the first read of each, untimed, warms the file cache alike).
 """
 from __future__ import annotations
 
 import importlib.util
-import statistics
-import time
 
-from absl import app, flags
+from absl import flags
 
 from vrash_jax import input_pipeline
+from vrash_jax.errors import require
+from vrash_jax.study import step_timing
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string('data_dir', None, 'A dataset prepared by vrash-prep.', required=True)
-flags.DEFINE_integer('repeats', 3, 'Timings per reader; the median is reported.', lower_bound=1)
-
-
-def seconds(fn, repeats: int) -> float:
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+FLAGS = flags.FLAGS  # --data_dir and --repeats: the harness's
+DEFAULTS: dict = {}
 
 
 def read_ours(data_dir: str) -> int:
@@ -43,18 +34,22 @@ def read_tfds(data_dir: str) -> int:
              for c in builder.as_dataset(split=s).padded_batch(4096).as_numpy_iterator())
 
 
-def main(argv: list[str]) -> None:
-  del argv
-  rows = [('vrash_jax.input_pipeline (numpy)', read_ours)]
+def run(config) -> dict:
+  del config  # reading needs no model
+  require(data_dir=FLAGS.data_dir)
+  readers = [('vrash_jax.input_pipeline (numpy)', read_ours)]
   if importlib.util.find_spec('tensorflow') is not None:
     read_tfds(FLAGS.data_dir)  # TensorFlow's import and first graph are not the reader's cost
-    rows.append(('tfds as_dataset, padded_batch(4096) (TensorFlow)', read_tfds))
+    readers.append(('tfds as_dataset, padded_batch(4096) (TensorFlow)', read_tfds))
   examples = read_ours(FLAGS.data_dir)
-  print(f'{examples} examples in {FLAGS.data_dir}\n\n| reader | seconds | examples/s |\n|---|---|---|')
-  for name, fn in rows:
-    s = seconds(lambda fn=fn: fn(FLAGS.data_dir), FLAGS.repeats)
-    print(f'| {name} | {s:.2f} | {examples / s:,.0f} |', flush=True)
+  rows = [{'reader': name, 'seconds': step_timing.median_seconds(lambda fn=fn: fn(FLAGS.data_dir), FLAGS.repeats)}
+          for name, fn in readers]
+  return {'data_dir': FLAGS.data_dir, 'examples': examples, 'rows': rows}
 
 
-if __name__ == '__main__':
-  app.run(main)
+def table(result: dict) -> str:
+  lines = [f"{result['examples']} examples in {result['data_dir']}", '', '| reader | seconds | examples/s |',
+           '|---|---|---|']
+  for r in result['rows']:
+    lines.append(f"| {r['reader']} | {r['seconds']:.2f} | {result['examples'] / r['seconds']:,.0f} |")
+  return '\n'.join(lines)

@@ -1,17 +1,16 @@
 """Sampling throughput: the jit-compiled scan sampler vs. per-note Python loops.
 
-  python -m experiments.bench.bench_sample --model vrash --batches 1,256 --length 64 --out bench_sample.json
+  vrash-bench sample [--model vrash] [--batches 1,256] [--config.max_len=64] [--out bench_sample.json]
 
 Three ways to draw the same melodies with the same (untrained) parameters:
   scan         `Sampler.sample`: one compiled program, a `lax.scan` over notes;
   loop_jit     a Python loop calling the compiled one-note step (one dispatch per note);
   loop_eager   a Python loop calling the same step without jit (op-by-op, the naive way).
-Each is timed warm (compilation excluded), median of `--repeats`. Prints a Markdown table and
-writes the figures as JSON.
+Each draws `max_len` notes (64 unless overridden) from the base config's model, timed warm
+(compilation excluded), median of `--repeats`. Prints a Markdown table, then the figures as JSON.
 """
 from __future__ import annotations
 
-import json
 import platform
 import time
 
@@ -19,21 +18,13 @@ import jax
 import jax.numpy as jnp
 from absl import flags
 
-from experiments import launcher
-from experiments.bench import timing
-from experiments.configs import MODELS, model_config
 from vrash_jax import models, notes, train_state
-from vrash_jax.errors import exit_on_user_error
 from vrash_jax.melodist import Sampler
+from vrash_jax.study import step_timing
 
 FLAGS = flags.FLAGS
-flags.DEFINE_enum('model', 'vrash', list(MODELS), 'Which architecture.')
+DEFAULTS = {'max_len': 64}  # notes per melody drawn
 flags.DEFINE_list('batches', ['1', '256'], 'Melodies drawn at once.')
-flags.DEFINE_integer('length', 64, 'Notes per melody.')
-flags.DEFINE_integer('hidden', 256, 'RHN state size.')
-flags.DEFINE_integer('depth', 3, 'RHN recurrence depth.')
-flags.DEFINE_integer('repeats', 3, 'Timings; the median is reported.')
-flags.DEFINE_string('out', 'bench_sample.json', 'Where the JSON figures go.')
 
 
 def sampling_modes(sampler: Sampler, params, meta: dict, z, rng: jax.Array, length: int) -> dict:
@@ -57,9 +48,9 @@ def sampling_modes(sampler: Sampler, params, meta: dict, z, rng: jax.Array, leng
   }
 
 
-def measure(model_name: str, batches: list[int], length: int, hidden: int, depth: int,
-            repeats: int) -> dict:
-  config = model_config(model_name, {'hidden': hidden, 'depth': depth})
+def measure(config, batches: list[int], repeats: int) -> dict:
+  """Melodies of `config.max_len` notes drawn in each mode, `batches` at once."""
+  length = config.max_len
   model = models.MelodyModel(config)
   sampler = Sampler(model)
   params = train_state.create_state(config, jax.random.key(0)).params
@@ -69,10 +60,10 @@ def measure(model_name: str, batches: list[int], length: int, hidden: int, depth
     z = sampler.prior(jax.random.key(1), num) if model.has_latent else None
     modes = sampling_modes(sampler, params, meta, z, jax.random.key(2), length)
     for mode, fn in modes.items():
-      seconds = timing.median_seconds(fn, repeats)
+      seconds = step_timing.median_seconds(fn, repeats)
       rows.append({'mode': mode, 'batch': num, 'seconds': seconds,
                    'notes_per_s': num * length / seconds})
-  return {'model': model_name, 'length': length, 'hidden': hidden, 'depth': depth, 'rows': rows,
+  return {'model': config.model, 'length': length, 'hidden': config.hidden, 'depth': config.depth, 'rows': rows,
           'device': jax.devices()[0].device_kind, 'machine': platform.platform(),
           'date': time.strftime('%Y-%m-%d')}
 
@@ -86,14 +77,5 @@ def table(result: dict) -> str:
   return '\n'.join(lines)
 
 
-@exit_on_user_error
-def main(argv: list[str]) -> None:
-  result = measure(FLAGS.model, [int(b) for b in FLAGS.batches], FLAGS.length, FLAGS.hidden,
-                   FLAGS.depth, FLAGS.repeats)
-  with open(FLAGS.out, 'w') as f:
-    json.dump(result, f, indent=1)
-  print(table(result))
-
-
-if __name__ == '__main__':
-  launcher.run(main)
+def run(config) -> dict:
+  return measure(config, [int(b) for b in FLAGS.batches], FLAGS.repeats)

@@ -1,8 +1,8 @@
 """Where a train step spends its time: a `jax.profiler` trace summed per compiled kernel.
 
-  python -m experiments.bench.profile_step --model vrash [--steps 10] [--top 30] [--trace_dir D]
+  vrash-bench profile [--model vrash] [--config.FIELD=VALUE ...] [--steps 10] [--top 30] [--trace_dir D]
 
-(--batch, --length, --hidden, --depth and --custom_backward as in `vrash-bench train`.)
+(The shape as in `vrash-bench train`: the base config's, 64 notes, unless overridden.)
 
 Traces `--steps` warm steps of the benchmark's synthetic batch and prints a Markdown table of
 the kernels (XLA thunks) that took the most time, per step: total ms, calls per step, output
@@ -21,12 +21,11 @@ import tempfile
 import jax
 from absl import flags
 
-from experiments import launcher
 from experiments.bench import bench_train
-from vrash_jax.errors import exit_on_user_error
+from experiments.bench.harness import PAPER_SHAPE
 
-FLAGS = flags.FLAGS  # --model, --batch, --length, --hidden, --depth, --steps and
-# --custom_backward are bench_train's flags.
+FLAGS = flags.FLAGS
+DEFAULTS = PAPER_SHAPE
 flags.DEFINE_integer('top', 30, 'Kernels to list.')
 flags.DEFINE_string('trace_dir', None, 'Where the trace goes (default: a new temporary folder).')
 
@@ -63,9 +62,8 @@ def describe(hlo: str, kernel: str) -> tuple[str, str]:
   return shape, op_name.group(1).replace('jit(train_step)/', '') if op_name else ''
 
 
-def profile(model: str, batch: int, length: int, hidden: int, depth: int, steps: int,
-            custom_backward: bool, trace_dir: str) -> list[dict]:
-  config = bench_train.bench_config(model, batch, length, hidden, depth, custom_backward)
+def profile(config, steps: int, trace_dir: str) -> list[dict]:
+  """Every kernel of `steps` traced warm steps, the slowest first."""
   compiled, state, data, rng, _ = bench_train.compiled_train_step(config)
   for _ in range(2):  # warm
     state, metrics = compiled(state, data, rng)
@@ -84,18 +82,17 @@ def profile(model: str, batch: int, length: int, hidden: int, depth: int, steps:
   return rows
 
 
-@exit_on_user_error
-def main(argv: list[str]) -> None:
+def run(config) -> dict:
   trace_dir = FLAGS.trace_dir or tempfile.mkdtemp(prefix='vrash-trace-')
-  rows = profile(FLAGS.model, FLAGS.batch, FLAGS.length, FLAGS.hidden, FLAGS.depth,
-                 FLAGS.steps, FLAGS.custom_backward, trace_dir)
-  print(f'trace: {trace_dir}; kernel time per step, summed over the worker threads; a while '
-        'row spans its whole loop, whose body kernels are listed too')
-  print('| ms/step | calls/step | kernel | shape | from |\n|---|---|---|---|---|')
-  for r in rows[:FLAGS.top]:
-    print(f"| {r['ms_per_step']:.2f} | {r['calls_per_step']:.0f} | {r['kernel']} | {r['shape']} "
-          f"| {r['op'][-80:]} |")
+  return {'trace_dir': trace_dir, 'steps': FLAGS.steps,
+          'kernels': profile(config, FLAGS.steps, trace_dir)[:FLAGS.top]}
 
 
-if __name__ == '__main__':
-  launcher.run(main)
+def table(result: dict) -> str:
+  lines = [f"trace: {result['trace_dir']}; kernel time per step, summed over the worker threads; a while "
+           'row spans its whole loop, whose body kernels are listed too', '',
+           '| ms/step | calls/step | kernel | shape | from |', '|---|---|---|---|---|']
+  for r in result['kernels']:
+    lines.append(f"| {r['ms_per_step']:.2f} | {r['calls_per_step']:.0f} | {r['kernel']} | {r['shape']} "
+                 f"| {r['op'][-80:]} |")
+  return '\n'.join(lines)

@@ -1,6 +1,6 @@
 """`vrash-bench suite`: what a machine does with our train step, in one command.
 
-  vrash-bench suite [--shapes small,large] [--models lm,vrash] [--dtypes float32,bfloat16]
+  vrash-bench suite [--shapes small,large] [--models lm,vrash] [--dtypes float32,bfloat16] [--config.X=Y]
       [--peers eager,compile,reduce_overhead] [--peer_dtypes float32] [--budget_s 360]
       [--out_dir bench_suite] [--steps 10] [--repeats 5] [--peer_timeout_s 600]
 
@@ -8,8 +8,9 @@ First, in one process: the dense matmul peak in each dtype and our train step (s
 batches) for every model x shape x dtype. Then, when torch is installed, the PyTorch peer of
 VRASH at each shape in each mode, each in a process of its own on the same device (JAX and
 PyTorch never hold one device's memory together), time-boxed: a peer that has not finished
-when its share of `--budget_s` is spent is reported as such. Writes OUT_DIR/suite.md (the
-table) and OUT_DIR/suite.json, and prints the table.
+when its share of `--budget_s` is spent is reported as such. `--config.*` overrides apply to
+every row but the shape and dtype. Writes OUT_DIR/suite.md (the table) and OUT_DIR/suite.json,
+and prints the table.
 """
 from __future__ import annotations
 
@@ -24,9 +25,12 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from experiments.bench import bench_train
+from experiments.bench import bench_train, harness
+from experiments.configs import model_config
 
 FLAGS = flags.FLAGS
+DEFAULTS: dict[str, Any] = {}
+DEVICES = 1  # this process never starts JAX: ours and the peers run in processes of their own
 SHAPES = {'small': (64, 64, 256, 3), 'large': (256, 128, 1024, 5)}  # batch, notes, hidden, depth
 DEFAULT_PEERS = ('eager', 'compile', 'reduce_overhead')
 NAMES = {'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH'}
@@ -50,7 +54,7 @@ def parse_shape(text: str) -> tuple[int, int, int, int]:
 
 
 def measure_ours(shapes: Sequence[tuple[int, ...]], models: Sequence[str], dtypes: Sequence[str], steps: int,
-                 repeats: int, path: str) -> None:
+                 repeats: int, path: str, overrides: dict[str, Any] | None = None) -> None:
   """Our half of the suite (run in a process of its own): rewrites `path` after every figure,
   so that a process stopped by the budget leaves what it measured."""
   import jax
@@ -72,8 +76,9 @@ def measure_ours(shapes: Sequence[tuple[int, ...]], models: Sequence[str], dtype
       for dtype in dtypes:
         row = {'implementation': 'vrash_jax', 'model': model, 'shape': [batch, notes, hidden, depth], 'dtype': dtype}
         try:
-          result = bench_train.measure(model, batch, notes, hidden, depth, steps, repeats, dtype,
-                                       peak_flops=out['matmul_peak_tflops'][dtype] * 1e12)
+          config = model_config(model, {**(overrides or {}), 'batch_size': batch, 'max_len': notes,
+                                        'hidden': hidden, 'depth': depth, 'dtype': dtype})
+          result = bench_train.measure(config, steps, repeats, peak_flops=out['matmul_peak_tflops'][dtype] * 1e12)
           row.update({k: result[k] for k in ('compile_s', 'step_s', 'notes_per_s', 'fraction_of_peak')})
         except Exception as e:  # e.g. out of memory: the suite goes on and says so
           row['status'] = f'failed: {type(e).__name__}: {str(e)[:200]}'
@@ -81,10 +86,11 @@ def measure_ours(shapes: Sequence[tuple[int, ...]], models: Sequence[str], dtype
         save()
 
 
-def run_ours(shapes, models, dtypes, steps: int, repeats: int, timeout_s: float, path: str) -> dict[str, Any]:
+def run_ours(shapes, models, dtypes, steps: int, repeats: int, timeout_s: float, path: str,
+             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
   """`measure_ours` in a child process; what it measured, and which figures it did not reach."""
   code = (f'from experiments.bench import suite; suite.measure_ours({list(shapes)!r}, {list(models)!r}, '
-          f'{list(dtypes)!r}, {steps}, {repeats}, {path!r})')
+          f'{list(dtypes)!r}, {steps}, {repeats}, {path!r}, {dict(overrides or {})!r})')
   status = None
   try:
     done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout_s)
@@ -104,11 +110,11 @@ def run_ours(shapes, models, dtypes, steps: int, repeats: int, timeout_s: float,
 
 
 def run_suite(shapes, models, dtypes, peers, peer_dtypes, steps: int, repeats: int, budget_s: float,
-              peer_timeout_s: float, out_dir: str) -> dict[str, Any]:
+              peer_timeout_s: float, out_dir: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
   """Every figure of the suite, within `budget_s` seconds; writes suite.json and suite.md."""
   started = time.perf_counter()
   os.makedirs(out_dir, exist_ok=True)
-  result = run_ours(shapes, models, dtypes, steps, repeats, budget_s, os.path.join(out_dir, 'ours.json'))
+  result = run_ours(shapes, models, dtypes, steps, repeats, budget_s, os.path.join(out_dir, 'ours.json'), overrides)
   result.update(date=time.strftime('%Y-%m-%d'), machine=platform.platform(), budget_s=budget_s,
                 torch=None, peers_note='')
   if not peers:
@@ -176,8 +182,9 @@ def table(result: dict[str, Any]) -> str:
   return '\n'.join(lines)
 
 
-def main(argv: list[str]) -> None:
-  del argv
+def run(config) -> dict[str, Any]:
+  """The suite with the flags given; `config` is checked, and its `--config.*` overrides apply."""
+  del config
   peers = FLAGS.peers if FLAGS['peers'].present else list(DEFAULT_PEERS)
   for flag, given, allowed in (('peers', peers, bench_train.PEERS), ('models', FLAGS.models, NAMES),
                                ('dtypes', FLAGS.dtypes + FLAGS.peer_dtypes, ('float32', 'bfloat16'))):
@@ -186,6 +193,6 @@ def main(argv: list[str]) -> None:
       sys.exit(f'--{flag}: unknown {unknown}; choose from {", ".join(allowed)}')
   result = run_suite([parse_shape(s) for s in FLAGS.shapes], FLAGS.models, FLAGS.dtypes, peers,
                      FLAGS.peer_dtypes, FLAGS.steps, FLAGS.repeats, FLAGS.budget_s, FLAGS.peer_timeout_s,
-                     FLAGS.out_dir)
-  print(table(result), flush=True)
+                     FLAGS.out_dir, harness.overrides())
   print(f"written: {os.path.join(FLAGS.out_dir, 'suite.md')}, {os.path.join(FLAGS.out_dir, 'suite.json')}")
+  return result

@@ -210,7 +210,8 @@ def main(argv: list[str]) -> None:
   """The peer alone, in its own process (the suite time-boxes it): one JSON line."""
   import argparse
 
-  from experiments.bench.bench_train import bench_config, synthetic_batch
+  from experiments.bench.harness import shape_config
+  from vrash_jax.study.step_timing import synthetic_batch
 
   parser = argparse.ArgumentParser(prog='python -m experiments.bench.torch_peer')
   for name, default in (('batch', 64), ('length', 64), ('hidden', 256), ('depth', 3), ('steps', 10),
@@ -221,7 +222,7 @@ def main(argv: list[str]) -> None:
   parser.add_argument('--device', default='cpu')
   parser.add_argument('--dtype', default='float32', choices=('float32', 'bfloat16'))
   a = parser.parse_args(argv)
-  config = bench_config(a.model, a.batch, a.length, a.hidden, a.depth, devices=1)
+  config = shape_config(a.model, a.batch, a.length, a.hidden, a.depth, devices=1)
   result = measure(config, synthetic_batch(a.batch, a.length), a.mode, a.steps, a.repeats, a.device, a.dtype)
   print(json.dumps({**result, 'torch': torch.__version__, 'device': a.device}), flush=True)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from typing import Any, Callable, Sequence
 
 import jax
@@ -32,6 +31,7 @@ from absl import logging
 
 from vrash_jax import evaluation, input_pipeline, sharding, train
 from vrash_jax.errors import PROGRESS
+from vrash_jax.study import step_timing
 from vrash_jax.study.rundir import RunDir
 from vrash_jax.train_state import create_state, purpose_rng
 
@@ -119,16 +119,9 @@ def group_stepper(config: ml_collections.ConfigDict, runs: int, train_arrays: di
 def time_group_step(config: ml_collections.ConfigDict, runs: int, train_arrays: dict[str, Any], width: int,
                     steps: int = 3) -> tuple[float, float]:
   """(first call seconds, i.e. compilation, warm step seconds) of the step of a group of `runs`
-  runs of `config` (as `train.Group` compiles it) on real training rows padded to `width`."""
-  step = group_stepper(config, runs, train_arrays, width)
-  start = time.perf_counter()
-  jax.block_until_ready(step())
-  first = time.perf_counter() - start
-  start = time.perf_counter()
-  for _ in range(steps):
-    metrics = step()
-  jax.block_until_ready(metrics)
-  return first, (time.perf_counter() - start) / steps
+  runs of `config` (as `train.Group` compiles it) on real training rows padded to `width`, timed
+  as the benchmarks time a step (`step_timing`)."""
+  return step_timing.time_steps(group_stepper(config, runs, train_arrays, width), steps)
 
 
 def mixes_seeds() -> bool:
@@ -180,10 +173,7 @@ def time_evaluation(config: ml_collections.ConfigDict, valid_arrays: dict[str, A
   rows = _host_rows(evaluation.eval_batch_size(config, mesh), len(valid_arrays['length']))
   batch = [input_pipeline.gather(valid_arrays, rows, width)]
   rng = purpose_rng(config.seed, 'eval')
-  evaluation.evaluate(state, batch, mesh, rng, config.valid_iw_samples)
-  start = time.perf_counter()
-  evaluation.evaluate(state, batch, mesh, rng, config.valid_iw_samples)
-  return time.perf_counter() - start
+  return step_timing.time_steps(lambda: evaluation.evaluate(state, batch, mesh, rng, config.valid_iw_samples), 1)[1]
 
 
 def measure_model(config: ml_collections.ConfigDict, runs: int, train_arrays: dict[str, Any],
