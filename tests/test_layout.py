@@ -140,3 +140,33 @@ def test_package_imports_no_jax(package):
   result = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, timeout=120, cwd=ROOT)
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip() == '[]'
+
+
+def picture_edges(name):
+  """The arrows (a, b) of the mermaid picture of docs/layout.md whose first node is `name`."""
+  text = open(os.path.join(ROOT, 'docs', 'layout.md')).read()
+  for block in text.split('```mermaid')[1:]:
+    lines = [line.strip() for line in block.split('```')[0].splitlines()]
+    edges = {tuple(line.split(' --> ')) for line in lines if ' --> ' in line}
+    if any(line.startswith(f'{name}[') or line == name for line in lines[2:3]):
+      return edges
+  raise AssertionError(f'no picture whose first node is {name}')
+
+
+def picture_room(module):
+  """The node of the house's picture a module belongs to."""
+  parts = module.split('.')
+  if parts[0] == 'experiments':
+    return 'bench' if parts[1:2] == ['bench'] else 'launchers'
+  if parts[0] == 'vrash_jax':
+    return parts[1] if len(parts) > 2 and parts[1] in ('study', 'report') else 'library'
+  return parts[0]
+
+
+def test_the_pictures_of_the_house_are_its_import_graph():
+  graph = import_graph(modules())
+  rooms = {(picture_room(m), picture_room(d)) for m, deps in graph.items() for d in deps}
+  assert picture_edges('launchers') == {(a, b) for a, b in rooms if a != b}
+  study = {(m.split('.')[-1], d.split('.')[-1]) for m, deps in graph.items() for d in deps
+           if m.startswith('vrash_jax.study.') and d.startswith('vrash_jax.study.')}
+  assert picture_edges('sweep') == study

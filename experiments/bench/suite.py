@@ -27,13 +27,14 @@ from absl import flags
 
 from experiments.bench import bench_train, harness
 from experiments.configs import model_config
+from vrash_jax.config_rules import MODEL_SPECS
 
 FLAGS = flags.FLAGS
 DEFAULTS: dict[str, Any] = {}
 DEVICES = 1  # this process never starts JAX: ours and the peers run in processes of their own
 SHAPES = {'small': (64, 64, 256, 3), 'large': (256, 128, 1024, 5)}  # batch, notes, hidden, depth
 DEFAULT_PEERS = ('eager', 'compile', 'reduce_overhead')
-NAMES = {'lm': 'LM', 'vae': 'VAE', 'vrash': 'VRASH'}
+NAMES = {m: s.shown_as for m, s in MODEL_SPECS.items() if not s.attention}  # the RHN models: FLOPs are counted for them
 flags.DEFINE_list('shapes', list(SHAPES), 'Shapes: small, large, or BATCHxNOTESxHIDDENxDEPTH.')
 flags.DEFINE_list('models', ['lm', 'vrash'], 'Models of our train step.')
 flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Compute dtypes of our train step.')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vrash_jax.config_rules import PAPER_MODELS
 from vrash_jax.report import answer, claims_sections
 from vrash_jax.report.blocks import NAMES, PAPER_CE, Checklist, Section, Table, Verdicts
 
@@ -26,7 +27,7 @@ def _seconds(run: dict[str, Any], part: str) -> str:
 def target_check(results: dict[str, Any]) -> Checklist:
   """The issue's target, criterion by criterion, with the numbers."""
   m = results['models']
-  if not all(k in m for k in ('lm', 'vae', 'vrash')):
+  if not all(k in m for k in PAPER_MODELS):
     return Checklist([(False, '(the target needs lm, vae and vrash)')])
   ce = {k: m[k]['ce_total']['mean'] for k in m}
   untrained = min(results['untrained'][k]['ce_total'] for k in m)
