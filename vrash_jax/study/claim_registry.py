@@ -97,7 +97,7 @@ def separates_styles(measured: Measured, model: str) -> dict[str, str]:
 
 def judge(measured: Measured, models: Sequence[str]) -> list[dict[str, str]]:
   """Every registered claim's verdict on each model tuple it is judged on, in registry order."""
-  return [c.judge(measured, *tuple_) for c in CLAIMS for tuple_ in c.over(models)]
+  return [c.judge(measured, *names) for c in CLAIMS for names in c.over(models)]
 
 
 def measure_claims(study: Study, results: Mapping[str, Any], stages: Stages | None = None) -> dict[str, Any]:
