@@ -52,6 +52,8 @@ def test_each_claim_is_judged_on_the_models_the_study_has():
       ('separates_styles', ('vrash',))]
   assert len(judged(('lm', 'vae', 'vrash', 'tlm', 'tvrash'))) == 11  # the transformer pair adds 4
   assert judged(('tlm',)) == [('more_structure_at_the_datas_diversity', ())]
+  transformers = judged(('tlm', 'tvrash'))  # the pair alone, without the paper's LM and VRASH
+  assert ('helps_more_on_longer_melodies', ('tlm', 'tvrash')) in transformers and len(transformers) == 5
 
 
 def test_a_registered_claim_is_judged_after_the_others_with_what_was_measured(monkeypatch):
