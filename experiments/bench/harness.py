@@ -40,16 +40,18 @@ def bench_config(defaults: dict[str, Any], model: str | None = None, devices: in
   """The model's config (`--model` unless given) with the benchmark's `defaults`, then the
   `--config.*` overrides, checked like a training run's over `devices` (by default every device
   JAX sees; the PyTorch peer passes 1 so that JAX never starts)."""
-  config = model_config(model or FLAGS.model, {**defaults, **overrides()})
-  config_rules.validate(config, devices=devices or jax.device_count())
-  return config
+  return _checked(model or FLAGS.model, {**defaults, **overrides()}, devices)
 
 
 def shape_config(model: str, batch: int, length: int, hidden: int, depth: int, dtype: str = 'float32',
                  custom_backward: bool = True, devices: int | None = None) -> ml_collections.ConfigDict:
   """The model's config at one shape (the suite's rows, the PyTorch peer's), checked."""
-  config = model_config(model, {'batch_size': batch, 'max_len': length, 'hidden': hidden, 'depth': depth,
-                                'dtype': dtype, 'custom_backward': custom_backward})
+  return _checked(model, {'batch_size': batch, 'max_len': length, 'hidden': hidden, 'depth': depth,
+                          'dtype': dtype, 'custom_backward': custom_backward}, devices)
+
+
+def _checked(model: str, fields: dict[str, Any], devices: int | None) -> ml_collections.ConfigDict:
+  config = model_config(model, fields)
   config_rules.validate(config, devices=devices or jax.device_count())
   return config
 

@@ -23,8 +23,8 @@ def outcome(step, steps_run, stopped_by=None, **seconds):
 
 
 def test_a_record_adds_up_sittings_and_round_trips_through_run_json(where):
-  folder = RunDir.of(where, 'vrash-fb0.5', 1)
-  assert folder.name == 'vrash-fb0.5-seed1' and folder.path == run_path(where, 'vrash-fb0.5', 1)
+  folder = RunDir(run_path(where, 'vrash-fb0.5', 1))
+  assert folder.name == 'vrash-fb0.5-seed1' and folder.path == f'{where}/runs/vrash-fb0.5-seed1'
   assert folder.record() == RunRecord() and folder.reached_step() == 0 and not folder.saturated()
   first = folder.record().after(outcome(4, 4, 'SIGTERM', compilation=2.0, total=5.0), 6.0, ['vrash-fb0.5-seed1', 'x'])
   folder.write(first)
@@ -40,7 +40,7 @@ def test_a_record_adds_up_sittings_and_round_trips_through_run_json(where):
 
 
 def test_the_step_reached_is_the_newest_finished_checkpoint_and_metrics_come_by_split(where):
-  folder = RunDir.of(where, 'lm', 0)
+  folder = RunDir(run_path(where, 'lm', 0))
   for step in ('4', '8', '12.orbax-checkpoint-tmp-3'):  # a save cut short is no step
     storage.write_text(storage.join(folder.path, 'checkpoints', step, 'marker'), '')
   assert folder.reached_step() == 8
@@ -53,7 +53,7 @@ def test_the_step_reached_is_the_newest_finished_checkpoint_and_metrics_come_by_
 
 
 def test_a_run_json_that_is_not_a_record_is_a_clear_error(tmp_path):
-  folder = RunDir.of(str(tmp_path), 'lm', 0)
+  folder = RunDir(run_path(str(tmp_path), 'lm', 0))
   os.makedirs(folder.path)
   for text in ('{"train_wall_s": 1', '[1, 2]'):
     storage.write_text(os.path.join(folder.path, RECORD), text)

@@ -8,7 +8,7 @@ difference counts only when the 95% confidence intervals over seeds do not overl
 from __future__ import annotations
 
 import collections
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -115,7 +115,7 @@ def repetition_claim(summary: Mapping[str, Any], language: str = 'lm', latent: s
                  f"{vrash['loop_share']['mean']:.2f}")
   # Holds at every temperature, or fails somewhere while holding nowhere; else mixed.
   overall = 1 if all(s > 0 for s in signs) else -1 if min(signs) < 0 and max(signs) <= 0 else 0
-  t = _read_at(summary[language])
+  t = read_at(summary[language])
   headline = (f"repeated-note rate at T={t}: {MODEL_NAMES[language]} "
               f"{summary[language][t]['repeated_note_rate']['mean']:.3f}, {MODEL_NAMES[latent]} "
               f"{summary[latent][t]['repeated_note_rate']['mean']:.3f}")
@@ -124,8 +124,10 @@ def repetition_claim(summary: Mapping[str, Any], language: str = 'lm', latent: s
                  _seeds(summary, (language, latent)), headline)
 
 
-def _read_at(temperatures: Mapping[str, Any]) -> str:
-  """The temperature the paper's sample claims are read at: 1.0 when sampled, else the hottest."""
+def read_at(temperatures: Iterable[str]) -> str:
+  """The temperature the paper's sample claims are read at (of those sampled, as strings): 1.0,
+  the model's own distribution, when sampled, else the hottest."""
+  temperatures = list(temperatures)
   return '1.0' if '1.0' in temperatures else max(temperatures, key=float)
 
 

@@ -216,10 +216,8 @@ class Measured:
 
   @property
   def hottest(self) -> str:
-    """The temperature the paper's claims on samples are read at: 1.0 (the model's own
-    distribution) where sampled, else the hottest."""
-    temperatures = self.study.plan.temperatures
-    return '1.0' if 1.0 in temperatures else str(max(temperatures))
+    """The temperature the paper's claims on samples are read at (`claims.read_at`)."""
+    return claims.read_at(str(t) for t in self.study.plan.temperatures)
 
   @functools.cached_property
   def data_cut(self) -> list[note_schema.Track]:

@@ -42,10 +42,6 @@ class RunDir:
   """A run's folder: WORKDIR/runs/<name>-seed<seed>."""
   path: str
 
-  @classmethod
-  def of(cls, workdir: str, name: str, seed: int) -> RunDir:
-    return cls(run_path(workdir, name, seed))
-
   @property
   def name(self) -> str:
     return os.path.basename(self.path.rstrip('/'))
