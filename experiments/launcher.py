@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import traceback
-from typing import Callable
+from typing import Any, Callable
 
 import ml_collections
 from absl import app, flags, logging
@@ -97,6 +97,32 @@ def config_file_error(config_arg: str, error: Exception) -> str:
            if path and os.path.abspath(frame.filename) == os.path.abspath(path)]
   where = f', line {lines[-1]}' if lines else ''
   return f'--config {config_arg}{where}: {type(error).__name__}: {what}'
+
+
+def define_once(define: Callable[..., Any], name: str, *args: Any, **kwargs: Any) -> None:
+  """`define(name, ...)` unless a flag of that name exists: launchers that share a flag (such as
+  --data_dir) may be imported into one process (the tests import them all)."""
+  if name not in FLAGS:
+    define(name, *args, **kwargs)
+
+
+def define_host_flags() -> None:
+  """--distributed and the flags that join a multi-host job (a launcher that trains defines them;
+  once per process, which may import several launchers)."""
+  if 'distributed' in FLAGS:
+    return
+  flags.DEFINE_bool('distributed', False, 'Join a multi-host job: run the same command on every host '
+                    '(auto-detected on TPU pods; elsewhere give the three flags below).')
+  flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-host, not TPU).')
+  flags.DEFINE_integer('num_processes', None, 'How many processes take part (multi-host).')
+  flags.DEFINE_integer('process_id', None, 'This process\'s index (multi-host).')
+
+
+def join_hosts() -> None:
+  """Joins the multi-host job the flags of `define_host_flags` name, if they name one."""
+  if FLAGS.distributed or FLAGS.coordinator_address:
+    from vrash_jax import sharding
+    sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
 
 
 def quiet_library_logs() -> None:

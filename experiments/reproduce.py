@@ -13,6 +13,9 @@ prepared with the same options, trained runs.
   CPU, the 6 Transformer runs add to that.
 * paper: the whole corpus and the base configs (hidden 256, depth 3, 20k steps); meant for a
   GPU or TPU (see README for its cost).
+
+On a pod slice: `--distributed --data_dir gs://B/data --workdir gs://B/W` on every worker, with a
+dataset prepared for the preset (see docs/accelerators.md).
 """
 from __future__ import annotations
 
@@ -115,24 +118,40 @@ PREP_MODULES = ('music21', 'tensorflow', 'tensorflow_datasets')  # the `prep` ex
 LOG = 'reproduce.log'  # in the workdir: every line, the console's and the library's
 
 
-def dataset_matches(midi_dir: str, data_dir: str, options: Any) -> bool:
-  """Whether DATA_DIR holds a dataset this version reads, prepared with `options` from as many
-  MIDI files as MIDI_DIR holds now."""
+def prepared_stats(data_dir: str, options: Any) -> dict[str, Any] | None:
+  """DATA_DIR's stats.json (local or gs://) if it holds a dataset this version reads, prepared
+  with `options`; else None."""
   from vrash_jax import input_pipeline
 
-  stats_path = os.path.join(data_dir, 'stats.json')
-  if not os.path.isfile(stats_path):
-    return False
-  with open(stats_path) as f:
-    stats = json.load(f)
-  files = sum(f.endswith(('.mid', '.midi')) for _, _, fs in os.walk(midi_dir) for f in fs)
-  if stats.get('options') != dataclasses.asdict(options) or stats.get('files_total') != files:
-    return False
+  stats_path = storage.join(data_dir, 'stats.json')
+  if not storage.path(stats_path).is_file():
+    return None
+  stats = json.loads(storage.read_text(stats_path))
+  if stats.get('options') != dataclasses.asdict(options):
+    return None
   try:
     input_pipeline.dataset_info(data_dir)
   except VrashError:
-    return False
-  return True
+    return None
+  return stats
+
+
+def dataset_matches(midi_dir: str, data_dir: str, options: Any) -> bool:
+  """Whether DATA_DIR holds a dataset this version reads, prepared with `options` from as many
+  MIDI files as MIDI_DIR holds now."""
+  stats = prepared_stats(data_dir, options)
+  files = sum(f.endswith(('.mid', '.midi')) for _, _, fs in os.walk(midi_dir) for f in fs)
+  return stats is not None and stats.get('files_total') == files
+
+
+def check_prepared(data_dir: str, preset_name: str) -> None:
+  """Refuses a --data_dir that does not hold a dataset prepared with the preset's options."""
+  from data_prep.process import PrepOptions
+
+  if prepared_stats(data_dir, PrepOptions(**PRESETS[preset_name].prep)) is None:
+    raise VrashError(f'--data_dir {data_dir} holds no dataset prepared for --preset {preset_name} (its stats.json '
+                     f'must list the preset\'s options): run `vrash-reproduce --preset {preset_name} --plan_only` '
+                     'where the prep extra is installed, and copy its WORKDIR/data there')
 
 
 def corpus_done(midi_dir: str, works_per_collection: int) -> bool:
@@ -173,12 +192,15 @@ def prepare_data(midi_dir: str, data_dir: str, preset: Preset, workers: int | No
         str(stats['examples'][k]) for k in ('train', 'valid', 'test')))
 
 
-def checked(preset_name: str, workdir: str, soundfont: str | None) -> tuple[Preset, Any]:
+def checked(preset_name: str, workdir: str, soundfont: str | None, data_dir: str | None = None
+            ) -> tuple[Preset, Any]:
   """The preset and its `config_for`, once the preset, the workdir, the SoundFont and every run's
   config are valid: nothing is written before."""
   if preset_name not in PRESETS:
     raise VrashError(f'--preset must be one of {", ".join(PRESETS)}, not {preset_name!r}')
-  storage.require_local(workdir, '--workdir')
+  if data_dir is None:
+    storage.require_local(workdir, '--workdir', 'the data stages write the corpus and the dataset there with '
+                          'local tools; give --data_dir, a dataset prepared with this preset (in the bucket)')
   if soundfont:
     from vrash_jax.report import audio
     audio.check_soundfont(soundfont)
@@ -192,16 +214,23 @@ def checked(preset_name: str, workdir: str, soundfont: str | None) -> tuple[Pres
 
 
 def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundfont: str | None = None,
-              plan_only: bool = False, group_size: int = 0) -> dict[str, Any] | None:
+              plan_only: bool = False, group_size: int = 0, data_dir: str | None = None,
+              folder: str | None = None) -> dict[str, Any] | None:
   """Every stage of a preset in WORKDIR (each reused when an earlier sitting finished it), its
   runs in groups of up to `group_size` (0: see `run_plan.group_size`); with `plan_only`, the
-  data stages and then the sweep's plan only."""
-  preset, config_for = checked(preset_name, workdir, soundfont)
-  midi_dir, data_dir = os.path.join(workdir, 'midi'), os.path.join(workdir, 'data')
+  data stages and then the sweep's plan only. With `data_dir` (local or gs://) the data stages
+  are that dataset's, prepared with the preset; the report's files go to `folder` (see
+  `sweep.report_folder`; by default the workdir, then local)."""
+  preset, config_for = checked(preset_name, workdir, soundfont, data_dir)
   stages = Stages(('data',) + STAGES + ('report',))
-  stages.begin('data', f'the default corpus ({preset.works_per_collection or "all"} works of each collection), '
-                       'then the dataset')
-  prepare_data(midi_dir, data_dir, preset, workers)
+  if data_dir is None:
+    data_dir = os.path.join(workdir, 'data')
+    stages.begin('data', f'the default corpus ({preset.works_per_collection or "all"} works of each collection), '
+                         'then the dataset')
+    prepare_data(os.path.join(workdir, 'midi'), data_dir, preset, workers)
+  else:
+    stages.begin('data', f'the dataset in {data_dir}')
+    check_prepared(data_dir, preset_name)
 
   import jax
 
@@ -212,10 +241,10 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundf
   if plan_only:
     sweep.plan_sweep(study)
     return None
-  results = sweep.run_sweep(study, stages)
+  results = sweep.run_sweep(study, stages, folder)
   if jax.process_index() == 0:
     stages.begin('report', 'results.md, figures, piano rolls and audio, results.html')
-    render.write_report(results, workdir, soundfont)
+    render.write_report(results, folder or workdir, soundfont)
   seconds = stages.end()
   PROGRESS.info('reproduction (%s) took %.0f s: %s', preset_name, sum(seconds.values()),
                 ', '.join(f'{name} {s:.0f} s' for name, s in seconds.items()))
@@ -225,7 +254,8 @@ def reproduce(preset_name: str, workdir: str, workers: int | None = None, soundf
 FLAGS = flags.FLAGS
 flags.DEFINE_enum('preset', 'quick', list(PRESETS),
                   'quick (CPU, minutes), cpu (whole corpus, CPU, over an hour) or paper (GPU/TPU).')
-flags.DEFINE_string('workdir', None, 'Everything goes here (default runs/PRESET); re-running reuses it.')
+flags.DEFINE_string('workdir', None, 'Everything goes here (default runs/PRESET; gs:// with --data_dir); '
+                    're-running reuses it.')
 flags.DEFINE_integer('workers', None, 'Worker processes for the data stages (default: all cores).',
                      lower_bound=1)
 flags.DEFINE_bool('plan_only', False, 'Prepare the data, say the plan (runs, widths, a projected wall '
@@ -236,16 +266,27 @@ flags.DEFINE_integer('group_size', 0, 'Runs trained together (one jitted step ov
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 flags.DEFINE_bool('verbose', False, 'Show every log line on the console (they always go to WORKDIR/reproduce.log).')
+launcher.define_once(flags.DEFINE_string, 'data_dir', None, 'A dataset prepared with this preset (local or gs://; '
+                     'the `data` folder of an earlier reproduction): no data stages. Needed for a gs:// --workdir.')
+launcher.define_host_flags()
 
 
 @exit_on_user_error
 def main(argv: list[str]) -> None:
   launcher.quiet_library_logs()
   workdir = FLAGS.workdir or os.path.join('runs', FLAGS.preset)
-  checked(FLAGS.preset, workdir, FLAGS.soundfont)
-  launcher.study_console(os.path.join(workdir, LOG), FLAGS.verbose)
-  results = reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont, FLAGS.plan_only, FLAGS.group_size)
-  if results is None:
+  checked(FLAGS.preset, workdir, FLAGS.soundfont, FLAGS.data_dir)
+  if (FLAGS.distributed or FLAGS.coordinator_address) and not FLAGS.data_dir:
+    raise VrashError('on many hosts give --data_dir, a dataset prepared with the preset (each host would '
+                     'prepare its own in the workdir): see docs/accelerators.md')
+  launcher.join_hosts()
+  from vrash_jax.study import sweep
+  with sweep.report_folder(workdir) as folder:
+    launcher.study_console(os.path.join(folder, LOG), FLAGS.verbose)
+    results = reproduce(FLAGS.preset, workdir, FLAGS.workers, FLAGS.soundfont, FLAGS.plan_only, FLAGS.group_size,
+                        FLAGS.data_dir, folder)
+  import jax
+  if results is None or jax.process_index() != 0:
     return
   from vrash_jax.report import answer
   print(f'\n{answer.console_summary(results)}\n', flush=True)

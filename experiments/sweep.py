@@ -5,6 +5,9 @@ other rates; evaluates them on the test split, measures the paper's claims and w
 W/results.json, W/results.md, W/figure5.png, W/figure6.png, W/frontier.png, W/curves.png and
 W/results.html. `--config.FIELD=VALUE` overrides
 a field of every model's config (experiments/configs/{lm,vae,vrash,tlm,tvrash}.py).
+
+On a pod slice: the same command on every worker with `--distributed` (and DATA, W in a bucket):
+each group's runs spread over the hosts, and process 0 uploads the report's files when done.
 """
 import functools
 import os
@@ -18,8 +21,8 @@ from vrash_jax.config_rules import LANGUAGE_MODELS
 from vrash_jax.errors import VrashError, exit_on_user_error, require
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset.')
-flags.DEFINE_string('workdir', None, 'Runs, results and figures go here.')
+flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset (local or gs://).')
+flags.DEFINE_string('workdir', None, 'Runs, results and figures go here (local or gs://).')
 flags.DEFINE_list('models', list(MODELS), 'Which models to compare (tlm, tvrash: the Transformer LM and VRASH).')
 flags.DEFINE_list('seeds', ['0', '1', '2'], 'Seeds per model.')
 flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weighted NLL bound.', lower_bound=1)
@@ -37,6 +40,7 @@ flags.DEFINE_bool('plan_only', False, 'Say the plan (runs, widths, a projected w
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 flags.DEFINE_bool('verbose', False, 'Show every log line on the console (they always go to WORKDIR/sweep.log).')
+launcher.define_host_flags()
 
 
 def check_overrides(overrides: dict, models: list[str]) -> None:
@@ -83,11 +87,11 @@ def main(argv: list[str]) -> None:
     raise VrashError(f'--models must be a non-empty subset of {",".join(MODELS)} (unknown: {",".join(unknown)})')
   import jax
 
-  from vrash_jax import storage
   from vrash_jax.report import answer, audio, render
   from vrash_jax.study import sweep
   from vrash_jax.study.study import Study
   launcher.quiet_library_logs()
+  launcher.join_hosts()
   if FLAGS.soundfont:
     audio.check_soundfont(FLAGS.soundfont)
   overrides = config_flags.get_override_values(FLAGS['config'])
@@ -99,17 +103,18 @@ def main(argv: list[str]) -> None:
   study = Study(FLAGS.data_dir, FLAGS.workdir, config_for, tuple(FLAGS.models), seeds, plan, FLAGS.iw_samples,
                 FLAGS.num_samples, group_size=FLAGS.group_size)
   study.validate(devices=jax.device_count())  # every run's config is valid before any work
-  storage.require_local(FLAGS.workdir, 'a sweep\'s --workdir')
-  launcher.study_console(os.path.join(FLAGS.workdir, 'sweep.log'), FLAGS.verbose)
-  if FLAGS.plan_only:
-    sweep.plan_sweep(study)
-    return
-  results = sweep.run_sweep(study)
+  with sweep.report_folder(FLAGS.workdir) as folder:
+    launcher.study_console(os.path.join(folder, 'sweep.log'), FLAGS.verbose)
+    if FLAGS.plan_only:
+      sweep.plan_sweep(study)
+      return
+    results = sweep.run_sweep(study, folder=folder)
+    if jax.process_index() == 0:
+      render.write_report(results, folder, FLAGS.soundfont)
   if jax.process_index() == 0:
-    page = render.write_report(results, FLAGS.workdir, FLAGS.soundfont)
     print(f'\n{answer.console_summary(results)}\n', flush=True)
     print(f'tables: {os.path.join(FLAGS.workdir, "results.md")}', flush=True)
-    print(f'results page: {page}', flush=True)
+    print(f'results page: {os.path.join(FLAGS.workdir, "results.html")}', flush=True)
 
 
 def run() -> None:

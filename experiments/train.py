@@ -13,10 +13,7 @@ FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'A config file from experiments/configs/.')
 flags.DEFINE_string('data_dir', None, 'Folder holding the prepared vrash_midi dataset (local or gs://).')
 flags.DEFINE_string('workdir', None, 'Checkpoints and metrics go here (local or gs://); a run resumes from it.')
-flags.DEFINE_bool('distributed', False, 'Join a multi-host run (auto-detected on TPU pods).')
-flags.DEFINE_string('coordinator_address', None, 'host:port of process 0 (multi-host, not TPU).')
-flags.DEFINE_integer('num_processes', None, 'How many processes take part (multi-host).')
-flags.DEFINE_integer('process_id', None, 'This process\'s index (multi-host).')
+launcher.define_host_flags()
 
 
 def load_config() -> ml_collections.ConfigDict:
@@ -35,10 +32,9 @@ def main(argv: list[str]) -> None:
   require(data_dir=FLAGS.data_dir, workdir=FLAGS.workdir)
   config = load_config()
   config_rules.validate(config)  # before jax starts (train_and_evaluate adds the device count)
-  from vrash_jax import sharding, train  # after flag parsing: jax starts here
+  from vrash_jax import train  # after flag parsing: jax starts here
   launcher.quiet_library_logs()
-  if FLAGS.distributed or FLAGS.coordinator_address:
-    sharding.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  launcher.join_hosts()
   train.enable_compilation_cache(storage.join(FLAGS.workdir, 'jax_cache'))
   result = train.train_and_evaluate(config, FLAGS.data_dir, FLAGS.workdir)
   if not result['stopped_by']:

@@ -121,15 +121,28 @@ def test_what_writes_or_reads_local_files_only_refuses_a_bucket_by_name(gcs):
   from vrash_jax.report import render
   from vrash_jax.study import sweep
   from vrash_jax.study.study import Study
-  local_only = r"must be a local folder, not 'gs://vrash-test/sweep': it runs on one host"
+  local_only = r"must be a local folder, not 'gs://vrash-test/sweep': MIDI, figures and audio are written with local"
   with pytest.raises(VrashError, match="the report's folder " + local_only):
     render.write_report({}, f'{gcs}/sweep')
-  with pytest.raises(VrashError, match="the report's folder " + local_only):
-    render.rebuild(f'{gcs}/sweep')
-  with pytest.raises(VrashError, match="a sweep's --workdir " + local_only):
-    sweep.plan_sweep(Study(f'{gcs}/data', f'{gcs}/sweep', smoke.get_config, ('vrash',), (0,)))
+  with pytest.raises(VrashError, match="a sweep's --workdir must be a local folder, not 'gs://vrash-test/sweep': "
+                                       'its MIDI files are written with local tools; give it a local folder'):
+    sweep.run_sweep(Study(f'{gcs}/data', f'{gcs}/sweep', smoke.get_config, ('vrash',), (0,)))
+  with pytest.raises(VrashError, match='gs://vrash-test/sweep/results.json does not exist'):
+    render.rebuild(f'{gcs}/sweep')  # a bucket's report is rendered in a local folder, then uploaded
   from data_prep import corpus, prep
   with pytest.raises(VrashError, match=r"--out_dir must be a local folder, not 'gs://vrash-test/midi'"):
     corpus.build_corpus(f'{gcs}/midi')
   with pytest.raises(VrashError, match=r"--midi_dir must be a local folder, not 'gs://vrash-test/midi'"):
     prep.prepare(f'{gcs}/midi', f'{gcs}/data')
+
+
+def test_vrash_report_renders_a_bucket_workdir_locally_and_uploads_the_page(swept, gcs):
+  from vrash_jax.report import page, render
+  workdir, results = swept
+  remote = f'{gcs}/report'
+  for name in ['results.json', 'entropy.png'] + [midi for _, midi in page.media_items(results['listening'])]:
+    storage.path(os.path.join(workdir, name)).copy(storage.path(f'{remote}/{name}'))  # as a sweep leaves them
+  assert render.rebuild(remote) == f'{remote}/results.html'
+  with open(os.path.join(workdir, 'results.html')) as f:
+    assert storage.read_text(f'{remote}/results.html') == f.read()
+  assert storage.path(f'{remote}/figure5.png').is_file() and storage.path(f'{remote}/results.md').is_file()

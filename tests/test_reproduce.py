@@ -54,3 +54,18 @@ def test_other_options_need_the_prep_extra_and_say_so(workdir, monkeypatch):
     reproduce.prepare_data(str(midi), str(data), preset(**{**TINY_PREP, 'max_len': 32}), workers=1)
   (midi / 'corpus.json').write_text(json.dumps({'limit': 6, 'collections': list(corpus.COLLECTIONS)}))
   assert not reproduce.corpus_done(str(midi), 5)  # a corpus of another size
+
+
+def test_a_given_dataset_must_be_prepared_with_the_presets_options(tiny_dataset, monkeypatch):
+  with pytest.raises(VrashError, match=r'^--data_dir \S+ holds no dataset prepared for --preset quick \(its '
+                                       r'stats.json must list the preset\'s options\)'):
+    reproduce.check_prepared(tiny_dataset, 'quick')
+  monkeypatch.setitem(reproduce.PRESETS, 'quick', preset(**TINY_PREP))
+  reproduce.check_prepared(tiny_dataset, 'quick')
+
+
+def test_a_bucket_workdir_needs_a_prepared_dataset(tiny_dataset):
+  with pytest.raises(VrashError, match=r"^--workdir must be a local folder, not 'gs://b/study': the data stages "
+                                       r'write the corpus'):
+    reproduce.checked('quick', 'gs://b/study', None)
+  reproduce.checked('quick', 'gs://b/study', None, data_dir=tiny_dataset)  # the data stages are skipped

@@ -154,6 +154,8 @@ class StopSignals:
   def _handle(self, signum, frame) -> None:
     del frame
     self._received = signal.Signals(signum).name
+    if StopSignals._main is not None:  # an outer instance (a sweep's, between its groups) hears it too
+      StopSignals._main._received = self._received
 
   def __exit__(self, *exc) -> None:
     for sig, handler in self._previous.items():
@@ -163,10 +165,14 @@ class StopSignals:
 
   def requested(self, step: int) -> bool:
     """Whether to stop after `step`; every host agrees (multi-host: every few steps)."""
+    if jax.process_count() > 1 and step % STOP_CHECK_EVERY:
+      return False
+    return self.agreed()
+
+  def agreed(self) -> bool:
+    """Whether any host received a signal (every host must ask alike: they answer together)."""
     if jax.process_count() == 1:
       return self.received is not None
-    if step % STOP_CHECK_EVERY:
-      return False
     from jax.experimental import multihost_utils
     return bool(multihost_utils.process_allgather(np.int32(self.received is not None)).any())
 

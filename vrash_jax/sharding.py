@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import jax
 import numpy as np
@@ -72,8 +72,11 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
 
 def group_mesh(runs: int, devices: list[Any] | None = None) -> Mesh:
   """(runs, data) over the lane's devices: as many devices along `runs` as divide both the number
-  of runs and of devices (the rest of each run's devices split its batch)."""
-  devices = np.asarray(devices if devices is not None else lane_devices())
+  of runs and of devices (the rest of each run's devices split its batch). Devices are ordered by
+  host, so that on many hosts a run's devices are one host's where they can be: its gradients are
+  then summed within that host, and the runs axis spans the hosts."""
+  devices = devices if devices is not None else lane_devices()
+  devices = np.asarray(sorted(devices, key=lambda d: (d.process_index, d.id)))
   along_runs = max(r for r in range(1, runs + 1) if runs % r == 0 and devices.size % r == 0)
   return Mesh(devices.reshape(along_runs, devices.size // along_runs), (RUNS_AXIS, DATA_AXIS))
 
@@ -86,6 +89,35 @@ def per_run(mesh: Mesh) -> NamedSharding:
 def group_batch(mesh: Mesh) -> NamedSharding:
   """A group's batch [runs, rows, ...]: split along runs, then rows."""
   return NamedSharding(mesh, PartitionSpec(RUNS_AXIS, DATA_AXIS))
+
+
+def shard_group_batch(batches: Sequence[Callable[[slice], Mapping[str, np.ndarray]]], mesh: Mesh,
+                      rows: int) -> dict[str, jax.Array]:
+  """Each run's batch (a function of the rows wanted, of `rows`) -> one batch [runs, rows, ...]
+  split along runs and rows on `mesh`. A host gathers the rows on its own devices only: on many
+  hosts a run may live on another host's devices alone (the runs axis spans the hosts)."""
+  placed, parts = group_batch(mesh), {}
+
+  def rows_of(run: int, wanted: slice) -> Mapping[str, np.ndarray]:
+    key = (run, wanted.start, wanted.stop)
+    if key not in parts:
+      parts[key] = batches[run](wanted)
+    return parts[key]
+
+  def field(name: str, shape: tuple[int, ...]) -> jax.Array:
+    return jax.make_array_from_callback((len(batches), rows) + shape, placed, lambda index: np.stack(
+        [rows_of(r, index[1])[name] for r in range(len(batches))[index[0]]]))
+
+  return {name: field(name, value.shape[1:]) for name, value in rows_of(0, slice(0, 0)).items()}
+
+
+def fetch(tree: Any) -> Any:
+  """`tree`'s arrays as NumPy values on every host, also those split over other hosts' devices
+  (a group's per-run metrics on many hosts: gathered, which every host must call alike)."""
+  if jax.process_count() == 1:
+    return jax.device_get(tree)
+  from jax.experimental import multihost_utils
+  return multihost_utils.process_allgather(tree, tiled=True)
 
 
 def place(value: np.ndarray, sharding: NamedSharding) -> jax.Array:

@@ -64,11 +64,11 @@ def join(location: PathLike, *parts: str) -> str:
   return os.fspath(path(location).joinpath(*parts))
 
 
-ONE_HOST_OUTPUT = ('it runs on one host and writes MIDI, figures and audio with local tools; copy the '
-                   'folder to a bucket afterwards (gsutil -m cp -r)')
+LOCAL_TOOLS = ('MIDI, figures and audio are written with local tools; render into a local folder and upload it '
+               '(`vrash-report --workdir gs://...` does both)')
 
 
-def require_local(location: PathLike, name: str, reason: str = ONE_HOST_OUTPUT) -> None:
+def require_local(location: PathLike, name: str, reason: str = LOCAL_TOOLS) -> None:
   """Refuses a gs:// `location` where the code that uses it works with local files only."""
   if is_remote(location):
     raise VrashError(f'{name} must be a local folder, not {os.fspath(location)!r}: {reason}')

@@ -112,11 +112,10 @@ def _keys(configs: Sequence[ml_collections.ConfigDict], purpose: str, mesh: jax.
   return jax.jit(jax.vmap(lambda seed: purpose_rng(seed, purpose)), out_shardings=sharding.per_run(mesh))(seeds)
 
 
-def shard_group_batch(batches: Sequence[Mapping[str, np.ndarray]], mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
-  """This host's rows of each run's batch (equal widths) -> one batch [runs, rows, ...] on `mesh`."""
-  placed = sharding.group_batch(mesh)
-  return {k: jax.make_array_from_process_local_data(placed, np.stack([b[k] for b in batches]))
-          for k in batches[0]}
+def _gatherer(arrays: Mapping[str, np.ndarray], indices: np.ndarray, width: int
+              ) -> Callable[[slice], dict[str, np.ndarray]]:
+  """The rows of a batch (its examples' `indices`) a host asks for, padded to `width`."""
+  return lambda wanted: input_pipeline.gather(arrays, indices[wanted], width)
 
 
 @dataclasses.dataclass
@@ -150,11 +149,10 @@ class Group:
                  jax.process_index(), jax.process_count(), self.mesh.devices.size, jax.devices()[0].platform.upper(),
                  here, config.batch_size, rows, config.dtype,
                  f'; {len(configs)} runs side by side' if len(configs) > 1 else '')
-    process = (jax.process_index(), jax.process_count())
     train = input_pipeline.load_split(data_dir, 'train', config.max_len)
-    orders: dict[int, input_pipeline.TrainBatches] = {}
+    orders: dict[int, input_pipeline.TrainBatches] = {}  # every run's whole batches: see `batch`
     batches = [orders.setdefault(c.seed, input_pipeline.TrainBatches(
-        train, c.batch_size, c.seed, *process, bucket_step=c.bucket_step)) for c in configs]
+        train, c.batch_size, c.seed, bucket_step=c.bucket_step)) for c in configs]
     logging.info('%d training examples in %d batches per epoch; %.1f%% of the computed note slots are '
                  'padding (bucket_step %d)', batches[0].size, batches[0].batches_per_epoch,
                  100 * batches[0].padded_share(), config.bucket_step)
@@ -186,12 +184,12 @@ class Group:
     return stack(states, self.mesh), start
 
   def batch(self) -> tuple[dict[str, jax.Array], int]:
-    """This host's rows of every run's batch at this step, padded to the widest, and that width."""
+    """Every run's batch at this step, padded to the widest, and that width (this host gathers
+    the rows on its devices only)."""
     indices = [run.batches.indices(self.step) for run in self.runs]
     width = max(run.batches.width(i) for run, i in zip(self.runs, indices))
-    rows = [input_pipeline.gather(run.batches.arrays, i[run.batches.rows], width)
-            for run, i in zip(self.runs, indices)]
-    return shard_group_batch(rows, self.mesh), width
+    rows = [_gatherer(run.batches.arrays, i, width) for run, i in zip(self.runs, indices)]
+    return sharding.shard_group_batch(rows, self.mesh, self.config.batch_size), width
 
   def advance(self, clock: run_log.Stopwatch) -> dict[str, jax.Array]:
     """Every running run one step on: its metrics, stacked over runs (not waited for)."""
@@ -254,8 +252,6 @@ def train_runs(configs: Sequence[ml_collections.ConfigDict], data_dir: str, work
     config_rules.validate(config, devices=len(sharding.lane_devices()))
   if len({group_key(c) for c in configs}) > 1:
     raise VrashError('the runs of a group may differ only in seed and ' + ', '.join(HYPER))
-  if len(configs) > 1 and jax.process_count() > 1:
-    raise VrashError('groups of runs train on one host; train multi-host runs one at a time')
   with contextlib.ExitStack() as stack_:
     locks = ([stack_.enter_context(storage.WorkdirLock(w)) for w in workdirs]
              if jax.process_index() == 0 else [])
@@ -312,7 +308,7 @@ def _loop(group: Group, signals: run_log.StopSignals, locks: Sequence[storage.Wo
   """Steps the group to `train_steps` (or until every run saturates, or a stop signal): after each
   step, whatever is due (a log line, an evaluation, checkpoints, a saturated run's stop)."""
   config, last = group.config, group.config.train_steps
-  clock, interval = run_log.Stopwatch(), Interval()
+  clock, interval, stopped_by = run_log.Stopwatch(), Interval(), None
   try:
     while group.step < last and group.running():
       if config.pretrain_steps and group.step == config.pretrain_steps:
@@ -335,12 +331,13 @@ def _loop(group: Group, signals: run_log.StopSignals, locks: Sequence[storage.Wo
                      'is kept in best/', group.name(run), step, config.patience, run.files.best_record['step'])
         group.stop(run)
       if stopping:
+        stopped_by = signals.received or 'a stop signal (on another host)'
         logging.warning('%s received: stopped after step %d with a checkpoint; run the same command to '
-                        'resume', signals.received, step)
+                        'resume', stopped_by, step)
         break
   finally:
     group.close()
-  return _outcomes(group, clock, signals)
+  return _outcomes(group, clock, stopped_by)
 
 
 def _evaluate(group: Group) -> None:
@@ -361,22 +358,22 @@ def _save(group: Group, runs: Sequence[Run], locks: Sequence[storage.WorkdirLock
     run.last_saved = group.step
 
 
-def _outcomes(group: Group, clock: run_log.Stopwatch, signals: run_log.StopSignals) -> list[dict[str, Any]]:
+def _outcomes(group: Group, clock: run_log.Stopwatch, stopped_by: str | None) -> list[dict[str, Any]]:
   """Per run: the step reached, its latest valid figures, steps run, its share of the group's
-  time, and why it stopped."""
+  time, and why it stopped (`stopped_by`: the signal every host agreed to stop on)."""
   seconds, first = clock.summary(), group.first_step
   logging.info('%d steps in %.0f s: %s; %d widths compiled', group.step - first, seconds['total'],
                ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items() if k != 'total'), len(group.widths))
   share = {k: v / len(group.runs) for k, v in seconds.items()}  # each run's share of the group's time
   return [{'step': run.step, 'valid': run.valid, 'steps_run': run.step - first, 'seconds': share,
-           'stopped_by': signals.received or (SATURATION if run.files.saturated(run.step) else None)}
+           'stopped_by': stopped_by or (SATURATION if run.files.saturated(run.step) else None)}
           for run in group.runs]
 
 
 def fetch_interval(history: list[dict], started: float) -> tuple[list[dict], float]:
   """A logging interval's per-step metrics, fetched from the device, and its seconds: read after
   the fetch, which waits for the device (the loop dispatches ahead of the computation)."""
-  records = jax.device_get(history)
+  records = sharding.fetch(history)
   return records, time.perf_counter() - started
 
 
@@ -384,9 +381,11 @@ def _check_finite(group: Group, unchecked: list[tuple[int, dict]]) -> None:
   """Raises, naming the run, the step and the term, if a running run's loss went NaN or Inf."""
   if not unchecked:
     return
-  values = jax.device_get([(s, {k: m[k] for k, _ in run_log.FINITE_TERMS}) for s, m in unchecked])
+  values = sharding.fetch([{k: m[k] for k, _ in run_log.FINITE_TERMS} for _, m in unchecked])
+  steps = [s for s, _ in unchecked]
   for run in group.running():
     try:
-      run_log.check_finite([(s, {k: v[run.index] for k, v in terms.items()}) for s, terms in values], run.last_saved)
+      run_log.check_finite([(s, {k: v[run.index] for k, v in terms.items()}) for s, terms in zip(steps, values)],
+                           run.last_saved)
     except VrashError as e:
       raise VrashError(group.name(run) + str(e)) from None

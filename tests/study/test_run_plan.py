@@ -8,6 +8,7 @@ import pytest
 
 from experiments.configs import smoke
 from vrash_jax import input_pipeline
+from vrash_jax.errors import VrashError
 from vrash_jax.study import run_plan
 
 
@@ -138,7 +139,17 @@ def test_on_a_cpu_a_group_has_a_run_per_device(tiny_dataset):
   assert run_plan.group_size(config(), train, largest=3) == 3
 
 
-def test_on_many_hosts_runs_train_one_at_a_time(tiny_dataset, monkeypatch):
+def test_on_many_hosts_a_group_spreads_its_runs_and_every_host_must_plan_it_alike(tiny_dataset, monkeypatch):
   train = input_pipeline.load_split(tiny_dataset, 'train', 16)
   monkeypatch.setattr(run_plan.jax, 'process_count', lambda: 2)
-  assert run_plan.group_size(config(), train, largest=8) == 1
+  assert run_plan.mixes_seeds()  # seeds share a group: that is how runs spread over the hosts
+  assert run_plan.group_size(config(), train, largest=8) == 8  # a run a device of every host
+  runs = [run_plan.PlannedRun(f'/w/runs/lm-seed{s}', config(), 0, False) for s in (0, 1)]
+  other_host = {'differs': 0}  # how the other host's plan differs from this one's
+  monkeypatch.setattr(run_plan.multihost_utils, 'process_allgather',
+                      lambda digest: np.stack([digest, digest + other_host['differs']]))
+  run_plan.agree([runs])  # the same groups
+  other_host['differs'] = 1
+  with pytest.raises(VrashError, match=r'^the 2 hosts planned different groups from the workdir \(this one: '
+                                       r'lm-seed0,lm-seed1\); does every host see the same --workdir\?'):
+    run_plan.agree([runs])

@@ -23,12 +23,22 @@ def write_report(results: dict[str, Any], workdir: str, soundfont: str | None = 
 
 
 def rebuild(workdir: str, soundfont: str | None = None) -> str:
-  """Renders every report file of `workdir` again from its results.json; returns the page."""
-  storage.require_local(workdir, 'the report\'s folder')
-  path = os.path.join(workdir, RESULTS)
-  if not os.path.isfile(path):
+  """Renders every report file of `workdir` (local or gs://) again from its results.json; returns
+  the page. A bucket's files are rendered in a local folder with what they need (the MIDI the
+  page plays, the data's figure), then uploaded."""
+  path = storage.join(workdir, RESULTS)
+  if not storage.path(path).is_file():
     raise VrashError(f'{path} does not exist: run `vrash-sweep` or `vrash-reproduce` there first')
   if soundfont:
     audio.check_soundfont(soundfont)
-  with open(path) as f:
-    return write_report(json.load(f), workdir, soundfont)
+  results = json.loads(storage.read_text(path))
+  with storage.staged(workdir) as folder:
+    if folder != workdir:
+      needed = [midi for _, midi in page.media_items(results.get('listening', {}))] + ['entropy.png']
+      for name in needed:
+        source = storage.path(storage.join(workdir, name))
+        if source.is_file():
+          os.makedirs(os.path.dirname(os.path.join(folder, name)), exist_ok=True)
+          source.copy(storage.path(os.path.join(folder, name)), overwrite=True)
+    page_path = write_report(results, folder, soundfont)
+  return storage.join(workdir, os.path.relpath(page_path, folder))

@@ -8,7 +8,9 @@ their batches come in one order and need no padding to a common width; on a CPU 
 (`mixes_seeds`). On an accelerator the size is the one whose measured runs per second stop
 growing. On a CPU with its one device (the default) a group is one run, and `lanes` groups train
 at once, a core each, all on that device (BENCHMARKS.md, "Lanes"); a CPU made several devices
-(XLA_FLAGS, as the tests do) trains a run per device in each group, one group at a time.
+(XLA_FLAGS, as the tests do) trains a run per device in each group, one group at a time. On many
+hosts every host plans alike from the workdir (`agree` checks it), and a group's runs axis spans
+the hosts: each run's batch is split over one host's devices (BENCHMARKS.md, "Pod slices").
 
 Steps are timed with the runs' own compiled functions (the persistent compilation cache and the
 evaluation's jit cache hand them to the runs), at the narrowest and the widest padded width of
@@ -21,6 +23,7 @@ evaluation, samples and the claims come after it and are not projected.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from typing import Any, Callable, Sequence
 
@@ -28,9 +31,10 @@ import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 
 from vrash_jax import evaluation, input_pipeline, sharding, train
-from vrash_jax.errors import PROGRESS
+from vrash_jax.errors import PROGRESS, VrashError
 from vrash_jax.study import step_timing
 from vrash_jax.study.rundir import RunDir
 from vrash_jax.train_state import create_state, purpose_rng
@@ -106,8 +110,9 @@ def group_stepper(config: ml_collections.ConfigDict, runs: int, train_arrays: di
   init = jax.jit(lambda rng: create_state(config, rng), out_shardings=sharding.replicated(mesh))
   state = [train.stack([init(purpose_rng(c.seed, 'init')) for c in configs], mesh)]
   rngs, hyper, active = train.group_inputs(configs, mesh)
-  rows = input_pipeline.gather(train_arrays, _host_rows(config.batch_size, len(train_arrays['length'])), width)
-  batch = train.shard_group_batch([rows] * runs, mesh)
+  examples = np.arange(config.batch_size) % len(train_arrays['length'])  # the first, repeated if too few
+  batch = sharding.shard_group_batch(
+      [lambda wanted: input_pipeline.gather(train_arrays, examples[wanted], width)] * runs, mesh, config.batch_size)
 
   def step():
     state[0], metrics = step_fn(state[0], batch, rngs, hyper, active)
@@ -125,12 +130,12 @@ def time_group_step(config: ml_collections.ConfigDict, runs: int, train_arrays: 
 
 
 def mixes_seeds() -> bool:
-  """Whether a group may hold runs of different seeds: not on a CPU. There a pair of one seed's
-  runs (one batch order) trained 1.24x the runs of a run alone, but a pair of two seeds, padded
-  to the wider of their batches, no more than a run alone (README command 1, 2026-11-27), and a
-  group of the odd run out compiles programs of its own; alone, every seed of a model shares one
-  compiled step."""
-  return jax.devices()[0].platform != 'cpu'
+  """Whether a group may hold runs of different seeds: not on one host's CPU. There a pair of one
+  seed's runs (one batch order) trained 1.24x the runs of a run alone, but a pair of two seeds,
+  padded to the wider of their batches, no more than a run alone (README command 1, 2026-11-27),
+  and a group of the odd run out compiles programs of its own; alone, every seed of a model
+  shares one compiled step. On many hosts a group is how runs spread over them."""
+  return jax.devices()[0].platform != 'cpu' or jax.process_count() > 1
 
 
 MAX_LANES = 8
@@ -146,23 +151,37 @@ def lanes() -> int:
 
 
 def group_size(config: ml_collections.ConfigDict, train_arrays: dict[str, Any], largest: int) -> int:
-  """How many runs to train together: one on many hosts (groups train on one host); on a CPU,
-  one a device: one on its one device, where runs train side by side in lanes instead (a vmapped
-  pair of runs on one device costs more than it saves); on an accelerator, the size in
-  GROUP_SIZES after which the runs trained per second grow by less than PAYS."""
-  if jax.process_count() > 1:
-    return 1
+  """How many runs to train together: on a CPU, one a device (of every host): one on its one
+  device, where runs train side by side in lanes instead (a vmapped pair of runs on one device
+  costs more than it saves); on accelerators, the size in GROUP_SIZES (times the hosts: a group
+  spreads its runs over them) after which the runs trained per second grow by less than PAYS,
+  as process 0 measured it."""
   if jax.devices()[0].platform == 'cpu':
     return max(1, min(jax.device_count(), largest))
   width = int(batch_widths(config, train_arrays).max())
-  best, best_rate = 1, 0.0
-  for runs in (g for g in GROUP_SIZES if g <= max(largest, 1)):
+  hosts = jax.process_count()
+  best, best_rate = hosts, 0.0
+  for runs in (g * hosts for g in GROUP_SIZES if g * hosts <= max(largest, hosts)):
     rate = runs / time_group_step(config, runs, train_arrays, width)[1]
     if rate < PAYS * best_rate:
       break
     best, best_rate = runs, rate
     logging.info('a group of %d runs trains %.1f runs x steps a second', runs, rate)
-  return best
+  return best if hosts == 1 else int(multihost_utils.broadcast_one_to_all(np.int32(best)))
+
+
+def agree(groups: Sequence[Sequence[PlannedRun]]) -> None:
+  """On many hosts, waits for every host to have planned, and refuses to train unless they
+  planned the same groups (each read the workdir itself: hosts that saw it differently would
+  wait on each other's steps forever)."""
+  if jax.process_count() == 1:
+    return
+  names = '|'.join(','.join(r.name for r in g) for g in groups)
+  digest = np.frombuffer(hashlib.sha256(names.encode()).digest()[:8], np.int64)
+  seen = multihost_utils.process_allgather(digest)
+  if not (seen == seen[0]).all():
+    raise VrashError(f'the {jax.process_count()} hosts planned different groups from the workdir (this one: '
+                     f'{names[:200]}); does every host see the same --workdir?')
 
 
 def time_evaluation(config: ml_collections.ConfigDict, valid_arrays: dict[str, Any], width: int) -> float:

@@ -61,8 +61,12 @@ def train_groups(groups: Sequence[Sequence[Any]], data_dir: str, progress=None, 
   every lane after its checkpoint; the first lane's error stops the others after their current
   group, and is raised here."""
   if lanes <= 1:
-    for group in groups:
-      train_group([r.config for r in group], data_dir, [r.directory for r in group], progress)
+    with run_log.StopSignals() as signals:  # also between groups, where every host asks alike
+      for group in groups:
+        if signals.agreed():
+          raise VrashError(f'{signals.received or "a stop signal (on another host)"} received: the sweep '
+                           'stopped between groups; run the same command to resume')
+        train_group([r.config for r in group], data_dir, [r.directory for r in group], progress)
     return
   todo, errors, lock = collections.deque(compile_first(groups)), [], threading.Lock()
 

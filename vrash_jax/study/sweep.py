@@ -10,10 +10,12 @@ latent space of VRASH.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import tempfile
 import time
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -49,17 +51,49 @@ def learning_curves(directory: str) -> dict[str, list[list[float]]]:
           'valid_bound': [[r['step'], checkpoint.valid_bound(r)] for r in folder.metrics('valid')]}
 
 
-def listening_start(test: list[note_schema.Track], groups: list[str], workdir: str
+def listening_start(test: list[note_schema.Track], groups: list[str], folder: str
                     ) -> tuple[dict[str, Any], tuple[int, int], list[str]]:
   """The page's test melodies and the interpolation ends (indices, MIDI files), written as
-  MIDI; each model adds its samples and interpolation."""
+  MIDI into `folder`; each model adds its samples and interpolation."""
   a, b = listening.interpolation_ends(groups)
   shown = [test[i] for i in listening.spread(len(test), listening.SHOWN)]
   listen = {'description': "Samples at temperature 1.0 from each model's first seed (z from the "
                            'prior for VAE and VRASH), beside test melodies spread over the test split.',
-            'samples': {'test': listening.write_tracks(shown, workdir, os.path.join('samples', 'test'), 'test')},
+            'samples': {'test': listening.write_tracks(shown, folder, os.path.join('samples', 'test'), 'test')},
             'interpolations': {}}
-  return listen, (a, b), listening.write_tracks([test[a], test[b]], workdir, 'interpolations', 'end')
+  return listen, (a, b), listening.write_tracks([test[a], test[b]], folder, 'interpolations', 'end')
+
+
+@contextlib.contextmanager
+def report_folder(workdir: str) -> Iterator[str]:
+  """A local folder for the study's files a person opens (MIDI, figures, the page, its log),
+  whichever the workdir: on process 0 the workdir itself when local, else a folder that starts
+  with the bucket's logs (a log goes on across sittings) and whose files are uploaded into the
+  bucket once the study is done (its logs also when it is not); on every other process a
+  temporary folder, dropped (process 0 writes the same files)."""
+  writer = jax.process_index() == 0
+  if writer and not storage.is_remote(workdir):
+    os.makedirs(workdir, exist_ok=True)
+    yield workdir
+    return
+  with tempfile.TemporaryDirectory(prefix='vrash-report-') as local:
+    if writer:
+      _copy_logs(workdir, local)
+    try:
+      yield local
+    except BaseException:
+      if writer:
+        _copy_logs(local, workdir)
+      raise
+    if writer:
+      storage.copy_tree(local, workdir)
+
+
+def _copy_logs(source: str, target: str) -> None:
+  """The logs (*.log) at the top of `source` into `target` (either local or gs://)."""
+  folder = storage.path(source)
+  for log in (folder.glob('*.log') if folder.is_dir() else []):
+    log.copy(storage.path(storage.join(target, log.name)), overwrite=True)
 
 
 def plan_sweep(study: Study, measure: bool = True) -> tuple[list[list[run_plan.PlannedRun]], run_plan.Progress]:
@@ -69,8 +103,7 @@ def plan_sweep(study: Study, measure: bool = True) -> tuple[list[list[run_plan.P
   projected from group steps timed here, a minute or so of compilation a model) and the progress
   reporter the groups tell when they start and end. Compilations go to the sweep's persistent
   cache, where its runs find them."""
-  storage.require_local(study.workdir, 'a sweep\'s --workdir')
-  train.enable_compilation_cache(os.path.join(study.workdir, 'jax_cache'))
+  train.enable_compilation_cache(storage.join(study.workdir, 'jax_cache'))
   all_runs = study.planned_runs()
   pending = [r for r in all_runs if r.remaining_steps]
   mix = run_plan.mixes_seeds() if study.mix_seeds is None else study.mix_seeds
@@ -78,6 +111,7 @@ def plan_sweep(study: Study, measure: bool = True) -> tuple[list[list[run_plan.P
   size = study.group_size or (run_plan.group_size(study.config(pending[-1].config.model), study.splits.train,
                                                   largest) if pending else 1)
   groups = run_plan.form_groups(all_runs, size, mix)
+  run_plan.agree(groups)
   lanes = run_plan.lanes()
   measured = {}
   if measure:
@@ -107,18 +141,18 @@ def evaluate_runs(study: Study, model: str) -> list[dict[str, Any]]:
   return out
 
 
-def evaluate(study: Study, stages: Stages) -> dict[str, Any]:
+def evaluate(study: Study, stages: Stages, folder: str) -> dict[str, Any]:
   """Every model's test figures over its seeds and untrained, its samples' metrics, the page's
-  MIDI (samples, interpolations), VRASH's latent map and the learning curves; each model said
-  done on `stages`."""
-  splits, workdir = study.splits, study.workdir
+  MIDI (samples, interpolations; into the local `folder`), VRASH's latent map and the learning
+  curves; each model said done on `stages`."""
+  splits = study.splits
   test_tracks, training_ngrams = splits.test_tracks, splits.training_ngrams
   results: dict[str, Any] = {'models': {}, 'runs': [], 'untrained': {}, 'samples': {}, 'iw_samples': study.iw_samples,
                              'data': melody_metrics.melody_metrics(test_tracks, test_tracks, training_ngrams)}
-  listen, (a, b), ends = listening_start(test_tracks, splits.test['style'], workdir)
+  listen, (a, b), ends = listening_start(test_tracks, splits.test['style'], folder)
   entropy = storage.path(storage.join(study.data_dir, 'entropy.png'))
-  if entropy.is_file():  # the page links files in the workdir only; the data may be in a bucket
-    entropy.copy(storage.path(storage.join(workdir, 'entropy.png')), overwrite=True)
+  if entropy.is_file():  # the page links files in its folder only; the data may be in a bucket
+    entropy.copy(storage.path(storage.join(folder, 'entropy.png')), overwrite=True)
   for i, model in enumerate(study.models, 1):
     model_runs = evaluate_runs(study, model)
     results['runs'].extend(model_runs)
@@ -127,11 +161,11 @@ def evaluate(study: Study, stages: Stages) -> dict[str, Any]:
     melodist = Melodist.from_workdir(study.run_dir(model, study.seeds_of(model)[0]))
     samples = melodist.sample(study.num_samples, temperature=1.0, seed=0, length=study.max_len)
     results['samples'][model] = melody_metrics.melody_metrics(samples, test_tracks, training_ngrams)
-    written = listening.write_tracks(samples[:8], workdir, os.path.join('samples', model), 'sample')
+    written = listening.write_tracks(samples[:8], folder, os.path.join('samples', model), 'sample')
     listen['samples'][model] = written[:listening.SHOWN]
     if melodist.model.has_latent:
       listen['interpolations'][model] = listening.interpolation(
-          melodist, test_tracks[a], test_tracks[b], workdir, model, ends)
+          melodist, test_tracks[a], test_tracks[b], folder, model, ends)
     if model == 'vrash':
       results['latent'] = claims.latent_map(measurements.posterior_means(melodist, test_tracks),
                                             splits.test['style'])
@@ -146,18 +180,25 @@ def evaluate(study: Study, stages: Stages) -> dict[str, Any]:
 STAGES = ('training', 'test figures', 'claims')  # what `run_sweep` says as it goes (`stages.Stages`)
 
 
-def run_sweep(study: Study, stages: Stages | None = None) -> dict[str, Any]:
+def run_sweep(study: Study, stages: Stages | None = None, folder: str | None = None) -> dict[str, Any]:
   """Trains every run of the study (in its planned groups, lanes side by side), evaluates them,
-  measures and judges the paper's claims; writes WORKDIR/results.json (and the MIDI files it
-  names), which `vrash_jax.report` renders. Says its STAGES on `stages` (by default its own)."""
+  measures and judges the paper's claims; writes WORKDIR/results.json, and the MIDI files it
+  names into `folder` (a local one: see `report_folder`; by default the workdir, then local),
+  which `vrash_jax.report` renders. Says its STAGES on `stages` (by default its own).
+
+  On many hosts every process runs it alike: each group's runs are spread over the hosts
+  (`run_plan`), evaluations split their batches over every device, and process 0 writes."""
   started = time.perf_counter()
   stages = stages or Stages(STAGES)
+  if folder is None:
+    storage.require_local(study.workdir, 'a sweep\'s --workdir', 'its MIDI files are written with local tools; '
+                          'give it a local folder for them (`report_folder`)')
   study.validate(devices=jax.device_count())
   stages.begin('training')
   groups, progress = plan_sweep(study, measure=False)
   runs.train_groups(groups, study.data_dir, progress, run_plan.lanes())
   stages.begin('test figures', ', '.join(MODEL_SPECS[m].shown_as for m in study.models))
-  results = evaluate(study, stages)
+  results = evaluate(study, stages, folder or study.workdir)
   stages.begin('claims')
   results['claims'] = claim_registry.measure_claims(study, results, stages)
   results.update(config={m: study.config(m).to_dict() for m in study.models}, notes=study.notes,
