@@ -3,7 +3,8 @@
 A group is one or more runs of one model whose arrays have the same shapes: their states are
 stacked along a leading runs axis and one jit-compiled step, the train step vmapped over that
 axis, advances them all, split over the devices of a (runs, data) mesh (of the thread's lane,
-`sharding.on_devices`): on one accelerator, side by side. Runs of a group may differ in their
+`sharding.on_devices`): on one accelerator, side by side; on many hosts, each run on one host's
+devices (the runs axis spans the hosts). Runs of a group may differ in their
 seed and in `HYPER` (numbers that change no shape or control flow); each (a `Run`) keeps its
 own folder, RNG streams, batches (in its own seed's order), checkpoints, best/, metrics log and
 patience. A saturated run stops changing while the others go on, and every run trains as it

@@ -15,8 +15,10 @@ warm steps, `--repeats` times after a barrier, and the median is taken. Runs x s
 * `series`: the same processes, the runs one at a time, each split over every device of every
   process (its gradients summed across processes every step): what a sweep did before;
 * `disjoint`: the same processes, each training a group of runs/processes runs of its own on its
-  own devices (no step spans processes): the other design, measured, not shipped (see
-  docs/pod.md).
+  own devices (no step spans processes): the other design, measured, not shipped (BENCHMARKS.md,
+  "Pod slices", says why).
+
+All processes share this machine's cores: see BENCHMARKS.md for how to read the figures.
 """
 from __future__ import annotations
 

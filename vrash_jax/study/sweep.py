@@ -6,7 +6,8 @@ model's seeds, then the frontier's points with theirs) lives in WORKDIR/runs/<na
 and resumes like any `vrash-train` run, so an interrupted sweep picks up where it stopped and
 finished runs are only re-evaluated. Beyond the paper, the untrained network's CE (its reference
 baseline), the ELBO and importance-weighted NLL bounds, objective metrics of samples, and the
-latent space of VRASH.
+latent space of VRASH. The workdir may be a bucket, and the sweep may run on many hosts at once
+(every host the same call): see `run_sweep` and `report_folder`.
 """
 from __future__ import annotations
 
