@@ -7,7 +7,7 @@ stage reuses what a previous run of the same preset finished: converted tunes, a
 prepared with the same options, trained runs.
 
 * quick: a subset of the corpus, small models, the paper's three models (LM, VAE, VRASH), no
-  extra frontier rates; about 3 minutes on a 2-core CPU (187 s on 2026-12-04).
+  extra frontier rates; about 3 minutes on a 2-core CPU (167 s on 2026-12-04).
 * cpu: the whole corpus, whole melodies, small models trained up to 1500 steps (stopped early at
   saturation); its 34 runs before the Transformer models took 105 minutes of training on a 2-core
   CPU, the 6 Transformer runs add to that.
