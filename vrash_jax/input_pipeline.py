@@ -262,10 +262,12 @@ class TrainBatches:
     slots = sum(self.global_batch * self.width(self.indices(step)) for step in steps)
     return 1.0 - int(self.arrays['length'].sum()) / slots
 
-  def __call__(self, step: int) -> dict[str, np.ndarray]:
-    """This host's part of the global batch at `step`."""
+  def __call__(self, step: int, rows: slice | None = None, width: int | None = None) -> dict[str, np.ndarray]:
+    """Rows of the global batch at `step` (default: this host's), padded to `width` (default:
+    the batch's own; a group pads its runs' batches to the widest)."""
     indices = self.indices(step)
-    return gather(self.arrays, indices[self.rows], self.width(indices))
+    return gather(self.arrays, indices[self.rows if rows is None else rows],
+                  self.width(indices) if width is None else width)
 
 
 def eval_batches(arrays: dict[str, Any], global_batch: int, process_index: int = 0,

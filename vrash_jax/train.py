@@ -113,12 +113,6 @@ def _keys(configs: Sequence[ml_collections.ConfigDict], purpose: str, mesh: jax.
   return jax.jit(jax.vmap(lambda seed: purpose_rng(seed, purpose)), out_shardings=sharding.per_run(mesh))(seeds)
 
 
-def _gatherer(arrays: Mapping[str, np.ndarray], indices: np.ndarray, width: int
-              ) -> Callable[[slice], dict[str, np.ndarray]]:
-  """The rows of a batch (its examples' `indices`) a host asks for, padded to `width`."""
-  return lambda wanted: input_pipeline.gather(arrays, indices[wanted], width)
-
-
 @dataclasses.dataclass
 class Run:
   """One run of a group on this host: its config, folder, checkpoints, batches (in its seed's
@@ -187,9 +181,8 @@ class Group:
   def batch(self) -> tuple[dict[str, jax.Array], int]:
     """Every run's batch at this step, padded to the widest, and that width (this host gathers
     the rows on its devices only)."""
-    indices = [run.batches.indices(self.step) for run in self.runs]
-    width = max(run.batches.width(i) for run, i in zip(self.runs, indices))
-    rows = [_gatherer(run.batches.arrays, i, width) for run, i in zip(self.runs, indices)]
+    width = max(run.batches.width(run.batches.indices(self.step)) for run in self.runs)
+    rows = [functools.partial(run.batches, self.step, width=width) for run in self.runs]
     return sharding.shard_group_batch(rows, self.mesh, self.config.batch_size), width
 
   def advance(self, clock: run_log.Stopwatch) -> dict[str, jax.Array]:
