@@ -72,22 +72,20 @@ def report_folder(workdir: str) -> Iterator[str]:
   with the bucket's logs (a log goes on across sittings) and whose files are uploaded into the
   bucket once the study is done (its logs also when it is not); on every other process a
   temporary folder, dropped (process 0 writes the same files)."""
-  writer = jax.process_index() == 0
-  if writer and not storage.is_remote(workdir):
-    os.makedirs(workdir, exist_ok=True)
-    yield workdir
+  if jax.process_index() != 0:
+    with tempfile.TemporaryDirectory(prefix='vrash-report-') as local:
+      yield local
     return
-  with tempfile.TemporaryDirectory(prefix='vrash-report-') as local:
-    if writer:
+  with storage.staged(workdir) as local:  # uploaded into a bucket once the study is done
+    remote = storage.is_remote(workdir)
+    if remote:
       _copy_logs(workdir, local)
     try:
       yield local
     except BaseException:
-      if writer:
+      if remote:
         _copy_logs(local, workdir)
       raise
-    if writer:
-      storage.copy_tree(local, workdir)
 
 
 def _copy_logs(source: str, target: str) -> None:
