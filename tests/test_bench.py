@@ -12,8 +12,8 @@ from vrash_jax.study import step_timing
 
 
 def test_every_benchmark_has_defaults_a_run_and_a_table():
-  assert set(cli.BENCHMARKS) == {'train', 'suite', 'profile', 'buckets', 'groups', 'lanes', 'pod', 'sample', 'read',
-                                  'prep'}
+  assert set(cli.BENCHMARKS) == {'train', 'suite', 'profile', 'buckets', 'groups', 'compile', 'lanes', 'pod', 'sample',
+                                  'read', 'prep'}
   for name, module in cli.MODULES.items():
     assert isinstance(module.DEFAULTS, dict) and callable(module.run) and callable(module.table), name
 

@@ -68,3 +68,24 @@ def test_the_valid_figures_a_run_logged_are_its_best_checkpoints(tiny_dataset, t
   for key in again:
     assert logged[key] == pytest.approx(again[key], rel=1e-6), key
   assert measurements.logged_valid(str(tmp_path), step + 1) is None
+
+
+@pytest.mark.parametrize('name,runs', [('vrash', 4), ('lm', 3)])
+def test_a_groups_runs_evaluated_in_one_step_get_their_own_figures(tiny_dataset, name, runs):
+  """A group's stacked state evaluated at once gives each run what it gets alone (its seed's
+  latent noise, the same batches), on a mesh whose runs axis splits 8 devices."""
+  from vrash_jax import sharding, train
+
+  configs = [smoke.get_config(name) for _ in range(runs)]
+  for seed, c in enumerate(configs):
+    c.seed = seed
+  states = [train_state.create_state(c, train_state.purpose_rng(c.seed, 'init')) for c in configs]
+  arrays = input_pipeline.load_split(tiny_dataset, 'valid', configs[0].max_len)
+  mesh = sharding.group_mesh(runs)
+  together = evaluation.evaluate_group(train.stack(states, mesh), configs, mesh, arrays, iw_samples=5)
+  for c, state, figures in zip(configs, states, together):
+    alone = evaluation.evaluate_state(state, c, arrays, iw_samples=5)
+    assert figures.keys() == alone.keys()
+    for key in alone:
+      assert figures[key] == pytest.approx(alone[key], rel=1e-5), key
+  assert together[0]['ce_total'] != together[1]['ce_total']  # the runs are told apart

@@ -72,11 +72,11 @@ def test_a_saturated_run_stops_changing_while_the_others_go_on(tiny_dataset, tmp
   runs = [config(0, eval_every=2, patience=1, train_steps=8), config(1, eval_every=2, patience=1, train_steps=8)]
   bounds = {0: {2: 4.0, 4: 5.0}, 1: {2: 4.0, 4: 3.0, 6: 2.0, 8: 1.0}}  # seed 0 stops improving after step 2
 
-  def scripted(state, c, arrays, iw_samples):
-    bound = bounds[c.seed][int(jax.device_get(state.step))]
-    return {'nll_bound': bound, 'ce_total': bound}
+  def scripted(state, configs, mesh, arrays, iw_samples):
+    steps = jax.device_get(state.step)
+    return [{'nll_bound': bounds[c.seed][int(s)], 'ce_total': bounds[c.seed][int(s)]} for c, s in zip(configs, steps)]
 
-  monkeypatch.setattr(train.evaluation, 'evaluate_state', scripted)
+  monkeypatch.setattr(train.evaluation, 'evaluate_group', scripted)
   workdirs = [str(tmp_path / 'a'), str(tmp_path / 'b')]
   outcomes = train.train_runs(runs, tiny_dataset, workdirs)
   assert [(o['step'], o['stopped_by']) for o in outcomes] == [(4, 'saturation'), (8, None)]

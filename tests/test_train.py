@@ -146,11 +146,11 @@ def test_throughput_counts_the_time_the_device_spends(monkeypatch):
     now['t'] = 100.0  # ... then waiting for the device 3 s more
     return x
 
-  monkeypatch.setattr(train.time, 'perf_counter', lambda: now['t'])
-  monkeypatch.setattr(train.jax, 'device_get', device_get)
+  monkeypatch.setattr(run_log.time, 'perf_counter', lambda: now['t'])
+  monkeypatch.setattr(run_log.jax, 'device_get', device_get)
   step = {k: 10.0 for k in run_log.SUM_KEYS}
   step.update(loss=1.0, grad_norm=1.0, kl_weight=1.0, learning_rate=1e-3)
-  records, seconds = train.fetch_interval([step, step], started=96.0)
+  records, seconds = run_log.fetch_interval([step, step], started=96.0)
   out = run_log.summarize_interval(records, seconds)
   assert out['notes_per_s'] == pytest.approx(20 / 4.0)  # 20 notes in 4 s, not in 1 s
 
@@ -195,11 +195,11 @@ def test_the_best_valid_checkpoint_is_kept_and_patience_stops_training(tiny_data
   config.train_steps, config.eval_every, config.checkpoint_every, config.patience = 40, 2, 4, 2
   bounds = {2: 5.0, 4: 4.0, 6: 4.5, 8: 4.2, 10: 3.0}  # no better bound after step 4 until 10
 
-  def scripted(state, config, arrays, iw_samples):
-    step = int(jax.device_get(state.step))
-    return {'nll_bound': bounds[step], 'ce_total': bounds[step], 'step_seen': step}
+  def scripted(state, configs, mesh, arrays, iw_samples):
+    return [{'nll_bound': bounds[int(s)], 'ce_total': bounds[int(s)], 'step_seen': int(s)}
+            for s in jax.device_get(state.step)]
 
-  monkeypatch.setattr(train.evaluation, 'evaluate_state', scripted)
+  monkeypatch.setattr(train.evaluation, 'evaluate_group', scripted)
   workdir = str(tmp_path)
   out = train.train_and_evaluate(config, tiny_dataset, workdir)
   assert out['step'] == 8 and out['stopped_by'] == 'saturation'

@@ -191,14 +191,17 @@ class RunCheckpoints:
     position = {'step': step, 'seed': self.config.seed, 'examples_seen': step * self.config.batch_size}
     self.latest.save(step, state, self.config, position)
 
-  def keep_if_best(self, step: int, valid: Mapping[str, float], state: TrainState) -> None:
-    """Saves the state to WORKDIR/best/ when its valid bound is finite and beats every earlier
-    one (after pretraining: an autoencoder's bound is not the model's)."""
+  def improves(self, step: int, valid: Mapping[str, float]) -> bool:
+    """Whether figures at `step` beat every earlier valid bound: finite, and after pretraining
+    (an autoencoder's bound is not the model's)."""
     bound = valid_bound(valid)
-    if step <= self.config.pretrain_steps or not np.isfinite(bound):
-      return
-    if self.best_record is None or bound < self.best_record['valid_bound']:
-      self.best_record = {'step': step, 'valid_bound': bound}
+    return (step > self.config.pretrain_steps and bool(np.isfinite(bound))
+            and (self.best_record is None or bound < self.best_record['valid_bound']))
+
+  def keep_if_best(self, step: int, valid: Mapping[str, float], state: TrainState) -> None:
+    """Saves the state to WORKDIR/best/ when its figures `improve` on every earlier one."""
+    if self.improves(step, valid):
+      self.best_record = {'step': step, 'valid_bound': valid_bound(valid)}
       self.best.save(step, state, self.config, self.best_record)
 
   def saturated(self, step: int) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from vrash_jax import checkpoint, config_rules, input_pipeline, losses, models, sharding
 from vrash_jax.errors import VrashError
@@ -65,6 +66,7 @@ def _compiled_eval_step(iw_samples: int):
 def clear_compiled() -> None:
   """Forgets the compiled evaluation steps (see `study.runs.release_compiled`)."""
   _compiled_eval_step.cache_clear()
+  _compiled_group_eval_step.cache_clear()
 
 
 def evaluate(state: TrainState, batches: Iterable[dict], mesh, rng: jax.Array,
@@ -78,6 +80,40 @@ def evaluate(state: TrainState, batches: Iterable[dict], mesh, rng: jax.Array,
   if totals is None:
     raise VrashError('nothing to evaluate: the split is empty')
   return losses.per_note(jax.device_get(totals))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_group_eval_step(iw_samples: int, mesh: jax.sharding.Mesh):
+  def one_run(state, batch, rng, index):
+    return eval_step(state, batch, jax.random.fold_in(rng, index), iw_samples)
+
+  per_run = sharding.per_run(mesh)
+  return jax.jit(jax.vmap(one_run, in_axes=(0, None, 0, None)), out_shardings=per_run,
+                 in_shardings=(per_run, sharding.batch_sharded(mesh), per_run, sharding.replicated(mesh)))
+
+
+def evaluate_group(state: TrainState, configs: list[ml_collections.ConfigDict], mesh: jax.sharding.Mesh,
+                   arrays: dict[str, Any], iw_samples: int = 0) -> list[dict[str, float]]:
+  """Figures of every run of a group's state (stacked over runs, split along them on the group's
+  `mesh`) on a loaded split, in one compiled step a batch width. Each run sees the batches and
+  latent noise `evaluate_state` gives it, so its figures are the same up to float rounding.
+  Every host passes the same arrays; each batch is split over a run's devices (`data`)."""
+  config = configs[0]
+  if config.model not in config_rules.LATENT_MODELS:
+    iw_samples = min(iw_samples, 1)
+  step, per_run = _compiled_group_eval_step(iw_samples, mesh), sharding.per_run(mesh)
+  seeds = sharding.place(np.array([c.seed for c in configs], np.int32), per_run)
+  rngs = jax.jit(jax.vmap(lambda seed: purpose_rng(seed, 'eval')), out_shardings=per_run)(seeds)
+  totals = None
+  for i, batch in enumerate(input_pipeline.eval_batches(arrays, eval_batch_size(config, mesh),
+                                                        bucket_step=config.bucket_step)):
+    placed = {k: sharding.place(v, sharding.batch_sharded(mesh)) for k, v in batch.items()}
+    sums = step(state, placed, rngs, jnp.int32(i))
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  if totals is None:
+    raise VrashError('nothing to evaluate: the split is empty')
+  totals = sharding.fetch(totals)
+  return [losses.per_note({k: v[r] for k, v in totals.items()}) for r in range(len(configs))]
 
 
 def restore_for_inference(workdir: str, step: int | None = None

@@ -1,6 +1,6 @@
 """What a training run writes and watches besides its checkpoints: the metrics log (JSONL and
 TensorBoard), a record per logging interval, NaN checks, its pace and where its time went, and
-the stop signals of a preemption."""
+the stop signals of a preemption; a training group's logging interval."""
 from __future__ import annotations
 
 import collections
@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from vrash_jax import losses, storage
+from vrash_jax import losses, sharding, storage
 from vrash_jax.errors import VrashError
 
 METRICS = 'metrics.jsonl'
@@ -200,3 +200,52 @@ class Stopwatch:
     """{part: seconds} with 'steps' (the remainder) and 'total'."""
     total = time.perf_counter() - self.started
     return {**self.seconds, 'steps': total - sum(self.seconds.values()), 'total': total}
+
+
+class Interval:
+  """A group's (`train.Group`) metrics of the steps since the last log line (`history`, from
+  `started`) and since the last check that the losses are finite (`unchecked`)."""
+
+  def __init__(self):
+    self.history: list[dict] = []
+    self.unchecked: list[tuple[int, dict]] = []
+    self.started = time.perf_counter()
+
+  def add(self, step: int, metrics: dict) -> None:
+    self.history.append(metrics)
+    self.unchecked.append((step, metrics))
+
+  def check_finite(self, group: Any) -> None:
+    _check_finite(group, self.unchecked)
+    self.unchecked = []
+
+  def log(self, group: Any) -> None:
+    """Each running run's train line for the interval, and the progress line; a new interval."""
+    self.check_finite(group)
+    records, seconds = fetch_interval(self.history, self.started)
+    for run in group.running():
+      run.writer.write(group.step, 'train', summarize_interval(
+          [{k: v[run.index] for k, v in r.items()} for r in records], seconds))
+    log_progress(group.step, group.config.train_steps, len(self.history), seconds)
+    self.history, self.started = [], time.perf_counter()
+
+
+def fetch_interval(history: list[dict], started: float) -> tuple[list[dict], float]:
+  """A logging interval's per-step metrics, fetched from the device, and its seconds: read after
+  the fetch, which waits for the device (the loop dispatches ahead of the computation)."""
+  records = sharding.fetch(history)
+  return records, time.perf_counter() - started
+
+
+def _check_finite(group: Any, unchecked: list[tuple[int, dict]]) -> None:
+  """Raises, naming the run, the step and the term, if a running run's loss went NaN or Inf."""
+  if not unchecked:
+    return
+  values = sharding.fetch([{k: m[k] for k, _ in FINITE_TERMS} for _, m in unchecked])
+  steps = [s for s, _ in unchecked]
+  for run in group.running():
+    try:
+      check_finite([(s, {k: v[run.index] for k, v in terms.items()}) for s, terms in zip(steps, values)],
+                   run.last_saved)
+    except VrashError as e:
+      raise VrashError(group.name(run) + str(e)) from None

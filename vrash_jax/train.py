@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -26,7 +25,17 @@ import numpy as np
 import optax
 from absl import logging
 
-from vrash_jax import checkpoint, config_rules, evaluation, input_pipeline, losses, run_log, sharding, storage
+from vrash_jax import (
+  checkpoint,
+  compile_ahead,
+  config_rules,
+  evaluation,
+  input_pipeline,
+  losses,
+  run_log,
+  sharding,
+  storage,
+)
 from vrash_jax.errors import VrashError
 from vrash_jax.train_state import TrainState, learning_rate_schedule, purpose_rng, reset_decoder
 
@@ -161,7 +170,8 @@ class Group:
       run.step, run.last_saved = self.step, run.files.latest.latest_step()
     self.rngs, self.hyper, self.active_on_device = group_inputs(configs, self.mesh)
     self.step_fn = jit_group_step(config, self.mesh)
-    self.widths: set[int] = set()  # padded widths compiled so far
+    self.compiled: dict[int, Any] = {}  # width -> the step compiled ahead (`compile_ahead`)
+    self.widths: set[int] = set()  # padded widths stepped at so far
     self._take = jax.jit(lambda s, i: jax.tree.map(lambda x: x[i], s), out_shardings=self.replicated)
 
   def _at_one_step(self, states: list[TrainState]) -> tuple[TrainState, int]:
@@ -185,13 +195,25 @@ class Group:
     rows = [functools.partial(run.batches, self.step, width=width) for run in self.runs]
     return sharding.shard_group_batch(rows, self.mesh, self.config.batch_size), width
 
+  def compile_ahead(self) -> None:
+    """The step compiled at every width the group's batches take from here on, at once."""
+    widths = compile_ahead.group_widths([r.batches for r in self.runs], self.step, self.config.train_steps)
+
+    def args_at(width: int) -> tuple:
+      rows = self.runs[0].batches(self.step, rows=slice(0, 0), width=width)  # the fields' shapes
+      batch = compile_ahead.abstract_group_batch(rows, len(self.runs), self.config.batch_size, self.mesh)
+      return self.state, batch, self.rngs, self.hyper, self.active_on_device
+
+    self.compiled = compile_ahead.compile_widths(self.step_fn, args_at, widths)
+
   def advance(self, clock: run_log.Stopwatch) -> dict[str, jax.Array]:
     """Every running run one step on: its metrics, stacked over runs (not waited for)."""
     with clock.timing('input'):
       batch, width = self.batch()
-    # A width's first call compiles (or loads from the cache) before it dispatches the step.
-    with clock.timing('compilation') if width not in self.widths else contextlib.nullcontext():
-      self.state, metrics = self.step_fn(self.state, batch, self.rngs, self.hyper, self.active_on_device)
+    step_fn = self.compiled.get(width, self.step_fn)
+    # A width not compiled ahead compiles (or loads from the cache) at its first call.
+    with clock.timing('compilation') if width not in self.widths.union(self.compiled) else contextlib.nullcontext():
+      self.state, metrics = step_fn(self.state, batch, self.rngs, self.hyper, self.active_on_device)
     self.widths.add(width)
     self.step += 1
     for run in self.running():
@@ -269,41 +291,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, data_dir: str, workdir
   return train_runs([config], data_dir, [workdir])[0]
 
 
-class Interval:
-  """The metrics of the steps since the last log line (`history`, from `started`) and since the
-  last check that the losses are finite (`unchecked`)."""
-
-  def __init__(self):
-    self.history: list[dict] = []
-    self.unchecked: list[tuple[int, dict]] = []
-    self.started = time.perf_counter()
-
-  def add(self, step: int, metrics: dict) -> None:
-    self.history.append(metrics)
-    self.unchecked.append((step, metrics))
-
-  def check_finite(self, group: Group) -> None:
-    _check_finite(group, self.unchecked)
-    self.unchecked = []
-
-  def log(self, group: Group) -> None:
-    """Each running run's train line for the interval, and the progress line; a new interval."""
-    self.check_finite(group)
-    records, seconds = fetch_interval(self.history, self.started)
-    for run in group.running():
-      run.writer.write(group.step, 'train', run_log.summarize_interval(
-          [{k: v[run.index] for k, v in r.items()} for r in records], seconds))
-    run_log.log_progress(group.step, group.config.train_steps, len(self.history), seconds)
-    self.history, self.started = [], time.perf_counter()
-
-
 def _loop(group: Group, signals: run_log.StopSignals, locks: Sequence[storage.WorkdirLock]
           ) -> list[dict[str, Any]]:
   """Steps the group to `train_steps` (or until every run saturates, or a stop signal): after each
   step, whatever is due (a log line, an evaluation, checkpoints, a saturated run's stop)."""
   config, last = group.config, group.config.train_steps
-  clock, interval, stopped_by = run_log.Stopwatch(), Interval(), None
+  clock, interval, stopped_by = run_log.Stopwatch(), run_log.Interval(), None
   try:
+    with clock.timing('compilation'):
+      group.compile_ahead()
     while group.step < last and group.running():
       if config.pretrain_steps and group.step == config.pretrain_steps:
         group.reset_decoders()
@@ -335,12 +331,15 @@ def _loop(group: Group, signals: run_log.StopSignals, locks: Sequence[storage.Wo
 
 
 def _evaluate(group: Group) -> None:
-  """Each running run's valid figures, logged; its best checkpoint kept if they are its best."""
+  """Every run's valid figures in one compiled step; a running run's are logged, and its best
+  checkpoint kept if they are its best."""
+  figures = evaluation.evaluate_group(group.state, [r.config for r in group.runs], group.mesh, group.valid,
+                                      group.config.valid_iw_samples)
   for run in group.running():
-    state = group.run_state(run)
-    run.valid = evaluation.evaluate_state(state, run.config, group.valid, run.config.valid_iw_samples)
+    run.valid = figures[run.index]
     run.writer.write(group.step, 'valid', run.valid)
-    run.files.keep_if_best(group.step, run.valid, state)
+    if run.files.improves(group.step, run.valid):
+      run.files.keep_if_best(group.step, run.valid, group.run_state(run))
 
 
 def _save(group: Group, runs: Sequence[Run], locks: Sequence[storage.WorkdirLock]) -> None:
@@ -357,29 +356,9 @@ def _outcomes(group: Group, clock: run_log.Stopwatch, stopped_by: str | None) ->
   time, and why it stopped (`stopped_by`: the signal every host agreed to stop on)."""
   seconds, first = clock.summary(), group.first_step
   logging.info('%d steps in %.0f s: %s; %d widths compiled', group.step - first, seconds['total'],
-               ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items() if k != 'total'), len(group.widths))
+               ', '.join(f'{k} {v:.1f} s' for k, v in seconds.items() if k != 'total'),
+               len(group.widths.union(group.compiled)))
   share = {k: v / len(group.runs) for k, v in seconds.items()}  # each run's share of the group's time
   return [{'step': run.step, 'valid': run.valid, 'steps_run': run.step - first, 'seconds': share,
            'stopped_by': stopped_by or (SATURATION if run.files.saturated(run.step) else None)}
           for run in group.runs]
-
-
-def fetch_interval(history: list[dict], started: float) -> tuple[list[dict], float]:
-  """A logging interval's per-step metrics, fetched from the device, and its seconds: read after
-  the fetch, which waits for the device (the loop dispatches ahead of the computation)."""
-  records = sharding.fetch(history)
-  return records, time.perf_counter() - started
-
-
-def _check_finite(group: Group, unchecked: list[tuple[int, dict]]) -> None:
-  """Raises, naming the run, the step and the term, if a running run's loss went NaN or Inf."""
-  if not unchecked:
-    return
-  values = sharding.fetch([{k: m[k] for k, _ in run_log.FINITE_TERMS} for _, m in unchecked])
-  steps = [s for s, _ in unchecked]
-  for run in group.running():
-    try:
-      run_log.check_finite([(s, {k: v[run.index] for k, v in terms.items()}) for s, terms in zip(steps, values)],
-                           run.last_saved)
-    except VrashError as e:
-      raise VrashError(group.name(run) + str(e)) from None

@@ -7,6 +7,7 @@ their date, command and machine.
   profile   where a train step spends its time, per compiled kernel
   buckets   length bucketing on a prepared corpus: padding, and its cost in speed
   groups    runs trained together (one vmapped step) against one at a time
+  compile   a group's step at every width it trains at: one after another, and at once
   lanes     a sweep's runs on a CPU: split over the cores, one device each, side by side
   pod       a sweep's runs on a pod slice (processes over localhost): spread, in series, disjoint
   sample    the compiled scan sampler against per-note loops
@@ -24,8 +25,8 @@ from vrash_jax.errors import VrashError, exit_with
 
 BENCHMARKS = {name: f'experiments.bench.{module}' for name, module in (
     ('train', 'bench_train'), ('suite', 'suite'), ('profile', 'profile_step'), ('buckets', 'bench_buckets'),
-    ('groups', 'bench_groups'), ('lanes', 'bench_lanes'), ('pod', 'bench_pod'), ('sample', 'bench_sample'),
-    ('read', 'bench_read'), ('prep', 'bench_prep'))}
+    ('groups', 'bench_groups'), ('compile', 'bench_compile'), ('lanes', 'bench_lanes'), ('pod', 'bench_pod'),
+    ('sample', 'bench_sample'), ('read', 'bench_read'), ('prep', 'bench_prep'))}
 MODULES = {name: importlib.import_module(module) for name, module in BENCHMARKS.items()}  # their flags
 
 
