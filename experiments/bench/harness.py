@@ -17,6 +17,7 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from experiments import launcher
 from experiments.configs import MODELS, model_config
 from vrash_jax import config_rules
 
@@ -25,7 +26,7 @@ flags.DEFINE_enum('model', 'vrash', list(MODELS), 'Which architecture (its exper
 flags.DEFINE_integer('steps', 10, 'Warm steps per timing.', lower_bound=1)
 flags.DEFINE_integer('repeats', 5, 'Timings; the median is reported.', lower_bound=1)
 flags.DEFINE_string('out', None, 'Also write the figures to this JSON file.')
-flags.DEFINE_string('data_dir', None, 'A prepared dataset, for the benchmarks that read one.')
+launcher.define_once(flags.DEFINE_string, 'data_dir', None, 'A prepared dataset, for the benchmarks that read one.')
 
 PAPER_SHAPE = {'batch_size': 64, 'max_len': 64, 'hidden': 256, 'depth': 3}  # the base config's, 64 notes
 

@@ -13,6 +13,11 @@ from vrash_jax.errors import VrashError
 # the LM 93k; Transformer VRASH 168k, VRASH 179k).
 SMALL_MODEL = {'hidden': 128, 'depth': 2, 'pitch_embed': 16, 'octave_embed': 4, 'delay_embed': 8,
                'meta_embed': 4, 'attention_width': 56, 'attention_layers': 2, 'attention_heads': 2}
+# Tests' and the tiny preset's model and schedule: minutes of compiling and seconds of training.
+SMOKE = {'max_len': 16, 'batch_size': 8, 'eval_batch_size': 8, 'pitch_embed': 6, 'octave_embed': 3,
+         'delay_embed': 5, 'meta_embed': 2, 'hidden': 16, 'depth': 2, 'attention_width': 8,
+         'attention_layers': 2, 'attention_heads': 2, 'latent_dim': 4, 'kl_anneal_steps': 4, 'warmup_steps': 2,
+         'train_steps': 8, 'log_every': 2, 'eval_every': 4, 'checkpoint_every': 4}
 
 
 def model_config(model: str, overrides: dict[str, Any] | None = None) -> ml_collections.ConfigDict:
