@@ -57,3 +57,17 @@ def test_the_suite_command_refuses_unknown_peers(tmp_path):
                          f'--out_dir={tmp_path}'], capture_output=True, text=True, timeout=120)
   assert done.returncode == 1 and "--peers: unknown ['jit']" in done.stderr
   assert not os.listdir(tmp_path)
+
+
+def test_other_ways_of_compiling_are_timed_apart_and_the_fastest_named(tmp_path):
+  result = suite.run_suite([(8, 4, 8, 2)], ['lm'], ['float32'], peers=(), peer_dtypes=['float32'], steps=1, repeats=1,
+                           budget_s=600, peer_timeout_s=60, out_dir=str(tmp_path),
+                           asked_variants=['unroll4', 'command_buffers'])
+  rows = {r['variant']: r for r in result['rows']}
+  assert list(rows) == ['default', 'unroll4', 'command_buffers']
+  assert rows['default']['step_s'] > 0 and rows['unroll4']['step_s'] > 0
+  assert rows['command_buffers']['status'] == 'skipped: GPU flags'  # not on this CPU
+  markdown = open(tmp_path / 'suite.md').read()
+  assert '| vrash_jax (unroll4) | LM | 8, 4, 8, 2 | float32 |' in markdown
+  best = min(('default', 'unroll4'), key=lambda v: rows[v]['step_s'])
+  assert f"lm 8, 4, 8, 2 float32: {best} ({1e3 * rows[best]['step_s']:.2f} ms" in markdown

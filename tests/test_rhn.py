@@ -144,3 +144,23 @@ def test_prefetched_scan_equals_lax_scan():
   got = prefetched_scan(step, jnp.float32(1.0), xs)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(expected)):
     np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+@pytest.mark.parametrize('custom_backward', [True, False])
+def test_unrolled_scans_give_the_same_outputs_and_gradients(custom_backward):
+  """scan_unroll changes how the loop runs (3 time steps an iteration, T = 6 and 7), not its figures."""
+  rng = np.random.default_rng(8)
+  kwargs = dict(hidden=H, depth=L, state_dropout=0.3, custom_backward=custom_backward)
+
+  def loss(params, x, mask, unroll):
+    outputs, final = RHN(**kwargs, scan_unroll=unroll).apply(
+        {'params': params}, x, mask, deterministic=False, rngs={'dropout': jax.random.key(1)})
+    return (outputs ** 2).sum() + final.sum()
+
+  for steps in (T, T + 1):
+    x = jnp.asarray(rng.normal(size=(B, steps, D)).astype(np.float32))
+    mask = np.arange(steps)[None, :] < np.array([[steps], [4], [1]])
+    params = RHN(**kwargs).init(jax.random.key(0), x, mask)['params']
+    (want, want_grads), (got, got_grads) = (jax.value_and_grad(loss)(params, x, mask, u) for u in (1, 3))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6), got_grads, want_grads)

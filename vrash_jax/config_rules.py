@@ -96,6 +96,7 @@ RULES: dict[str, Rule] = {
     'state_dropout': _rate('a dropout rate'),
     'output_dropout': _rate('a dropout rate'),
     'custom_backward': Rule(bool, 'True or False'),
+    'scan_unroll': _count(1),
     'attention_layers': _count(1),
     'attention_width': _count(2),
     'attention_heads': _count(1),
@@ -122,6 +123,7 @@ RULES: dict[str, Rule] = {
 # Fields newer than the first saved configs, with the behaviour of the versions before them.
 LEGACY_DEFAULTS: dict[str, Any] = {
     'custom_backward': False,  # RHN gradients by scan autodiff (identical up to float rounding)
+    'scan_unroll': 1,  # a time step per scan iteration
     'dtype': 'float32',  # every computation in float32
     'bucket_step': 0,  # every batch padded to max_len, batches drawn from one stream
     'kl_cycles': 0,  # one linear rise of the KL weight

@@ -68,7 +68,7 @@ def _masked_step(layers, biases, keeps, dtype, state, xs):
   return state, (state, tuple(saved))
 
 
-def prefetched_scan(step, init, xs):
+def prefetched_scan(step, init, xs, unroll: int = 1):
   """`jax.lax.scan(step, init, xs)` whose per-step inputs arrive through the carry, sliced one
   step ahead.
 
@@ -89,29 +89,30 @@ def prefetched_scan(step, init, xs):
     inner, y = step(inner, x)
     return (inner, x_next), y
 
-  (final, _), ys = jax.lax.scan(body, (init, take(0)), jnp.arange(length))
+  (final, _), ys = jax.lax.scan(body, (init, take(0)), jnp.arange(length), unroll=unroll)
   return final, ys
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 7))
 def rhn_scan(projected: Array, mask: Array, state0: Array, recurrent: Array, bias: Array,
-             dtype: Any = jnp.float32, state_keep: Array | None = None) -> Array:
+             dtype: Any = jnp.float32, state_keep: Array | None = None, unroll: int = 1) -> Array:
   """The RHN over time: projected [T, B, 2H], mask [T, B], state0 [B, H] -> states [T, B, H].
 
   Differentiated by a hand-written backward pass: its reverse scan carries only the state
   gradient and emits each step's pre-activation gradient; the weight gradients are then one
   large matmul per micro-layer over all time steps instead of a small one inside every step.
+  Both scans take `unroll` time steps an iteration (the same figures; fewer loop trips).
   """
-  return _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep)[0]
+  return _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll)[0]
 
 
-def _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep):
+def _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll):
   step = functools.partial(_masked_step, *_per_layer(recurrent, bias, state_keep, dtype), dtype)
-  _, (states, saved) = prefetched_scan(step, state0, (projected, mask))
+  _, (states, saved) = prefetched_scan(step, state0, (projected, mask), unroll)
   return states, (mask, state0, recurrent, state_keep, saved)
 
 
-def _rhn_scan_bwd(dtype, residuals, d_states):
+def _rhn_scan_bwd(dtype, unroll, residuals, d_states):
   mask, state0, recurrent, state_keep, saved = residuals
   depth = recurrent.shape[0]
   weights_t = [recurrent[l].T.astype(dtype) for l in range(depth)]
@@ -138,7 +139,7 @@ def _rhn_scan_bwd(dtype, residuals, d_states):
 
   d_keeps0 = () if keeps is None else tuple(jnp.zeros_like(k) for k in keeps)
   (d_state0, d_keeps), d_pres = jax.lax.scan(
-      step, (jnp.zeros_like(state0), d_keeps0), (d_states, mask, saved), reverse=True)
+      step, (jnp.zeros_like(state0), d_keeps0), (d_states, mask, saved), reverse=True, unroll=unroll)
   # Every weight gradient at once per micro-layer: [H, T*B] x [T*B, 2H].
   d_recurrent = []
   for layer in range(depth):
@@ -184,6 +185,7 @@ class RHN(nn.Module):
   output_dropout: float = 0.0
   dtype: Any = jnp.float32  # matmul compute dtype (bfloat16 on accelerators)
   custom_backward: bool = True  # rhn_scan's hand-written VJP (False: scan autodiff)
+  scan_unroll: int = 1  # time steps per scan iteration, forward and backward
 
   @nn.compact
   def __call__(self, inputs: Array, mask: Array, initial_state: Array | None = None,
@@ -209,14 +211,14 @@ class RHN(nn.Module):
               else initial_state.astype(jnp.float32))
     time_mask = mask.T.astype(bool)
     if self.custom_backward:
-      outputs = rhn_scan(projected, time_mask, state0, recurrent, bias, self.dtype, state_keep)
+      outputs = rhn_scan(projected, time_mask, state0, recurrent, bias, self.dtype, state_keep, self.scan_unroll)
     else:  # JAX's own scan autodiff
       layers, biases, keeps = _per_layer(recurrent, bias, state_keep, self.dtype)
 
       def step(state, xs):
         state, (output, _) = _masked_step(layers, biases, keeps, self.dtype, state, xs)
         return state, output
-      _, outputs = jax.lax.scan(step, state0, (projected, time_mask))
+      _, outputs = jax.lax.scan(step, state0, (projected, time_mask), unroll=self.scan_unroll)
     final = outputs[-1]
     outputs = outputs.transpose(1, 0, 2)
     output_keep = _dropout_keep(self, self.output_dropout, (batch, 1, self.hidden), deterministic)

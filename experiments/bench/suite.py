@@ -2,10 +2,12 @@
 
   vrash-bench suite [--shapes small,large] [--models lm,vrash] [--dtypes float32,bfloat16] [--config.X=Y]
       [--peers eager,compile,reduce_overhead] [--peer_dtypes float32] [--budget_s 360]
-      [--out_dir bench_suite] [--steps 10] [--repeats 5] [--peer_timeout_s 600]
+      [--out_dir bench_suite] [--steps 10] [--repeats 5] [--peer_timeout_s 600] [--variants ...]
 
 First, in one process: the dense matmul peak in each dtype and our train step (synthetic
-batches) for every model x shape x dtype. Then, when torch is installed, the PyTorch peer of
+batches) for every model x shape x dtype. Then the same steps compiled other ways
+(`variants.py`: XLA flags, unrolled scans; on a GPU all of them), each way in a process of its
+own, and the fastest way for each step. Then, when torch is installed, the PyTorch peer of
 VRASH at each shape in each mode, each in a process of its own on the same device (JAX and
 PyTorch never hold one device's memory together), time-boxed: a peer that has not finished
 when its share of `--budget_s` is spent is reported as such. `--config.*` overrides apply to
@@ -25,7 +27,7 @@ from typing import Any, Sequence
 
 from absl import flags
 
-from experiments.bench import bench_train, harness
+from experiments.bench import bench_train, harness, variants
 from experiments.configs import model_config
 from vrash_jax.config_rules import MODEL_SPECS
 
@@ -41,6 +43,8 @@ flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Compute dtypes of our trai
 flags.DEFINE_list('peer_dtypes', ['float32'], 'Dtypes of the PyTorch peer (bfloat16: autocast).')
 flags.DEFINE_float('budget_s', 360.0, 'Seconds the suite may take; peers get what ours leave.')
 flags.DEFINE_string('out_dir', 'bench_suite', 'Where suite.md and suite.json go.')
+flags.DEFINE_list('variants', None, 'Ways of compiling our step, each in a process of its own: '
+                  f'{", ".join(variants.VARIANTS)} (default: all on a GPU, `default` elsewhere).')
 
 
 def parse_shape(text: str) -> tuple[int, int, int, int]:
@@ -55,7 +59,8 @@ def parse_shape(text: str) -> tuple[int, int, int, int]:
 
 
 def measure_ours(shapes: Sequence[tuple[int, ...]], models: Sequence[str], dtypes: Sequence[str], steps: int,
-                 repeats: int, path: str, overrides: dict[str, Any] | None = None) -> None:
+                 repeats: int, path: str, overrides: dict[str, Any] | None = None, peaks: dict[str, float] | None = None
+                 ) -> None:
   """Our half of the suite (run in a process of its own): rewrites `path` after every figure,
   so that a process stopped by the budget leaves what it measured."""
   import jax
@@ -63,13 +68,14 @@ def measure_ours(shapes: Sequence[tuple[int, ...]], models: Sequence[str], dtype
 
   out: dict[str, Any] = {'platform': jax.devices()[0].platform, 'device': jax.devices()[0].device_kind,
                          'devices': jax.device_count(), 'jax': jax.__version__,
-                         'xla_flags': os.environ.get('XLA_FLAGS', ''), 'matmul_peak_tflops': {}, 'rows': []}
+                         'xla_flags': os.environ.get('XLA_FLAGS', ''), 'matmul_peak_tflops': dict(peaks or {}),
+                         'rows': []}
 
   def save():
     with open(path, 'w') as f:
       json.dump(out, f)
 
-  for dtype in dtypes:
+  for dtype in (d for d in dtypes if d not in out['matmul_peak_tflops']):  # a variant's are the default's
     out['matmul_peak_tflops'][dtype] = bench_train.matmul_peak_flops(jnp.dtype(dtype)) / 1e12
     save()
   for batch, notes, hidden, depth in shapes:
@@ -88,13 +94,17 @@ def measure_ours(shapes: Sequence[tuple[int, ...]], models: Sequence[str], dtype
 
 
 def run_ours(shapes, models, dtypes, steps: int, repeats: int, timeout_s: float, path: str,
-             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-  """`measure_ours` in a child process; what it measured, and which figures it did not reach."""
+             overrides: dict[str, Any] | None = None, variant: str = variants.DEFAULT,
+             peaks: dict[str, float] | None = None) -> dict[str, Any]:
+  """`measure_ours` in a child process (compiled as `variant` says: `variants.VARIANTS`); what
+  it measured, and which figures it did not reach."""
+  overrides = {**(overrides or {}), **variants.VARIANTS[variant][1]}
   code = (f'from experiments.bench import suite; suite.measure_ours({list(shapes)!r}, {list(models)!r}, '
-          f'{list(dtypes)!r}, {steps}, {repeats}, {path!r}, {dict(overrides or {})!r})')
+          f'{list(dtypes)!r}, {steps}, {repeats}, {path!r}, {overrides!r}, {dict(peaks or {})!r})')
   status = None
   try:
-    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=timeout_s)
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=max(timeout_s, 1),
+                          env=variants.environment(variant))
     if done.returncode != 0:
       status = f"failed: {(done.stderr.strip().splitlines() or ['no message'])[-1][:200]}"
   except subprocess.TimeoutExpired:
@@ -107,15 +117,26 @@ def run_ours(shapes, models, dtypes, steps: int, repeats: int, timeout_s: float,
         if (model, tuple(shape), dtype) not in measured:
           ours['rows'].append({'implementation': 'vrash_jax', 'model': model, 'shape': list(shape),
                                'dtype': dtype, 'status': status or 'not measured'})
+  for row in ours['rows']:
+    row['variant'] = variant
   return ours
 
 
 def run_suite(shapes, models, dtypes, peers, peer_dtypes, steps: int, repeats: int, budget_s: float,
-              peer_timeout_s: float, out_dir: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+              peer_timeout_s: float, out_dir: str, overrides: dict[str, Any] | None = None,
+              asked_variants: list[str] | None = None) -> dict[str, Any]:
   """Every figure of the suite, within `budget_s` seconds; writes suite.json and suite.md."""
   started = time.perf_counter()
   os.makedirs(out_dir, exist_ok=True)
   result = run_ours(shapes, models, dtypes, steps, repeats, budget_s, os.path.join(out_dir, 'ours.json'), overrides)
+  for variant in variants.chosen(asked_variants, result.get('platform', 'cpu'))[1:]:
+    if variant in variants.GPU_ONLY and result.get('platform') != 'gpu':
+      result['rows'] += [{'implementation': 'vrash_jax', 'model': m, 'shape': list(s), 'dtype': d, 'variant': variant,
+                          'status': 'skipped: GPU flags'} for s in shapes for m in models for d in dtypes]
+      continue
+    left = budget_s - (time.perf_counter() - started)
+    result['rows'] += run_ours(shapes, models, dtypes, steps, repeats, left, os.path.join(out_dir, f'{variant}.json'),
+                               overrides, variant, result['matmul_peak_tflops'])['rows']
   result.update(date=time.strftime('%Y-%m-%d'), machine=platform.platform(), budget_s=budget_s,
                 torch=None, peers_note='')
   if not peers:
@@ -152,6 +173,7 @@ def run_suite(shapes, models, dtypes, peers, peer_dtypes, steps: int, repeats: i
 
 def _ours(rows: list[dict[str, Any]], model: str, shape: list[int], dtype: str) -> dict[str, Any] | None:
   return next((r for r in rows if r['implementation'] == 'vrash_jax' and r['model'] == model
+               and r.get('variant', variants.DEFAULT) == variants.DEFAULT
                and r['shape'] == shape and r['dtype'] == dtype and 'step_s' in r), None)
 
 
@@ -166,7 +188,9 @@ def table(result: dict[str, Any]) -> str:
            '| implementation | model | batch, notes, hidden, depth | dtype | compile s | step ms | notes/s '
            '| share of matmul peak | vrash_jax speed-up |', '|---|---|---|---|---|---|---|---|---|']
   for r in result['rows']:
-    head = f"| {r['implementation']} | {NAMES[r['model']]} | {', '.join(map(str, r['shape']))} | {r['dtype']} "
+    variant = r.get('variant', variants.DEFAULT)
+    name = r['implementation'] + (f' ({variant})' if variant != variants.DEFAULT else '')
+    head = f"| {name} | {NAMES[r['model']]} | {', '.join(map(str, r['shape']))} | {r['dtype']} "
     if 'status' in r:
       lines.append(head + f"| {r['status']} | | | | |")
       continue
@@ -177,9 +201,12 @@ def table(result: dict[str, Any]) -> str:
                         f'| {share} | {ratio} |')
   ratios = [f"{NAMES[r['model']]} {', '.join(map(str, r['shape']))}: {half['step_s'] / r['step_s']:.2f}x"
             for r in result['rows'] if r['implementation'] == 'vrash_jax' and r['dtype'] == 'float32'
-            and 'step_s' in r and (half := _ours(result['rows'], r['model'], r['shape'], 'bfloat16'))]
+            and r.get('variant', variants.DEFAULT) == variants.DEFAULT and 'step_s' in r
+            and (half := _ours(result['rows'], r['model'], r['shape'], 'bfloat16'))]
   if ratios:
     lines += ['', 'bfloat16 step time over float32 (below 1: bfloat16 is faster): ' + '; '.join(ratios) + '.']
+  if winners := variants.fastest(result['rows']):
+    lines += ['', 'Fastest way to compile each step (`experiments/bench/variants.py`): ' + '; '.join(winners) + '.']
   return '\n'.join(lines)
 
 
@@ -194,6 +221,6 @@ def run(config) -> dict[str, Any]:
       sys.exit(f'--{flag}: unknown {unknown}; choose from {", ".join(allowed)}')
   result = run_suite([parse_shape(s) for s in FLAGS.shapes], FLAGS.models, FLAGS.dtypes, peers,
                      FLAGS.peer_dtypes, FLAGS.steps, FLAGS.repeats, FLAGS.budget_s, FLAGS.peer_timeout_s,
-                     FLAGS.out_dir, harness.overrides())
+                     FLAGS.out_dir, harness.overrides(), FLAGS.variants)
   print(f"written: {os.path.join(FLAGS.out_dir, 'suite.md')}, {os.path.join(FLAGS.out_dir, 'suite.json')}")
   return result

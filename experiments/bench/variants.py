@@ -1,0 +1,59 @@
+"""Ways of compiling our train step that `vrash-bench suite` times against XLA's defaults, each in
+a process of its own (XLA reads its flags once, when it starts).
+
+On a GPU the step is a chain of about 1,150 small kernels a step at the paper's size (BENCHMARKS.md,
+"GPU"): launch latency, not arithmetic. Each variant attacks that differently:
+
+* `no_triton_gemm`: cuBLAS instead of Triton for the small recurrent matmuls;
+* `command_buffers`: the scan loops' bodies recorded once as CUDA graphs and replayed;
+* `unroll4`: four time steps an iteration of the RHN's forward and backward scans (config
+  `scan_unroll`), so that XLA fuses across steps and the loop runs a quarter of the trips.
+
+Which wins is measured, not assumed: the suite prints the fastest for each row. GPU flags only
+mean something on a GPU; elsewhere those variants are skipped, and said so.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+DEFAULT = 'default'
+# name -> (XLA_FLAGS added, config overrides)
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    DEFAULT: ('', {}),
+    'no_triton_gemm': ('--xla_gpu_enable_triton_gemm=false', {}),
+    'command_buffers': ('--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL --xla_gpu_graph_min_graph_size=1', {}),
+    'unroll4': ('', {'scan_unroll': 4}),
+}
+GPU_ONLY = ('no_triton_gemm', 'command_buffers')
+
+
+def chosen(asked: list[str] | None, platform: str) -> list[str]:
+  """The variants to time: those asked for (the default first), else every one on a GPU and the
+  default alone elsewhere."""
+  names = asked or (list(VARIANTS) if platform == 'gpu' else [DEFAULT])
+  return [DEFAULT] + [n for n in names if n != DEFAULT]
+
+
+def environment(name: str) -> dict[str, str]:
+  """This process's environment with the variant's XLA flags added."""
+  extra = VARIANTS[name][0]
+  flags = ' '.join(f for f in (os.environ.get('XLA_FLAGS', ''), extra) if f)
+  return {**os.environ, 'XLA_FLAGS': flags} if flags else dict(os.environ)
+
+
+def fastest(rows: list[dict[str, Any]]) -> list[str]:
+  """For each model x shape x dtype timed in more than one variant: the fastest, against the
+  default."""
+  timed: dict[tuple, dict[str, float]] = {}
+  for r in rows:
+    if r['implementation'] == 'vrash_jax' and 'step_s' in r:
+      key = (r['model'], tuple(r['shape']), r['dtype'])
+      timed.setdefault(key, {})[r.get('variant', DEFAULT)] = r['step_s']
+  lines = []
+  for (model, shape, dtype), steps in timed.items():
+    if len(steps) > 1 and DEFAULT in steps:
+      best = min(steps, key=steps.get)
+      lines.append(f"{model} {', '.join(map(str, shape))} {dtype}: {best} ({1e3 * steps[best]:.2f} ms, "
+                   f'{steps[DEFAULT] / steps[best]:.2f}x the default)')
+  return lines
