@@ -91,12 +91,13 @@ PRESETS = {
     'paper': Preset(
         works_per_collection=0, models=MODELS,
         prep={'max_len': 256},
-        config={'max_len': 256},
+        config={'max_len': 256, 'patience': 3},
         seeds=(0, 1, 2), iw_samples=64, num_samples=256,
         plan=ClaimsPlan(frontier=WHOLE_CORPUS_FRONTIER),
         notes=('paper preset: the whole default corpus, whole melodies (chunks of at most 256 notes), '
-               'RHN hidden 256 depth 3 (Zilly et al.), 20k steps of batch 64 with KL annealed over 2k '
-               "steps, the base config's rate (free bits per dimension and note dropout), and the cpu "
+               'RHN hidden 256 depth 3 (Zilly et al.), up to 20k steps of batch 64 with KL annealed over 2k '
+               'steps, evaluated on valid every 2k steps and stopped after 3 evaluations without a better '
+               "valid bound, the base config's rate (free bits per dimension and note dropout), and the cpu "
                "preset's frontier.")),
 }
 

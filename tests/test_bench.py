@@ -46,6 +46,7 @@ def test_groups_measures_each_size_in_both_batch_orders(tiny_dataset):
   result = bench_groups.measure(config, tiny_dataset, [1, 2], steps=1)
   assert [r['runs'] for r in result['rows']] == [1, 2]
   assert all(r['shared_order'] > 0 and r['own_orders'] > 0 for r in result['rows'])
+  assert all(r['evaluation_run_by_run_s'] > 0 and r['evaluation_one_step_s'] > 0 for r in result['rows'])
   lines = bench_groups.table(result).splitlines()
   assert lines[-2].startswith('| 1 |') and '| 1.00x |' in lines[-2] and lines[-1].startswith('| 2 |')
 

@@ -102,3 +102,20 @@ def test_evaluation_batches_hold_every_note_once(bucket_step):
   assert sum(int(b['mask'].sum()) for b in batches) == len(seen)
   widths = [b['mask'].shape[1] for b in batches]
   assert widths == [128] * 4 if bucket_step == 0 else widths == sorted(widths)
+
+
+def test_every_seed_has_the_same_width_at_a_step_and_batches_of_its_own():
+  """Runs of several seeds in one group pad nothing to each other: their batches' widths agree
+  step by step; which melodies fill them does not."""
+  arrays = melodies()
+  seeds = [input_pipeline.TrainBatches(arrays, 16, seed=s, bucket_step=16) for s in range(4)]
+  epoch = seeds[0].batches_per_epoch
+  for step in range(2 * epoch):
+    batches = [b(step) for b in seeds]
+    assert len({b['mask'].shape[1] for b in batches}) == 1
+    examples = [frozenset(b['pitch_class'][:, 0][b['mask'][:, 0]].tolist()) for b in batches]
+    assert len(set(examples)) > 1 or len(examples[0]) <= 1
+  orders = {tuple(np.concatenate([b.indices(s) for s in range(epoch)])) for b in seeds}
+  assert len(orders) == 4  # each seed its own order of melodies
+  widths = [seeds[0].width(seeds[0].indices(s)) for s in range(epoch, 2 * epoch)]
+  assert widths != [seeds[0].width(seeds[0].indices(s)) for s in range(epoch)]  # each epoch its own

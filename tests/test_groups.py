@@ -68,15 +68,23 @@ def test_a_finished_group_is_not_trained_again(grouped, tiny_dataset):
   assert [open(os.path.join(w, 'metrics.jsonl')).read() for w in workdirs] == lines
 
 
-def test_a_saturated_run_stops_changing_while_the_others_go_on(tiny_dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize('one_step', [False, True])  # run by run (as on a CPU), or the group at once
+def test_a_saturated_run_stops_changing_while_the_others_go_on(tiny_dataset, tmp_path, monkeypatch, one_step):
   runs = [config(0, eval_every=2, patience=1, train_steps=8), config(1, eval_every=2, patience=1, train_steps=8)]
   bounds = {0: {2: 4.0, 4: 5.0}, 1: {2: 4.0, 4: 3.0, 6: 2.0, 8: 1.0}}  # seed 0 stops improving after step 2
 
-  def scripted(state, configs, mesh, arrays, iw_samples):
-    steps = jax.device_get(state.step)
-    return [{'nll_bound': bounds[c.seed][int(s)], 'ce_total': bounds[c.seed][int(s)]} for c, s in zip(configs, steps)]
+  def figures(seed, step):
+    return {'nll_bound': bounds[seed][int(step)], 'ce_total': bounds[seed][int(step)]}
 
-  monkeypatch.setattr(train.evaluation, 'evaluate_group', scripted)
+  def scripted(state, c, arrays, iw_samples):
+    return figures(c.seed, jax.device_get(state.step))
+
+  def scripted_group(state, configs, mesh, arrays, iw_samples):
+    return [figures(c.seed, step) for c, step in zip(configs, jax.device_get(state.step))]
+
+  monkeypatch.setattr(train.evaluation, 'evaluates_groups_in_one_step', lambda: one_step)
+  monkeypatch.setattr(train.evaluation, 'evaluate_state', scripted)
+  monkeypatch.setattr(train.evaluation, 'evaluate_group', scripted_group)
   workdirs = [str(tmp_path / 'a'), str(tmp_path / 'b')]
   outcomes = train.train_runs(runs, tiny_dataset, workdirs)
   assert [(o['step'], o['stopped_by']) for o in outcomes] == [(4, 'saturation'), (8, None)]

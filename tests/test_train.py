@@ -195,11 +195,11 @@ def test_the_best_valid_checkpoint_is_kept_and_patience_stops_training(tiny_data
   config.train_steps, config.eval_every, config.checkpoint_every, config.patience = 40, 2, 4, 2
   bounds = {2: 5.0, 4: 4.0, 6: 4.5, 8: 4.2, 10: 3.0}  # no better bound after step 4 until 10
 
-  def scripted(state, configs, mesh, arrays, iw_samples):
-    return [{'nll_bound': bounds[int(s)], 'ce_total': bounds[int(s)], 'step_seen': int(s)}
-            for s in jax.device_get(state.step)]
+  def scripted(state, config, arrays, iw_samples):
+    step = int(jax.device_get(state.step))
+    return {'nll_bound': bounds[step], 'ce_total': bounds[step], 'step_seen': step}
 
-  monkeypatch.setattr(train.evaluation, 'evaluate_group', scripted)
+  monkeypatch.setattr(train.evaluation, 'evaluate_state', scripted)
   workdir = str(tmp_path)
   out = train.train_and_evaluate(config, tiny_dataset, workdir)
   assert out['step'] == 8 and out['stopped_by'] == 'saturation'

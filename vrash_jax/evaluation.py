@@ -92,6 +92,13 @@ def _compiled_group_eval_step(iw_samples: int, mesh: jax.sharding.Mesh):
                  in_shardings=(per_run, sharding.batch_sharded(mesh), per_run, sharding.replicated(mesh)))
 
 
+def evaluates_groups_in_one_step() -> bool:
+  """Whether a training group's valid evaluation is one compiled step for all its runs: on
+  accelerators, where a step is launch latency more than arithmetic. On a CPU run by run: one
+  step was 1.12-1.19x slower there (BENCHMARKS.md, "A group's valid evaluation")."""
+  return jax.devices()[0].platform != 'cpu'
+
+
 def evaluate_group(state: TrainState, configs: list[ml_collections.ConfigDict], mesh: jax.sharding.Mesh,
                    arrays: dict[str, Any], iw_samples: int = 0) -> list[dict[str, float]]:
   """Figures of every run of a group's state (stacked over runs, split along them on the group's

@@ -204,6 +204,9 @@ def gather(arrays: dict[str, Any], indices: np.ndarray, width: int | None = None
   return batch
 
 
+WIDTH_ORDER_KEY = 2 ** 32  # the batch shuffle's RNG key, beside the epoch: no seed's (seeds < 2**32)
+
+
 class TrainBatches:
   """Training batches, a pure function of (seed, step): resuming sees the same batches.
 
@@ -212,7 +215,10 @@ class TrainBatches:
   bucket_step > 0 (length bucketing): each epoch permutes the examples, groups them by
   padded width (`padded_widths`), cuts that order into batches of B and shuffles the
   batches; a batch is padded only to its widest member, and the epoch's last batch is
-  completed with empty rows, so every example is seen exactly once per epoch.
+  completed with empty rows, so every example is seen exactly once per epoch. The batches'
+  shuffle is the epoch's alone, the same for every seed: at any step every seed's batch has the
+  same width (which melodies fill it, and in which rows, is the seed's own), so runs of several
+  seeds trained as one group pad nothing to each other's widths.
   """
 
   def __init__(self, arrays: dict[str, Any], global_batch: int, seed: int,
@@ -232,15 +238,17 @@ class TrainBatches:
       rng = np.random.default_rng([self.seed, epoch])
       self._epoch, self._order = epoch, rng.permutation(self.size)
       if self.bucket_step > 0:
-        self._batches = self._bucketed(self._order, rng)
+        self._batches = self._bucketed(self._order, epoch)
     return self._order
 
-  def _bucketed(self, order: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+  def _bucketed(self, order: np.ndarray, epoch: int) -> list[np.ndarray]:
     by_width = order[np.argsort(self.widths[order], kind='stable')]  # random within a width
     padded = np.full(self.batches_per_epoch * self.global_batch, -1, np.int64)
     padded[:self.size] = by_width
     batches = padded.reshape(self.batches_per_epoch, self.global_batch)
-    return list(batches[rng.permutation(self.batches_per_epoch)])
+    # Every seed's k-th batch of this sorted order has the same width: one shuffle for all seeds.
+    shuffle = np.random.default_rng([WIDTH_ORDER_KEY, epoch]).permutation(self.batches_per_epoch)
+    return list(batches[shuffle])
 
   def indices(self, step: int) -> np.ndarray:
     """Example indices of the whole global batch at `step` (-1: an empty row)."""

@@ -331,10 +331,15 @@ def _loop(group: Group, signals: run_log.StopSignals, locks: Sequence[storage.Wo
 
 
 def _evaluate(group: Group) -> None:
-  """Every run's valid figures in one compiled step; a running run's are logged, and its best
-  checkpoint kept if they are its best."""
-  figures = evaluation.evaluate_group(group.state, [r.config for r in group.runs], group.mesh, group.valid,
-                                      group.config.valid_iw_samples)
+  """Each running run's valid figures (in one compiled step for the group where that pays:
+  `evaluation.evaluates_groups_in_one_step`), logged; its best checkpoint kept if they are its best."""
+  iw_samples = group.config.valid_iw_samples
+  if evaluation.evaluates_groups_in_one_step():
+    figures = evaluation.evaluate_group(group.state, [r.config for r in group.runs], group.mesh, group.valid,
+                                        iw_samples)
+  else:
+    figures = {r.index: evaluation.evaluate_state(group.run_state(r), r.config, group.valid, iw_samples)
+               for r in group.running()}
   for run in group.running():
     run.valid = figures[run.index]
     run.writer.write(group.step, 'valid', run.valid)

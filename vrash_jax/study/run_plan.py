@@ -3,8 +3,8 @@ compile, and (`--plan_only`) a projected wall time from group steps and evaluati
 this machine; as it goes, the time left from the groups trained so far.
 
 Runs train in groups (`train.train_runs`) of up to `group_size`: runs that may share a step (one
-model, the same shapes and schedule, the same step reached), one seed's together first, since
-their batches come in one order and need no padding to a common width; on a CPU only one seed's
+model, the same shapes and schedule, the same step reached), in seed order (every seed's
+batch has the same width at a step: `input_pipeline.TrainBatches`); on a CPU only one seed's
 (`mixes_seeds`). On an accelerator the size is the one whose measured runs per second stop
 growing. On a CPU with its one device (the default) a group is one run, and `lanes` groups train
 at once, a core each, all on that device (BENCHMARKS.md, "Lanes"); a CPU made several devices
@@ -69,8 +69,8 @@ def planned_run(config: ml_collections.ConfigDict, directory: str) -> PlannedRun
 
 
 def form_groups(runs: Sequence[PlannedRun], size: int, mix_seeds: bool = True) -> list[list[PlannedRun]]:
-  """The runs still to train, in groups of up to `size` that may share a step, one seed's runs
-  side by side first; in the order of `runs` otherwise. Without `mix_seeds` a group holds one
+  """The runs still to train, in groups of up to `size` that may share a step, in seed order
+  (one seed's runs side by side); in the order of `runs` otherwise. Without `mix_seeds` a group holds one
   seed's runs only (see `mixes_seeds`)."""
   buckets: dict[tuple[str, int, int], list[PlannedRun]] = {}
   for run in runs:
@@ -132,9 +132,10 @@ def time_group_step(config: ml_collections.ConfigDict, runs: int, train_arrays: 
 def mixes_seeds() -> bool:
   """Whether a group may hold runs of different seeds: not on one host's CPU. There a pair of one
   seed's runs (one batch order) trained 1.24x the runs of a run alone, but a pair of two seeds,
-  padded to the wider of their batches, no more than a run alone (README command 1, 2026-11-27),
-  and a group of the odd run out compiles programs of its own; alone, every seed of a model
-  shares one compiled step. On many hosts a group is how runs spread over them."""
+  padded to the wider of their batches, no more than a run alone (README command 1, 2026-11-27;
+  seeds' batches now share their widths), and a group of the odd run out compiles programs of
+  its own; alone, every seed of a model shares one compiled step (and on one CPU device runs
+  train in lanes). On many hosts a group is how runs spread over them."""
   return jax.devices()[0].platform != 'cpu' or jax.process_count() > 1
 
 
