@@ -56,6 +56,9 @@ def test_the_suite_command_refuses_unknown_peers(tmp_path):
   done = subprocess.run([sys.executable, '-m', 'experiments.bench.cli', 'suite', '--peers=jit',
                          f'--out_dir={tmp_path}'], capture_output=True, text=True, timeout=120)
   assert done.returncode == 1 and "--peers: unknown ['jit']" in done.stderr
+  done = subprocess.run([sys.executable, '-m', 'experiments.bench.cli', 'suite', '--variants=default,graphs',
+                         f'--out_dir={tmp_path}'], capture_output=True, text=True, timeout=120)
+  assert done.returncode == 1 and "--variants: unknown ['graphs']" in done.stderr
   assert not os.listdir(tmp_path)
 
 

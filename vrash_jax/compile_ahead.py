@@ -8,8 +8,8 @@ first step (batches are a pure function of seed and step), each is lowered (trac
 one at a time) and then compiled by XLA in a thread pool, which releases the GIL while it
 compiles: an accelerator host's cores compile the widths side by side. On a CPU, whose XLA
 compiler already keeps the cores busy, they compile one after another (two threads on a 2-core
-CPU: 0.94x, BENCHMARKS.md "Compilation"). The persistent compilation cache serves these compiles
-as it serves a first call.
+CPU: 0.94x and 1.06x in two runs; BENCHMARKS.md, "The paper preset on one GPU"). The persistent
+compilation cache serves these compiles as it serves a first call.
 """
 from __future__ import annotations
 

@@ -95,7 +95,7 @@ def _compiled_group_eval_step(iw_samples: int, mesh: jax.sharding.Mesh):
 def evaluates_groups_in_one_step() -> bool:
   """Whether a training group's valid evaluation is one compiled step for all its runs: on
   accelerators, where a step is launch latency more than arithmetic. On a CPU run by run: one
-  step was 1.12-1.19x slower there (BENCHMARKS.md, "A group's valid evaluation")."""
+  step was 1.10-1.18x slower there (BENCHMARKS.md, "The paper preset on one GPU")."""
   return jax.devices()[0].platform != 'cpu'
 
 

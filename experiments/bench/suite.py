@@ -215,7 +215,8 @@ def run(config) -> dict[str, Any]:
   del config
   peers = FLAGS.peers if FLAGS['peers'].present else list(DEFAULT_PEERS)
   for flag, given, allowed in (('peers', peers, bench_train.PEERS), ('models', FLAGS.models, NAMES),
-                               ('dtypes', FLAGS.dtypes + FLAGS.peer_dtypes, ('float32', 'bfloat16'))):
+                               ('dtypes', FLAGS.dtypes + FLAGS.peer_dtypes, ('float32', 'bfloat16')),
+                               ('variants', FLAGS.variants or [], variants.VARIANTS)):
     unknown = sorted(set(given) - set(allowed))
     if unknown:
       sys.exit(f'--{flag}: unknown {unknown}; choose from {", ".join(allowed)}')
