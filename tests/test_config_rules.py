@@ -29,7 +29,7 @@ INVALID = {
     'transform_bias': [float('nan'), float('-inf'), 'low'],
     'input_dropout': [1.0, -0.1], 'state_dropout': [1.5], 'output_dropout': [-1],
     'custom_backward': [1, 'yes'],
-    'scan_unroll': [0, 1.5],
+    'scan_unroll': [-1, 1.5],
     'attention_layers': [0, 2.0], 'attention_width': [1, 'wide'], 'attention_heads': [0, -2],
     'attention_dropout': [1.0, -0.1],
     'dtype': ['float16', 'bf16', 32],

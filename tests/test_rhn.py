@@ -164,3 +164,10 @@ def test_unrolled_scans_give_the_same_outputs_and_gradients(custom_backward):
     (want, want_grads), (got, got_grads) = (jax.value_and_grad(loss)(params, x, mask, u) for u in (1, 3))
     np.testing.assert_allclose(got, want, rtol=1e-6)
     jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6), got_grads, want_grads)
+
+
+def test_scan_unroll_zero_is_the_platforms_measured_best(monkeypatch):
+  from vrash_jax import rhn
+  assert rhn.scan_unroll(3) == 3 and rhn.scan_unroll(0) == 1  # this CPU: no unrolling
+  monkeypatch.setattr(rhn.jax, 'devices', lambda: [type('Gpu', (), {'platform': 'gpu'})()])
+  assert rhn.scan_unroll(0) == rhn.PLATFORM_UNROLL['gpu'] == 8 and rhn.scan_unroll(2) == 2

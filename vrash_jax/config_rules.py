@@ -96,7 +96,7 @@ RULES: dict[str, Rule] = {
     'state_dropout': _rate('a dropout rate'),
     'output_dropout': _rate('a dropout rate'),
     'custom_backward': Rule(bool, 'True or False'),
-    'scan_unroll': _count(1),
+    'scan_unroll': Rule(int, 'an integer >= 0 (0: by platform)', lambda v: v >= 0),
     'attention_layers': _count(1),
     'attention_width': _count(2),
     'attention_heads': _count(1),

@@ -29,7 +29,7 @@ import ml_collections
 
 from vrash_jax import notes
 from vrash_jax.config_rules import MODEL_SPECS, MODELS
-from vrash_jax.rhn import RHN
+from vrash_jax.rhn import RHN, scan_unroll
 from vrash_jax.transformer import TransformerDecoder, init_cache
 
 Array = jax.Array
@@ -91,7 +91,7 @@ class MelodyModel(nn.Module):
     rhn = dict(hidden=c.hidden, depth=c.depth, transform_bias=c.transform_bias,
                input_dropout=c.input_dropout, state_dropout=c.state_dropout,
                output_dropout=c.output_dropout, dtype=compute, custom_backward=c.custom_backward,
-               scan_unroll=c.scan_unroll)
+               scan_unroll=scan_unroll(c.scan_unroll))
     if self.attends:
       self.attention_in = nn.Dense(c.attention_width, dtype=compute)
       self.decoder = TransformerDecoder(c.attention_layers, c.attention_heads, c.attention_dropout, compute)

@@ -157,6 +157,17 @@ def _rhn_scan_bwd(dtype, unroll, residuals, d_states):
 rhn_scan.defvjp(_rhn_scan_fwd, _rhn_scan_bwd)
 
 
+# Measured on one H200 (2026-12-04, `vrash-bench suite`, VRASH 64 x 64 notes, hidden 256, depth 3):
+# unroll 1, 4, 8, 16 took 6.06, 4.24, 3.94, 4.08 ms a float32 step (bfloat16: 11.25, 9.65, 9.28,
+# 9.35). On a CPU unroll 4 was 1.75x slower than 1 (BENCHMARKS.md).
+PLATFORM_UNROLL = {'gpu': 8}
+
+
+def scan_unroll(configured: int) -> int:
+  """Time steps per scan iteration: `configured`, or for 0 the platform's best measured."""
+  return configured or PLATFORM_UNROLL.get(jax.devices()[0].platform, 1)
+
+
 def _gate_bias_init(transform_bias: float):
   def init(key, shape, dtype=jnp.float32):
     del key
