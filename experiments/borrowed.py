@@ -8,12 +8,13 @@ back a few files. On a machine with the `prep` extra, once:
   vrash-borrowed pack --data_dir runs/paper/data --into carry
 
 copies the dataset's TFRecords (its `vrash_midi` folder, stats.json and entropy.png; no MIDI) to
-CARRY/data, builds wheels of what an accelerator image lacks (`WHEELS`) into CARRY/wheels,
-checks that CARRY and the repository's files fit in 64 MiB, and prints the command to give
-the machine (from the repository's root, with CARRY beside the code):
+CARRY/data, unpacks wheels of what an accelerator image lacks (`WHEELS`) into CARRY/site (no
+pip on the machine: on a borrowed H200 a `pip install` of the wheels left them unimportable,
+their folder on PYTHONPATH worked), checks that CARRY and the repository's files fit in 64 MiB,
+and prints the command to give the machine (from the repository's root, with CARRY beside the
+code):
 
-  pip install --no-index --no-deps carry/wheels/*.whl && \\
-    PYTHONPATH=. python -m experiments.borrowed run --data_dir carry/data --results_dir OUT
+  PYTHONPATH=.:carry/site python -m experiments.borrowed run --data_dir carry/data --results_dir OUT
 
 `run` trains and evaluates the preset (`vrash-reproduce --data_dir`, in a process of its own),
 then runs `vrash-bench suite` in the time left, and writes into OUT: log.txt (every line of
@@ -30,8 +31,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import zipfile
 from importlib import metadata
 from typing import IO, Any, Sequence
 
@@ -65,19 +68,24 @@ def code_bytes() -> int:
              if f and os.path.isfile(os.path.join(ROOT, f)))
 
 
-def build_wheels(folder: str, names: Sequence[str] = WHEELS) -> None:
-  """Wheels of the versions installed here (`pip wheel`, from PyPI or pip's cache)."""
-  os.makedirs(folder, exist_ok=True)
+def unpack_wheels(site: str, names: Sequence[str] = WHEELS) -> None:
+  """The packages, at the versions installed here, unpacked into SITE (a folder to put on
+  PYTHONPATH): their wheels from `pip wheel` (PyPI or pip's cache), unzipped."""
   pins = [f'{name}=={metadata.version(name)}' for name in names]
-  done = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q', '-w', folder, *pins],
-                        capture_output=True, text=True)
-  if done.returncode:
-    raise VrashError(f'could not build wheels of {", ".join(pins)}: {done.stderr.strip()[-500:]}')
+  with tempfile.TemporaryDirectory() as wheels:
+    done = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q', '-w', wheels, *pins],
+                          capture_output=True, text=True)
+    if done.returncode:
+      raise VrashError(f'could not build wheels of {", ".join(pins)}: {done.stderr.strip()[-500:]}')
+    shutil.rmtree(site, ignore_errors=True)
+    for wheel in sorted(os.listdir(wheels)):
+      with zipfile.ZipFile(os.path.join(wheels, wheel)) as archive:
+        archive.extractall(site)
 
 
 def pack(data_dir: str, into: str, preset: str, wheels: Sequence[str] = WHEELS) -> dict[str, int]:
-  """CARRY/data (the TFRecords of a dataset prepared for `preset`) and CARRY/wheels; the bytes
-  of each and of the code, refused above LIMIT_BYTES in all."""
+  """CARRY/data (the TFRecords of a dataset prepared for `preset`) and CARRY/site (the
+  packages); the bytes of each and of the code, refused above LIMIT_BYTES in all."""
   check_prepared(data_dir, preset)
   target = os.path.join(into, 'data')
   shutil.rmtree(target, ignore_errors=True)
@@ -86,8 +94,9 @@ def pack(data_dir: str, into: str, preset: str, wheels: Sequence[str] = WHEELS) 
     if os.path.isfile(os.path.join(data_dir, name)):
       shutil.copy(os.path.join(data_dir, name), target)
   if wheels:
-    build_wheels(os.path.join(into, 'wheels'), wheels)
-  sizes = {'data': folder_bytes(target), 'wheels': folder_bytes(os.path.join(into, 'wheels')), 'code': code_bytes()}
+    unpack_wheels(os.path.join(into, 'site'), wheels)
+  sizes = {'data': folder_bytes(target), 'packages': folder_bytes(os.path.join(into, 'site')),
+           'code': code_bytes()}
   if sum(sizes.values()) > LIMIT_BYTES:
     raise VrashError(f'{sum(sizes.values()) / 2**20:.1f} MiB to carry ({_mib(sizes)}): a borrowed machine '
                      f'takes {LIMIT_BYTES // 2**20} MiB')
@@ -169,7 +178,7 @@ launcher.define_once(flags.DEFINE_enum, 'preset', 'paper', list(PRESETS), 'The p
 launcher.define_once(flags.DEFINE_string, 'data_dir', None, 'A dataset prepared for the preset.')
 launcher.define_once(flags.DEFINE_string, 'workdir', None, 'run: the study\'s workdir (default runs/PRESET).')
 flags.DEFINE_string('into', 'carry', 'pack: the folder to fill (keep it out of git: .git/info/exclude).')
-flags.DEFINE_list('wheels', list(WHEELS), 'pack: packages to carry as wheels (the versions installed here).')
+flags.DEFINE_list('wheels', list(WHEELS), 'pack: packages to carry, unpacked (the versions installed here).')
 flags.DEFINE_string('results_dir', None, 'run: the folder the files come back in.')
 flags.DEFINE_float('deadline_s', 570.0, 'run: seconds for the study and the suite together.', lower_bound=1)
 flags.DEFINE_float('suite_s', 150.0, 'run: seconds kept for the suite.', lower_bound=0)
@@ -192,9 +201,8 @@ def _main(command: str) -> None:
   if command == 'pack':
     sizes = pack(FLAGS.data_dir, FLAGS.into, FLAGS.preset, FLAGS.wheels)
     print(f'{FLAGS.into}: {_mib(sizes)} of {LIMIT_BYTES // 2**20} MiB. On the borrowed machine, from the '
-          f'repository with {FLAGS.into} in it:\n  pip install --no-index --no-deps {FLAGS.into}/wheels/*.whl && '
-          f'PYTHONPATH=. python -m experiments.borrowed run --preset {FLAGS.preset} --data_dir {FLAGS.into}/data '
-          '--results_dir OUT')
+          f'repository with {FLAGS.into} in it:\n  PYTHONPATH=.:{FLAGS.into}/site python -m experiments.borrowed run '
+          f'--preset {FLAGS.preset} --data_dir {FLAGS.into}/data --results_dir OUT')
     return
   if not FLAGS.results_dir:
     raise VrashError('run: --results_dir is required (the folder the files come back in)')

@@ -18,7 +18,7 @@ def test_pack_carries_the_tfrecords_alone_and_they_serve_the_preset(tiny_dataset
   sizes = borrowed.pack(tiny_dataset, str(tmp_path / 'carry'), 'tiny', wheels=())
   data = tmp_path / 'carry' / 'data'
   assert sorted(os.listdir(data)) == ['entropy.png', 'stats.json', 'vrash_midi']  # no _parts, no MIDI
-  assert sizes['data'] == borrowed.folder_bytes(str(data)) > 0 and sizes['wheels'] == 0 and sizes['code'] > 0
+  assert sizes['data'] == borrowed.folder_bytes(str(data)) > 0 and sizes['packages'] == 0 and sizes['code'] > 0
   borrowed.check_prepared(str(data), 'tiny')
   for split in ('train', 'valid', 'test'):
     ours, theirs = (input_pipeline.load_split(d, split, 16) for d in (str(data), tiny_dataset))
@@ -29,7 +29,7 @@ def test_pack_refuses_a_dataset_of_another_preset_and_what_does_not_fit(tiny_dat
   with pytest.raises(VrashError, match='prepared for --preset paper'):
     borrowed.pack(tiny_dataset, str(tmp_path / 'a'), 'paper', wheels=())
   monkeypatch.setattr(borrowed, 'LIMIT_BYTES', 2 ** 20)
-  with pytest.raises(VrashError, match=r'MiB to carry \(data .* MiB, wheels 0.0 MiB, code .* MiB\): a borrowed '
+  with pytest.raises(VrashError, match=r'MiB to carry \(data .* MiB, packages 0.0 MiB, code .* MiB\): a borrowed '
                                        r'machine takes 1 MiB'):
     borrowed.pack(tiny_dataset, str(tmp_path / 'b'), 'tiny', wheels=())
 
