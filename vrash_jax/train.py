@@ -212,7 +212,8 @@ class Group:
       batch, width = self.batch()
     step_fn = self.compiled.get(width, self.step_fn)
     # A width not compiled ahead compiles (or loads from the cache) at its first call.
-    with clock.timing('compilation') if width not in self.widths.union(self.compiled) else contextlib.nullcontext():
+    first_call = width not in self.compiled and width not in self.widths
+    with clock.timing('compilation') if first_call else contextlib.nullcontext():
       self.state, metrics = step_fn(self.state, batch, self.rngs, self.hyper, self.active_on_device)
     self.widths.add(width)
     self.step += 1

@@ -40,13 +40,12 @@ def compile_seconds(config_json: str, data_dir: str, runs: int, workers: int) ->
   import ml_collections
 
   from vrash_jax import compile_ahead, input_pipeline, sharding, train
+  from vrash_jax.study import run_plan
   from vrash_jax.train_state import create_state, purpose_rng
 
   jax.config.update('jax_enable_compilation_cache', False)
   config = ml_collections.ConfigDict(json.loads(config_json))
-  configs = [config.copy_and_resolve_references() for _ in range(runs)]
-  for seed, c in enumerate(configs):
-    c.seed = seed
+  configs = run_plan.seeded(config, runs)
   arrays = input_pipeline.load_split(data_dir, 'train', config.max_len)
   batches = [input_pipeline.TrainBatches(arrays, c.batch_size, c.seed, bucket_step=c.bucket_step) for c in configs]
   widths = compile_ahead.group_widths(batches, 0, config.train_steps)

@@ -47,9 +47,7 @@ def epoch_widths(train: dict, config, runs: int) -> tuple[np.ndarray, np.ndarray
 
 def evaluation_seconds(config, valid: dict, runs: int) -> tuple[float, float]:
   """Seconds of a valid evaluation of `runs` runs: one after another, and as one group."""
-  configs = [config.copy_and_resolve_references() for _ in range(runs)]
-  for seed, c in enumerate(configs):
-    c.seed = seed
+  configs = run_plan.seeded(config, runs)
   mesh = sharding.group_mesh(runs)
   states = [create_state(c, purpose_rng(c.seed, 'init')) for c in configs]
   stacked = train.stack(states, mesh)

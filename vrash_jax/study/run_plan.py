@@ -97,14 +97,20 @@ def _host_rows(global_batch: int, examples: int) -> np.ndarray:
   return rows[input_pipeline.host_rows(global_batch, jax.process_index(), jax.process_count())]
 
 
+def seeded(config: ml_collections.ConfigDict, runs: int) -> list[ml_collections.ConfigDict]:
+  """`runs` copies of `config` with seeds 0, 1, ...: a group as the benchmarks and the plan time it."""
+  configs = [config.copy_and_resolve_references() for _ in range(runs)]
+  for seed, c in enumerate(configs):
+    c.seed = seed
+  return configs
+
+
 def group_stepper(config: ml_collections.ConfigDict, runs: int, train_arrays: dict[str, Any], width: int
                   ) -> Callable[[], Any]:
   """A function that advances a group of `runs` runs of `config` (as `train.Group` compiles it,
   on this thread's lane) one step on real training rows padded to `width`, and returns its
   metrics (not waited for)."""
-  configs = [config.copy_and_resolve_references() for _ in range(runs)]
-  for seed, c in enumerate(configs):
-    c.seed = seed
+  configs = seeded(config, runs)
   mesh = sharding.group_mesh(runs)
   step_fn = train.jit_group_step(config, mesh)
   init = jax.jit(lambda rng: create_state(config, rng), out_shardings=sharding.replicated(mesh))
