@@ -30,6 +30,7 @@ INVALID = {
     'input_dropout': [1.0, -0.1], 'state_dropout': [1.5], 'output_dropout': [-1],
     'custom_backward': [1, 'yes'],
     'scan_unroll': [-1, 1.5],
+    'rhn_kernel': ['triton', 'XLA', 1],
     'attention_layers': [0, 2.0], 'attention_width': [1, 'wide'], 'attention_heads': [0, -2],
     'attention_dropout': [1.0, -0.1],
     'dtype': ['float16', 'bf16', 32],
@@ -106,6 +107,10 @@ def test_cross_field_rules():
   with pytest.raises(VrashError, match=r'^config.patience=3: counts evaluations, but '
                                        r'config.eval_every=0'):
     config_rules.validate(base_dict(patience=3, eval_every=0))
+  with pytest.raises(VrashError, match=r"^config.rhn_kernel='pallas': its kernels are the hand-written "
+                                       r"backward's; allowed: config.custom_backward=True"):
+    config_rules.validate(base_dict(rhn_kernel='pallas', custom_backward=False))
+  config_rules.validate(base_dict(rhn_kernel='pallas'))
 
 
 def test_every_shipped_config_and_preset_is_valid():

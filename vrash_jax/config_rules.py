@@ -76,6 +76,7 @@ LATENT_MODELS = tuple(m for m, s in MODEL_SPECS.items() if s.latent)
 # Each language model with its latent variant: the pairs the paper's LM-vs-VRASH claims compare.
 PAIRS = tuple((s.language_model, m) for m, s in MODEL_SPECS.items() if s.language_model)
 DTYPES = ('float32', 'bfloat16')
+RHN_KERNELS = ('xla', 'pallas')  # how the RHN's scans run (rhn.rhn_scan)
 
 # A rule for every field of experiments/configs/base.py (a test holds the two in step).
 RULES: dict[str, Rule] = {
@@ -97,6 +98,8 @@ RULES: dict[str, Rule] = {
     'output_dropout': _rate('a dropout rate'),
     'custom_backward': Rule(bool, 'True or False'),
     'scan_unroll': Rule(int, 'an integer >= 0 (0: by platform)', lambda v: v >= 0),
+    'rhn_kernel': Rule(str, ' or '.join(repr(k) for k in RHN_KERNELS), lambda v: v in RHN_KERNELS,
+                       'no such kernel'),
     'attention_layers': _count(1),
     'attention_width': _count(2),
     'attention_heads': _count(1),
@@ -124,6 +127,7 @@ RULES: dict[str, Rule] = {
 LEGACY_DEFAULTS: dict[str, Any] = {
     'custom_backward': False,  # RHN gradients by scan autodiff (identical up to float rounding)
     'scan_unroll': 1,  # a time step per scan iteration
+    'rhn_kernel': 'xla',  # the RHN's scans as XLA loops
     'dtype': 'float32',  # every computation in float32
     'bucket_step': 0,  # every batch padded to max_len, batches drawn from one stream
     'kl_cycles': 0,  # one linear rise of the KL weight
@@ -161,6 +165,9 @@ def _cross_field_problems(c: Mapping[str, Any], devices: int | None) -> list[str
   if c['patience'] and not c['eval_every']:
     out.append(f"config.patience={c['patience']}: counts evaluations, but config.eval_every=0 "
                'evaluates only at the end; allowed: 0, or set config.eval_every')
+  if c['rhn_kernel'] == 'pallas' and not c['custom_backward']:
+    out.append("config.rhn_kernel='pallas': its kernels are the hand-written backward's; "
+               'allowed: config.custom_backward=True, or config.rhn_kernel=\'xla\'')
   if devices and c['batch_size'] % devices:
     out.append(f"config.batch_size={c['batch_size']}: does not split over the {devices} devices; "
                f'allowed: a multiple of {devices}')

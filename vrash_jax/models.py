@@ -91,7 +91,7 @@ class MelodyModel(nn.Module):
     rhn = dict(hidden=c.hidden, depth=c.depth, transform_bias=c.transform_bias,
                input_dropout=c.input_dropout, state_dropout=c.state_dropout,
                output_dropout=c.output_dropout, dtype=compute, custom_backward=c.custom_backward,
-               scan_unroll=scan_unroll(c.scan_unroll))
+               scan_unroll=scan_unroll(c.scan_unroll), kernel=c.rhn_kernel)
     if self.attends:
       self.attention_in = nn.Dense(c.attention_width, dtype=compute)
       self.decoder = TransformerDecoder(c.attention_layers, c.attention_heads, c.attention_dropout, compute)

@@ -21,6 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vrash_jax.kernels import rhn_pallas
+
 Array = jax.Array
 
 
@@ -93,30 +95,56 @@ def prefetched_scan(step, init, xs, unroll: int = 1):
   return final, ys
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 7))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 7, 8))
 def rhn_scan(projected: Array, mask: Array, state0: Array, recurrent: Array, bias: Array,
-             dtype: Any = jnp.float32, state_keep: Array | None = None, unroll: int = 1) -> Array:
+             dtype: Any = jnp.float32, state_keep: Array | None = None, unroll: int = 1,
+             kernel: str = 'xla') -> Array:
   """The RHN over time: projected [T, B, 2H], mask [T, B], state0 [B, H] -> states [T, B, H].
 
   Differentiated by a hand-written backward pass: its reverse scan carries only the state
   gradient and emits each step's pre-activation gradient; the weight gradients are then one
   large matmul per micro-layer over all time steps instead of a small one inside every step.
   Both scans take `unroll` time steps an iteration (the same figures; fewer loop trips).
+  With kernel 'pallas' both scans are instead one fused kernel each (`kernels/rhn_pallas.py`).
   """
-  return _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll)[0]
+  return _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll, kernel)[0]
 
 
-def _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll):
-  step = functools.partial(_masked_step, *_per_layer(recurrent, bias, state_keep, dtype), dtype)
-  _, (states, saved) = prefetched_scan(step, state0, (projected, mask), unroll)
+def _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll, kernel):
+  if kernel == 'pallas':
+    states, saved = rhn_pallas.forward(projected, mask, state0, recurrent, bias, dtype, state_keep)
+  else:
+    step = functools.partial(_masked_step, *_per_layer(recurrent, bias, state_keep, dtype), dtype)
+    _, (states, saved) = prefetched_scan(step, state0, (projected, mask), unroll)
   return states, (mask, state0, recurrent, state_keep, saved)
 
 
-def _rhn_scan_bwd(dtype, unroll, residuals, d_states):
+def _rhn_scan_bwd(dtype, unroll, kernel, residuals, d_states):
   mask, state0, recurrent, state_keep, saved = residuals
   depth = recurrent.shape[0]
-  weights_t = [recurrent[l].T.astype(dtype) for l in range(depth)]
   keeps = None if state_keep is None else [state_keep[l] for l in range(depth)]
+  if kernel == 'pallas':
+    d_pres, d_state0, d_keeps = rhn_pallas.backward(d_states, mask, saved, recurrent, dtype, state_keep)
+  else:
+    d_pres, d_state0, d_keeps = _reverse_scan(dtype, unroll, mask, state0, recurrent, keeps, saved,
+                                              d_states)
+  # Every weight gradient at once per micro-layer: [H, T*B] x [T*B, 2H].
+  d_recurrent = []
+  for layer in range(depth):
+    s = saved[layer][0]
+    matmul_input = s if keeps is None else s * keeps[layer]
+    d_pre = d_pres[layer]
+    d_recurrent.append(jnp.dot(matmul_input.reshape(-1, s.shape[-1]).T.astype(dtype),
+                               d_pre.reshape(-1, d_pre.shape[-1]).astype(dtype),
+                               preferred_element_type=jnp.float32))
+  d_bias = jnp.stack([d.sum((0, 1)) for d in d_pres])
+  return d_pres[0], None, d_state0, jnp.stack(d_recurrent), d_bias, d_keeps
+
+
+def _reverse_scan(dtype, unroll, mask, state0, recurrent, keeps, saved, d_states):
+  """The backward pass's scan over time -> (d_pre per layer [T, B, 2H], d_state0, d_keeps)."""
+  depth = recurrent.shape[0]
+  weights_t = [recurrent[l].T.astype(dtype) for l in range(depth)]
 
   def step(carry, xs):
     d_state, d_keeps = carry
@@ -140,18 +168,7 @@ def _rhn_scan_bwd(dtype, unroll, residuals, d_states):
   d_keeps0 = () if keeps is None else tuple(jnp.zeros_like(k) for k in keeps)
   (d_state0, d_keeps), d_pres = jax.lax.scan(
       step, (jnp.zeros_like(state0), d_keeps0), (d_states, mask, saved), reverse=True, unroll=unroll)
-  # Every weight gradient at once per micro-layer: [H, T*B] x [T*B, 2H].
-  d_recurrent = []
-  for layer in range(depth):
-    s = saved[layer][0]
-    matmul_input = s if keeps is None else s * keeps[layer]
-    d_pre = d_pres[layer]
-    d_recurrent.append(jnp.dot(matmul_input.reshape(-1, s.shape[-1]).T.astype(dtype),
-                               d_pre.reshape(-1, d_pre.shape[-1]).astype(dtype),
-                               preferred_element_type=jnp.float32))
-  d_bias = jnp.stack([d.sum((0, 1)) for d in d_pres])
-  return (d_pres[0], None, d_state0, jnp.stack(d_recurrent), d_bias,
-          None if keeps is None else jnp.stack(d_keeps))
+  return d_pres, d_state0, None if keeps is None else jnp.stack(d_keeps)
 
 
 rhn_scan.defvjp(_rhn_scan_fwd, _rhn_scan_bwd)
@@ -197,6 +214,7 @@ class RHN(nn.Module):
   dtype: Any = jnp.float32  # matmul compute dtype (bfloat16 on accelerators)
   custom_backward: bool = True  # rhn_scan's hand-written VJP (False: scan autodiff)
   scan_unroll: int = 1  # time steps per scan iteration, forward and backward
+  kernel: str = 'xla'  # rhn_scan's scans: 'xla', or 'pallas' (fused kernels; custom_backward only)
 
   @nn.compact
   def __call__(self, inputs: Array, mask: Array, initial_state: Array | None = None,
@@ -222,7 +240,8 @@ class RHN(nn.Module):
               else initial_state.astype(jnp.float32))
     time_mask = mask.T.astype(bool)
     if self.custom_backward:
-      outputs = rhn_scan(projected, time_mask, state0, recurrent, bias, self.dtype, state_keep, self.scan_unroll)
+      outputs = rhn_scan(projected, time_mask, state0, recurrent, bias, self.dtype, state_keep,
+                         self.scan_unroll, self.kernel)
     else:  # JAX's own scan autodiff
       layers, biases, keeps = _per_layer(recurrent, bias, state_keep, self.dtype)
 

@@ -8,7 +8,9 @@ On a GPU the step is a chain of about 1,150 small kernels a step at the paper's 
 * `command_buffers`: the scan loops' bodies recorded once as CUDA graphs and replayed;
 * `unroll1`, `unroll4`: one or four time steps an iteration of the RHN's forward and backward
   scans (config `scan_unroll`). Fewer loop trips won on one H200 (2026-12-04): unrolling 8, now
-  the default on GPUs (`rhn.scan_unroll`), took a float32 step from 6.06 to 3.94 ms.
+  the default on GPUs (`rhn.scan_unroll`), took a float32 step from 6.06 to 3.94 ms;
+* `pallas`: each of the RHN's two scans as one fused kernel (config `rhn_kernel`,
+  `vrash_jax/kernels/rhn_pallas.py`): two launches instead of a chain per time step.
 
 Which wins is measured, not assumed: the suite prints the fastest for each row. GPU flags only
 mean something on a GPU; elsewhere those variants are skipped, and said so.
@@ -26,8 +28,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     'command_buffers': ('--xla_gpu_enable_command_buffer=+WHILE,+CONDITIONAL --xla_gpu_graph_min_graph_size=1', {}),
     'unroll1': ('', {'scan_unroll': 1}),
     'unroll4': ('', {'scan_unroll': 4}),
+    'pallas': ('', {'rhn_kernel': 'pallas'}),
 }
-GPU_ONLY = ('no_triton_gemm', 'command_buffers')
+# On a CPU the kernels only run interpreted (for tests): timing them there says nothing.
+GPU_ONLY = ('no_triton_gemm', 'command_buffers', 'pallas')
 
 
 def chosen(asked: list[str] | None, platform: str) -> list[str]:
