@@ -69,7 +69,7 @@ def test_other_ways_of_compiling_are_timed_apart_and_the_fastest_named(tmp_path)
   rows = {r['variant']: r for r in result['rows']}
   assert list(rows) == ['default', 'unroll4', 'command_buffers']
   assert rows['default']['step_s'] > 0 and rows['unroll4']['step_s'] > 0
-  assert rows['command_buffers']['status'] == 'skipped: GPU flags'  # not on this CPU
+  assert rows['command_buffers']['status'] == 'skipped: GPU only'  # not on this CPU
   markdown = open(tmp_path / 'suite.md').read()
   assert '| vrash_jax (unroll4) | LM | 8, 4, 8, 2 | float32 |' in markdown
   best = min(('default', 'unroll4'), key=lambda v: rows[v]['step_s'])

@@ -132,7 +132,7 @@ def run_suite(shapes, models, dtypes, peers, peer_dtypes, steps: int, repeats: i
   for variant in variants.chosen(asked_variants, result.get('platform', 'cpu'))[1:]:
     if variant in variants.GPU_ONLY and result.get('platform') != 'gpu':
       result['rows'] += [{'implementation': 'vrash_jax', 'model': m, 'shape': list(s), 'dtype': d, 'variant': variant,
-                          'status': 'skipped: GPU flags'} for s in shapes for m in models for d in dtypes]
+                          'status': 'skipped: GPU only'} for s in shapes for m in models for d in dtypes]
       continue
     left = budget_s - (time.perf_counter() - started)
     result['rows'] += run_ours(shapes, models, dtypes, steps, repeats, left, os.path.join(out_dir, f'{variant}.json'),

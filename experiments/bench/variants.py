@@ -12,8 +12,9 @@ On a GPU the step is a chain of about 1,150 small kernels a step at the paper's 
 * `pallas`: each of the RHN's two scans as one fused kernel (config `rhn_kernel`,
   `vrash_jax/kernels/rhn_pallas.py`): two launches instead of a chain per time step.
 
-Which wins is measured, not assumed: the suite prints the fastest for each row. GPU flags only
-mean something on a GPU; elsewhere those variants are skipped, and said so.
+Which wins is measured, not assumed: the suite prints the fastest for each row. GPU flags and
+the kernels (interpreted elsewhere) only mean something on a GPU; elsewhere those variants are
+skipped, and said so.
 """
 from __future__ import annotations
 
