@@ -80,7 +80,9 @@ def test_kill_9_then_the_same_command_ends_bit_identical(tiny_dataset, tmp_path,
   read_until(process, '[train] step 5 ')
   process.kill()
   process.wait()
-  assert checkpoint.Checkpoints(str(tmp_path), read_only=True).latest_step() in (4, 6)
+  # Checkpoints every 2 steps, written while training goes on: the one of step 4 may still have
+  # been in flight at step 5, never the one before it.
+  assert checkpoint.Checkpoints(str(tmp_path), read_only=True).latest_step() in (2, 4, 6)
   again = launch(tiny_dataset, tmp_path)
   log = again.communicate(timeout=300)[1]
   assert again.returncode == 0 and 'resumed from step' in log
@@ -138,3 +140,28 @@ def test_a_full_disk_at_save_time_is_a_clear_error_and_keeps_the_old_checkpoint(
   monkeypatch.undo()
   assert checkpoint.Checkpoints(workdir, read_only=True).all_steps() == [2]
   assert int(evaluation.restore_for_inference(workdir)[1].step) == 2
+
+
+def test_a_write_that_fails_after_its_save_returned_is_reported_as_its_own(tmp_path, monkeypatch):
+  """An asynchronous save returns before its write ends: a full disk found then is still named
+  with its step, at the next save or at close, and the one before it stays readable."""
+  import orbax.checkpoint as ocp
+
+  store = checkpoint.Checkpoints(str(tmp_path), asynchronous=True)
+  params = {'w': np.arange(4.0, dtype=np.float32)}
+  for step in (2, 4):
+    store.save(step, params, config(), {'step': step})
+  assert store.writing == 4
+  failures = []
+
+  def full_disk(self):
+    if not failures:
+      failures.append(1)
+      raise RuntimeError('write failed') from OSError(errno.ENOSPC, 'No space left on device')
+
+  monkeypatch.setattr(ocp.CheckpointManager, 'wait_until_finished', full_disk)
+  with pytest.raises(VrashError, match=r'could not write checkpoint 4 .*the disk is full\); '
+                                       r'the previous checkpoint \(step 2\) is intact'):
+    store.close()
+  monkeypatch.undo()
+  assert 2 in checkpoint.Checkpoints(str(tmp_path), read_only=True).all_steps()

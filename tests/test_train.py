@@ -6,6 +6,7 @@ import shutil
 import jax
 import numpy as np
 import optax
+import orbax.checkpoint as ocp
 import pytest
 
 from experiments.configs import smoke
@@ -65,6 +66,19 @@ def test_checkpoint_restores_on_a_different_device_count(tiny_dataset, tmp_path)
   assert restored.params['encoder']['w_in'].sharding.mesh.devices.size == 2
   jax.tree.map(np.testing.assert_array_equal, jax.device_get((state.params, state.opt_state)),
                jax.device_get((restored.params, restored.opt_state)))
+
+
+def test_a_best_checkpoint_holding_a_whole_train_state_still_serves_inference(tiny_dataset, tmp_path):
+  """best/ as written before it kept the parameters and step alone: the same figures come back."""
+  config = smoke.get_config('vae')
+  state, _ = run_steps(config, fixed_batch(tiny_dataset, config), jax.devices(), 2)
+  for kind in (checkpoint.LATEST, checkpoint.BEST):
+    store = checkpoint.Checkpoints(str(tmp_path), kind=kind)
+    store.save(2, state, config, {'step': 2, 'valid_bound': 3.0})
+    store.close()
+  _, restored = evaluation.restore_for_inference(str(tmp_path))
+  assert int(restored.step) == 2 and restored.opt_state is None
+  jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params), jax.device_get(restored.params))
 
 
 def test_resumed_run_continues_where_it_stopped(tiny_dataset, tmp_path):
@@ -205,9 +219,11 @@ def test_the_best_valid_checkpoint_is_kept_and_patience_stops_training(tiny_data
   assert out['step'] == 8 and out['stopped_by'] == 'saturation'
   assert train.train_and_evaluate(config, tiny_dataset, workdir)['step'] == 8  # saturated: no more steps
   _, best = evaluation.restore_for_inference(workdir)
-  assert int(best.step) == 4
+  assert int(best.step) == 4 and best.opt_state is None
   _, at_4 = evaluation.restore_for_inference(workdir, step=4)  # a step: from the latest kept
   jax.tree.map(np.testing.assert_array_equal, jax.device_get(best.params), jax.device_get(at_4.params))
+  kept = ocp.PyTreeCheckpointer().metadata(os.path.join(workdir, checkpoint.BEST, '4', 'state'))
+  assert set(kept.item_metadata.tree) == {'params', 'step'}  # no Adam moments: only resume needs them
   assert checkpoint.Checkpoints(workdir, read_only=True).all_steps() == [4, 8]
   records = [json.loads(line) for line in open(os.path.join(workdir, 'metrics.jsonl'))]
   assert [r['step'] for r in records if r['split'] == 'valid'] == [2, 4, 6, 8]

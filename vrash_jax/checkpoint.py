@@ -31,6 +31,12 @@ ITEMS = ('state', 'config', 'data')
 LATEST, BEST = 'checkpoints', 'best'  # the run's newest checkpoints; its best one by valid
 
 
+def inference_part(state: Any) -> dict[str, Any]:
+  """What best/ keeps and what evaluation, export and sampling read: the parameters and the step.
+  Only resume needs Adam's moments (twice the parameters again), so only latest/ keeps them."""
+  return {'params': state.params, 'step': state.step}
+
+
 def checkpoint_dir(workdir: str, kind: str = LATEST) -> str:
   return storage.join(workdir, kind)
 
@@ -49,38 +55,60 @@ def has_best(workdir: str) -> bool:
 
 class Checkpoints:
   """A CheckpointManager over WORKDIR/checkpoints (or WORKDIR/best) keeping the newest
-  `max_to_keep`."""
+  `max_to_keep`. With `asynchronous`, a save copies the state off the devices and returns while
+  a thread writes it; the write is waited for at the next save and at `close`."""
 
   def __init__(self, workdir: str, max_to_keep: int = 3, read_only: bool = False,
-               kind: str = LATEST):
+               kind: str = LATEST, asynchronous: bool = False):
     directory = checkpoint_dir(workdir, kind)
     if read_only and not storage.path(directory).is_dir():
       raise VrashError(f'no checkpoints in {workdir!r}: train a model there with `vrash-train` first')
     options = ocp.CheckpointManagerOptions(max_to_keep=None if read_only else max_to_keep, create=not read_only,
                                            read_only=read_only, save_interval_steps=0 if read_only else 1,
-                                           enable_async_checkpointing=False)
+                                           enable_async_checkpointing=asynchronous)
     with _without_read_only_notice():
       self.manager = ocp.CheckpointManager(directory, item_names=ITEMS, options=options)
+    self.asynchronous, self.writing = asynchronous, None  # the step being written, if any
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
 
   def save(self, step: int, state: Any, config: ml_collections.ConfigDict,
            data_position: dict[str, Any]) -> None:
-    """Writes a checkpoint atomically; a failed write leaves the earlier ones intact."""
-    try:
+    """Writes a checkpoint (a train state, or any tree of arrays) atomically; a failed write
+    leaves the earlier ones intact."""
+    self.finish_writing()
+    with self._failing_as(step):
       self.manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state),
           config=ocp.args.JsonSave(config.to_dict()),
           data=ocp.args.JsonSave(data_position)))
-      self.manager.wait_until_finished()
+      self.writing = step
+    self.finish_writing(wait=not self.asynchronous)
+
+  def finish_writing(self, wait: bool = True) -> None:
+    """Waits for the checkpoint being written, if any; its errors are raised as its own."""
+    if self.writing is not None and wait:
+      with self._failing_as(self.writing):
+        self.manager.wait_until_finished()
+      self.writing = None
+
+  @contextlib.contextmanager
+  def _failing_as(self, step: int) -> Iterator[None]:
+    try:
+      yield
     except Exception as e:  # orbax wraps the OSError of a full or read-only disk
       cause = _os_error(e)
       if cause is None:
         raise
+      self.writing = None
       reason = 'the disk is full' if cause.errno == errno.ENOSPC else (cause.strerror or str(cause))
       raise VrashError(f'could not write checkpoint {step} in {self.manager.directory} ({reason}); '
-                       f'the previous checkpoint (step {self.latest_step()}) is intact') from None
+                       f'the previous checkpoint (step {self._finished_before(step)}) is intact') from None
+
+  def _finished_before(self, step: int) -> int | None:
+    self.manager.reload()
+    return max((s for s in self.manager.all_steps() if s < step), default=None)
 
   def all_steps(self) -> list[int]:
     return sorted(self.manager.all_steps())
@@ -115,6 +143,17 @@ class Checkpoints:
         state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
     return restored['state'], restored['data']
 
+  def restore_inference_part(self, abstract_state: Any, step: int | None = None) -> dict[str, Any]:
+    """`inference_part` of `step`'s state (default: latest), placed as `abstract_state` says,
+    from a whole train state (latest/, and best/ as written before it kept less) or from
+    best/'s part alone: the moments are not read."""
+    step = self._step(step)
+    target = inference_part(abstract_state)
+    placements = jax.tree.map(lambda x: ocp.ArrayRestoreArgs(sharding=x.sharding), target)
+    restored = self.manager.restore(step, args=ocp.args.Composite(state=ocp.args.PyTreeRestore(
+        item=target, restore_args=placements, partial_restore=True)))
+    return restored['state']
+
   def _step(self, step: int | None) -> int:
     step = self.latest_step() if step is None else step
     if step is None:
@@ -122,7 +161,10 @@ class Checkpoints:
     return step
 
   def close(self) -> None:
-    self.manager.close()
+    try:
+      self.finish_writing()
+    finally:
+      self.manager.close()
 
 
 @contextlib.contextmanager
@@ -147,12 +189,16 @@ def valid_bound(figures: Mapping[str, float]) -> float:
 
 
 class RunCheckpoints:
-  """A training run's checkpoints: the newest `max_to_keep` in WORKDIR/checkpoints, and its best
-  state by the valid bound in WORKDIR/best/, which `patience` watches."""
+  """A training run's checkpoints: the newest `max_to_keep` in WORKDIR/checkpoints (written while
+  training goes on, on one host), and its best state's `inference_part` by the valid bound in
+  WORKDIR/best/, which `patience` watches."""
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str):
     self.config, self.workdir = config, workdir
-    self.latest = Checkpoints(workdir, config.max_to_keep)
+    # Training goes on while its checkpoints are written, on one host. On many, orbax's writing
+    # threads must meet at barriers of their own, which the hosts' stepping does not wait for:
+    # there every save is whole before the next step.
+    self.latest = Checkpoints(workdir, config.max_to_keep, asynchronous=jax.process_count() == 1)
     self.best = Checkpoints(workdir, 1, kind=BEST)
     self.best_record = self.best.data() if self.best.latest_step() is not None else None
 
@@ -202,7 +248,7 @@ class RunCheckpoints:
     """Saves the state to WORKDIR/best/ when its figures `improve` on every earlier one."""
     if self.improves(step, valid):
       self.best_record = {'step': step, 'valid_bound': valid_bound(valid)}
-      self.best.save(step, state, self.config, self.best_record)
+      self.best.save(step, inference_part(state), self.config, self.best_record)
 
   def saturated(self, step: int) -> bool:
     """Whether `patience` evaluations have passed without a better valid bound."""

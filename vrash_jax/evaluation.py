@@ -126,16 +126,17 @@ def evaluate_group(state: TrainState, configs: list[ml_collections.ConfigDict], 
 def restore_for_inference(workdir: str, step: int | None = None
                           ) -> tuple[ml_collections.ConfigDict, TrainState]:
   """(config, state) of WORKDIR's best checkpoint by the valid bound (WORKDIR/best/), else its
-  latest one; or of the given step among its latest; replicated on every device."""
+  latest one; or of the given step among its latest; replicated on every device. The state is
+  for inference: its parameters and step, and no optimizer state (`opt_state` is None)."""
   kind = checkpoint.BEST if step is None and checkpoint.has_best(workdir) else checkpoint.LATEST
   store = checkpoint.Checkpoints(workdir, read_only=True, kind=kind)
   config = store.config(step)
   mesh = sharding.data_mesh()
   init = jax.jit(functools.partial(create_state, config), out_shardings=sharding.replicated(mesh))
   target = checkpoint.abstract_like(jax.eval_shape(init, jax.random.key(0)), sharding.replicated(mesh))
-  state, _ = store.restore(target, step)
+  part = store.restore_inference_part(target, step)
   store.close()
-  return config, state
+  return config, target.replace(opt_state=None, **part)
 
 
 def eval_batch_size(config: ml_collections.ConfigDict, mesh) -> int:
