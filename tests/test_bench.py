@@ -12,8 +12,8 @@ from vrash_jax.study import step_timing
 
 
 def test_every_benchmark_has_defaults_a_run_and_a_table():
-  assert set(cli.BENCHMARKS) == {'train', 'suite', 'profile', 'buckets', 'groups', 'compile', 'lanes', 'pod', 'sample',
-                                  'read', 'prep'}
+  assert set(cli.BENCHMARKS) == {'train', 'suite', 'profile', 'hlo', 'buckets', 'groups', 'compile', 'lanes', 'pod',
+                                  'sample', 'read', 'prep'}
   for name, module in cli.MODULES.items():
     assert isinstance(module.DEFAULTS, dict) and callable(module.run) and callable(module.table), name
 
@@ -62,3 +62,29 @@ def test_a_step_is_timed_after_its_first_call_over_every_repeat():
   assert len(calls) == 1 + 3 * 2 and first >= 0 and per_step >= 0
   batch = step_timing.synthetic_batch(4, 5)
   assert batch['mask'].shape == (4, 5) and batch['mask'].all() and batch['pitch_class'].shape == (4, 5)
+
+
+def test_hlo_counts_what_each_rhn_loop_launches_and_converts():
+  """The four RHN loops of a VRASH step (encoder, decoder; forward, backward), a trip per note:
+  float32 converts nothing inside them, bfloat16 casts each micro-layer's state for its matmul."""
+  from experiments.bench import bench_train, hlo_loops
+  from experiments.configs import model_config
+
+  assert hlo_loops.opcode('  ROOT %w = (s32[], /*index=1*/f32[2]{0}) while(%t), body=%b') == 'while'
+  assert hlo_loops.opcode('  %f = bf16[8,32]{1,0} fusion(%a, %b), kind=kLoop') == 'fusion'
+  depth, notes = 2, 6
+  counted = {}
+  for dtype in hlo_loops.DTYPES:
+    config = model_config('vrash', {'batch_size': 8, 'max_len': notes, 'hidden': 16, 'depth': depth,
+                                    'latent_dim': 4, 'dtype': dtype})
+    counted[dtype] = hlo_loops.rhn_loops(bench_train.compiled_train_step(config)[0].as_text(), depth)
+  for loops in counted.values():
+    assert [r['loop'] for r in loops] == ['decoder backward', 'decoder forward', 'encoder backward',
+                                          'encoder forward']
+    assert all(r['trips'] == notes and r['launches'] >= depth for r in loops)
+    assert all(r['launches'] == sum(r['by_opcode'].values()) for r in loops)
+  assert all(r['converts'] == 0 for r in counted['float32'])
+  assert all(r['converts_per_layer'] >= 1 for r in counted['bfloat16'])
+  table = hlo_loops.table({'model': 'vrash', 'shape': [8, notes, 16, depth], 'scan_unroll': 1,
+                           'rhn_kernel': 'xla', **counted})
+  assert table.count('\n| bfloat16 | ') == 4 and '| float32 | encoder forward | 6 |' in table

@@ -5,6 +5,7 @@ their date, command and machine.
   train     one train step on synthetic batches, against the matmul peak and the PyTorch peer
   suite     a whole machine: every model x shape x dtype, and the PyTorch peer in each mode
   profile   where a train step spends its time, per compiled kernel
+  hlo       what the compiled step's RHN loops launch a micro-layer, in float32 and bfloat16
   buckets   length bucketing on a prepared corpus: padding, and its cost in speed
   groups    runs trained together (one vmapped step) against one at a time
   compile   a group's step at every width it trains at: one after another, and at once
@@ -24,7 +25,8 @@ from experiments.configs import base
 from vrash_jax.errors import VrashError, exit_with
 
 BENCHMARKS = {name: f'experiments.bench.{module}' for name, module in (
-    ('train', 'bench_train'), ('suite', 'suite'), ('profile', 'profile_step'), ('buckets', 'bench_buckets'),
+    ('train', 'bench_train'), ('suite', 'suite'), ('profile', 'profile_step'), ('hlo', 'hlo_loops'),
+    ('buckets', 'bench_buckets'),
     ('groups', 'bench_groups'), ('compile', 'bench_compile'), ('lanes', 'bench_lanes'), ('pod', 'bench_pod'),
     ('sample', 'bench_sample'), ('read', 'bench_read'), ('prep', 'bench_prep'))}
 MODULES = {name: importlib.import_module(module) for name, module in BENCHMARKS.items()}  # their flags
