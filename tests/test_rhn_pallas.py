@@ -133,3 +133,9 @@ def test_the_kernels_say_what_a_gpu_cannot_run(monkeypatch):
   _as_gpu(monkeypatch, 'tpu')
   with pytest.raises(VrashError, match="written for GPUs .* not tpu; use config.rhn_kernel='xla'"):
     jax.eval_shape(lambda x: _scan(x, 'pallas'), x)
+
+
+def test_the_kernels_are_not_silently_dropped_for_scan_autodiff():
+  inputs, mask = jnp.zeros((2, T, D)), np.ones((2, T), bool)
+  with pytest.raises(VrashError, match="RHN kernel 'pallas' needs custom_backward=True"):
+    RHN(hidden=16, depth=L, custom_backward=False, kernel='pallas').init(jax.random.key(0), inputs, mask)

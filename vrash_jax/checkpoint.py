@@ -84,11 +84,12 @@ class Checkpoints:
           config=ocp.args.JsonSave(config.to_dict()),
           data=ocp.args.JsonSave(data_position)))
       self.writing = step
-    self.finish_writing(wait=not self.asynchronous)
+    if not self.asynchronous:
+      self.finish_writing()
 
-  def finish_writing(self, wait: bool = True) -> None:
+  def finish_writing(self) -> None:
     """Waits for the checkpoint being written, if any; its errors are raised as its own."""
-    if self.writing is not None and wait:
+    if self.writing is not None:
       with self._failing_as(self.writing):
         self.manager.wait_until_finished()
       self.writing = None
@@ -161,10 +162,14 @@ class Checkpoints:
     return step
 
   def close(self) -> None:
+    """Waits for a write in flight (a failure raised as its own), then closes the manager."""
     try:
       self.finish_writing()
-    finally:
-      self.manager.close()
+    except VrashError:
+      with contextlib.suppress(Exception):  # orbax's close may raise the same failure again
+        self.manager.close()
+      raise
+    self.manager.close()
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vrash_jax.errors import VrashError
 from vrash_jax.kernels import rhn_pallas
 
 Array = jax.Array
@@ -243,6 +244,9 @@ class RHN(nn.Module):
       outputs = rhn_scan(projected, time_mask, state0, recurrent, bias, self.dtype, state_keep,
                          self.scan_unroll, self.kernel)
     else:  # JAX's own scan autodiff
+      if self.kernel != 'xla':
+        raise VrashError(f"RHN kernel {self.kernel!r} needs custom_backward=True (its kernels are the "
+                         'hand-written backward\'s)')
       layers, biases, keeps = _per_layer(recurrent, bias, state_keep, self.dtype)
 
       def step(state, xs):
