@@ -65,7 +65,7 @@ def test_a_step_is_timed_after_its_first_call_over_every_repeat():
 
 
 def test_hlo_counts_what_each_rhn_loop_launches_and_converts():
-  """The four RHN loops of a VRASH step (encoder, decoder; forward, backward), a trip per note:
+  """The RHN loops of an LM step (the decoder's forward and backward scans), a trip per note:
   float32 converts nothing inside them, bfloat16 casts each micro-layer's state for its matmul."""
   from experiments.bench import bench_train, hlo_loops
   from experiments.configs import model_config
@@ -75,16 +75,14 @@ def test_hlo_counts_what_each_rhn_loop_launches_and_converts():
   depth, notes = 2, 6
   counted = {}
   for dtype in hlo_loops.DTYPES:
-    config = model_config('vrash', {'batch_size': 8, 'max_len': notes, 'hidden': 16, 'depth': depth,
-                                    'latent_dim': 4, 'dtype': dtype})
+    config = model_config('lm', {'batch_size': 8, 'max_len': notes, 'hidden': 16, 'depth': depth, 'dtype': dtype})
     counted[dtype] = hlo_loops.rhn_loops(bench_train.compiled_train_step(config)[0].as_text(), depth)
   for loops in counted.values():
-    assert [r['loop'] for r in loops] == ['decoder backward', 'decoder forward', 'encoder backward',
-                                          'encoder forward']
+    assert [r['loop'] for r in loops] == ['decoder backward', 'decoder forward']
     assert all(r['trips'] == notes and r['launches'] >= depth for r in loops)
     assert all(r['launches'] == sum(r['by_opcode'].values()) for r in loops)
   assert all(r['converts'] == 0 for r in counted['float32'])
   assert all(r['converts_per_layer'] >= 1 for r in counted['bfloat16'])
-  table = hlo_loops.table({'model': 'vrash', 'shape': [8, notes, 16, depth], 'scan_unroll': 1,
+  table = hlo_loops.table({'model': 'lm', 'shape': [8, notes, 16, depth], 'scan_unroll': 1,
                            'rhn_kernel': 'xla', **counted})
-  assert table.count('\n| bfloat16 | ') == 4 and '| float32 | encoder forward | 6 |' in table
+  assert table.count('\n| bfloat16 | ') == 2 and '| float32 | decoder forward | 6 |' in table

@@ -31,8 +31,7 @@ def _scan(x, kernel, dtype=jnp.float32, dropout=True, **overrides):
                   x['keep'] if dropout else None, 1, kernel)
 
 
-@pytest.mark.parametrize('batch, hidden', [(5, 24), (20, 16)])  # 1 program of 16 melodies; 2
-@pytest.mark.parametrize('keep', [False, True])
+@pytest.mark.parametrize('batch, hidden, keep', [(5, 24, False), (20, 16, True)])  # 1 program of 16 melodies; 2
 def test_the_fused_forward_steps_as_rhn_step_does(batch, hidden, keep):
   x = _inputs(batch, hidden)
   state, want = x['state0'], []
