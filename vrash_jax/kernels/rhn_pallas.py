@@ -95,6 +95,8 @@ def _matmul(rows: list[Array], weight_ref, layer: int, column: int, width: int, 
 
 def _forward_kernel(depth, width, dtype, has_keep, projected_ref, mask_ref, state0_ref, weight_ref,
                     bias_ref, *refs):
+  """One program: its melodies through every time step and micro-layer, writing their states
+  and each micro-layer's input, h and t (the backward pass's residuals)."""
   keep_ref, refs = (refs[0], refs[1:]) if has_keep else (None, refs)
   states_ref, inputs_ref, h_ref, t_ref = refs
   length, hidden = projected_ref.shape[0], state0_ref.shape[-1]
@@ -159,6 +161,8 @@ def forward(projected: Array, mask: Array, state0: Array, recurrent: Array, bias
 
 def _backward_kernel(depth, width, dtype, has_keep, d_states_ref, mask_ref, inputs_ref, h_ref, t_ref,
                      weight_t_ref, *refs):
+  """One program: the reverse scan for its melodies, writing each step's pre-activation
+  gradients, then the first state's and the dropout masks' gradients."""
   keep_ref, refs = (refs[0], refs[1:]) if has_keep else (None, refs)
   d_pre_ref, d_state0_ref, *d_keep_ref = refs
   length, hidden = d_states_ref.shape[0], d_states_ref.shape[-1]
