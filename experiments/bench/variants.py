@@ -10,7 +10,8 @@ On a GPU the step is a chain of about 1,150 small kernels a step at the paper's 
   scans (config `scan_unroll`). Fewer loop trips won on one H200 (2026-12-04): unrolling 8, now
   the default on GPUs (`rhn.scan_unroll`), took a float32 step from 6.06 to 3.94 ms;
 * `pallas`: each of the RHN's two scans as one fused kernel (config `rhn_kernel`,
-  `vrash_jax/kernels/rhn_pallas.py`): two launches instead of a chain per time step.
+  `vrash_jax/kernels/rhn_pallas.py`): two launches instead of a chain per time step. It lost on
+  one H200 (2026-12-04): 21.34 against 3.92 ms a float32 step.
 
 Which wins is measured, not assumed: the suite prints the fastest for each row. GPU flags and
 the kernels (interpreted elsewhere) only mean something on a GPU; elsewhere those variants are
