@@ -80,7 +80,7 @@ def test_hlo_counts_what_each_rhn_loop_launches_and_converts():
   for loops in counted.values():
     assert [r['loop'] for r in loops] == ['decoder backward', 'decoder forward']
     assert all(r['trips'] == notes and r['launches'] >= depth for r in loops)
-    assert all(r['launches'] == sum(r['by_opcode'].values()) for r in loops)
+    assert all(r['by_opcode'].get('fusion', 0) >= depth for r in loops)  # at least a kernel a micro-layer
   assert all(r['converts'] == 0 for r in counted['float32'])
   assert all(r['converts_per_layer'] >= 1 for r in counted['bfloat16'])
   table = hlo_loops.table({'model': 'lm', 'shape': [8, notes, 16, depth], 'scan_unroll': 1,
