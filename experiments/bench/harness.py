@@ -25,6 +25,7 @@ FLAGS = flags.FLAGS
 flags.DEFINE_enum('model', 'vrash', list(MODELS), 'Which architecture (its experiments/configs file).')
 flags.DEFINE_integer('steps', 10, 'Warm steps per timing.', lower_bound=1)
 flags.DEFINE_integer('repeats', 5, 'Timings; the median is reported.', lower_bound=1)
+flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Compute dtypes of our train step (suite, profile).')
 flags.DEFINE_string('out', None, 'Also write the figures to this JSON file.')
 launcher.define_once(flags.DEFINE_string, 'data_dir', None, 'A prepared dataset, for the benchmarks that read one.')
 

@@ -65,7 +65,7 @@ def opcode(instruction: str) -> str:
   return rest.split('(', 1)[0]
 
 
-def _called(instruction: str) -> list[str]:
+def called(instruction: str) -> list[str]:
   return re.findall(r'(?:calls|to_apply|body|condition|branch_computations)=\{?%?([\w.\-]+)', instruction)
 
 
@@ -74,8 +74,26 @@ def _converts(comps: dict[str, list[str]], name: str, seen: set[str]) -> int:
   if name in seen or name not in comps:
     return 0
   seen.add(name)
-  return sum((opcode(i) == 'convert') + sum(_converts(comps, c, seen) for c in _called(i))
+  return sum((opcode(i) == 'convert') + sum(_converts(comps, c, seen) for c in called(i))
              for i in comps[name])
+
+
+def loop_label(instruction: str) -> str | None:
+  """'encoder forward', 'decoder backward', ... for an RHN loop over time; 'other loops' for
+  another while loop; None for an instruction that is not a loop."""
+  if opcode(instruction) != 'while':
+    return None
+  op_name = re.search(r'op_name="([^"]+)"', instruction)
+  rhn = RHN_LOOP.search(op_name.group(1)) if op_name else None
+  if not rhn:
+    return 'other loops'
+  return f"{rhn.group(1)} {'backward' if 'transpose(' in op_name.group(1) else 'forward'}"
+
+
+def loop_bodies(comps: dict[str, list[str]]) -> dict[str, str]:
+  """{body computation: its loop's label} of every while loop in a module."""
+  return {re.search(r'body=%?([\w.\-]+)', i).group(1): loop_label(i)
+          for lines in comps.values() for i in lines if loop_label(i)}
 
 
 def rhn_loops(hlo: str, per_trip_layers: int) -> list[dict[str, Any]]:
@@ -84,28 +102,32 @@ def rhn_loops(hlo: str, per_trip_layers: int) -> list[dict[str, Any]]:
   comps, rows = computations(hlo), []
   for lines in comps.values():
     for instruction in lines:
-      op_name = re.search(r'op_name="([^"]+)"', instruction)
-      if opcode(instruction) != 'while' or not op_name or not RHN_LOOP.search(op_name.group(1)):
+      label = loop_label(instruction)
+      if label in (None, 'other loops'):
         continue
       body = re.search(r'body=%?([\w.\-]+)', instruction).group(1)
       trips = re.search(r'known_trip_count":\{"n":"(\d+)"', instruction)
       kinds = collections.Counter(opcode(i) for i in comps[body])
       launched = {k: v for k, v in sorted(kinds.items()) if k not in NOT_LAUNCHED}
       launches, converts = sum(launched.values()), _converts(comps, body, set())
-      layer, direction = RHN_LOOP.search(op_name.group(1)).group(1), (
-          'backward' if 'transpose(' in op_name.group(1) else 'forward')
-      rows.append({'loop': f'{layer} {direction}', 'trips': int(trips.group(1)) if trips else None,
+      rows.append({'loop': label, 'trips': int(trips.group(1)) if trips else None,
                    'launches': launches, 'launches_per_layer': launches / per_trip_layers,
                    'converts': converts, 'converts_per_layer': converts / per_trip_layers, 'by_opcode': launched})
   return sorted(rows, key=lambda r: r['loop'])
+
+
+def with_dtype(config, dtype: str):
+  """A copy of `config` at `dtype` (the one given stays as it was)."""
+  config = config.copy_and_resolve_references()
+  config.dtype = dtype
+  return config
 
 
 def run(config) -> dict[str, Any]:
   unroll, out = scan_unroll(config.scan_unroll), {'model': config.model, 'shape': [
       config.batch_size, config.max_len, config.hidden, config.depth]}
   for dtype in DTYPES:
-    config.dtype = dtype
-    hlo = bench_train.compiled_train_step(config)[0].as_text()
+    hlo = bench_train.compiled_train_step(with_dtype(config, dtype))[0].as_text()
     if FLAGS.hlo_dir:
       os.makedirs(FLAGS.hlo_dir, exist_ok=True)
       with open(os.path.join(FLAGS.hlo_dir, f'train_step_{dtype}.hlo.txt'), 'w') as f:

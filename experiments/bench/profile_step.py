@@ -1,98 +1,214 @@
-"""Where a train step spends its time: a `jax.profiler` trace summed per compiled kernel.
+"""Where a train step spends its time: a `jax.profiler` trace, summed per kernel and per part.
 
-  vrash-bench profile [--model vrash] [--config.FIELD=VALUE ...] [--steps 10] [--top 30] [--trace_dir D]
+  vrash-bench profile [--model vrash] [--config.FIELD=VALUE ...] [--dtypes float32,bfloat16]
+                      [--steps 10] [--top 12] [--trace_dir D]
 
 (The shape as in `vrash-bench train`: the base config's, 64 notes, unless overridden.)
 
-Traces `--steps` warm steps of the benchmark's synthetic batch and prints a Markdown table of
-the kernels (XLA thunks) that took the most time, per step: total ms, calls per step, output
-shape and the JAX operation they came from. Kernels called ~T times per step sit inside a scan
-over notes; a `while` row spans its whole loop. The trace stays in `--trace_dir` for
-TensorBoard/Perfetto. Reading it needs the XPlane protobuf that ships with TensorFlow (a
-dependency of the data pipeline).
+For each dtype this times `--steps` warm steps of the benchmark's synthetic batch, traces as many
+again, reads the trace with `jax.profiler.ProfileData` (no TensorFlow needed) and attributes every
+kernel to the compiled HLO instruction that launched it. It reports, per step and one device:
+- the wall time, the kernels launched and their summed time. On an accelerator the two differ by
+  the card's idle time between kernels: a step whose kernels fill a small share of its wall time
+  is bound by launch latency, not by arithmetic;
+- by part of the step (each RHN loop over time, other loops, the rest) and kind of kernel (matmul
+  fusions, other fusions, copies, library calls): calls, time, and microseconds a call, so that
+  float32 and bfloat16 stand side by side kernel kind by kernel kind;
+- the `--top` kernels by time.
+On an accelerator the kernels are the first device's streams; on a CPU, the XLA runtime's thunks
+on device 0, which run on several threads at once, so their sum can exceed the wall time.
+The traces stay in `--trace_dir` (one folder a dtype) for TensorBoard or Perfetto.
 """
 from __future__ import annotations
 
 import collections
 import glob
+import os
 import re
 import tempfile
+import time
+from typing import Any
 
 import jax
 from absl import flags
 
-from experiments.bench import bench_train
+from experiments.bench import bench_train, hlo_loops
 from experiments.bench.harness import PAPER_SHAPE
 
 FLAGS = flags.FLAGS
 DEFAULTS = PAPER_SHAPE
-flags.DEFINE_integer('top', 30, 'Kernels to list.')
-flags.DEFINE_string('trace_dir', None, 'Where the trace goes (default: a new temporary folder).')
+flags.DEFINE_integer('top', 12, 'Kernels to list a dtype.')
+flags.DEFINE_string('trace_dir', None, "Where each dtype's trace goes (default: a new temporary folder).")
+SPANNING = {'while', 'conditional', 'call'}  # a CPU runtime's events for these span the kernels they run
 
 
-def kernel_times(trace_dir: str, steps: int) -> tuple[collections.Counter, collections.Counter]:
-  """(ms per step, calls per step) of every kernel the XLA CPU runtime ran in the trace."""
-  from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
-  path = glob.glob(f'{trace_dir}/**/*.xplane.pb', recursive=True)[0]
-  space = xplane_pb2.XSpace()
-  with open(path, 'rb') as f:
-    space.ParseFromString(f.read())
-  ms, calls = collections.Counter(), collections.Counter()
-  for plane in space.planes:
-    names = {k: v.name for k, v in plane.event_metadata.items()}
+def trace_kernels(data: Any) -> list[tuple[str, float]]:
+  """(launching HLO instruction or the kernel's own name, seconds) of every kernel one device ran,
+  from a `jax.profiler.ProfileData`: an accelerator's first device plane (its streams' kernels and
+  copies, or its 'XLA Ops' line where it has no streams), else the host's events of device 0."""
+  devices = sorted((p for p in data.planes if p.name.startswith('/device:')), key=lambda p: p.name)
+  if devices:
+    lines = list(devices[0].lines)
+    streams = [line for line in lines if line.name.startswith('Stream')]
+    lines = streams or [line for line in lines if line.name == 'XLA Ops'] or lines
+    return [(_launcher(e.name, dict(e.stats)), e.duration_ns * 1e-9) for line in lines for e in line.events]
+  out = []
+  for plane in data.planes:
     for line in plane.lines:
-      if 'XLAEigen' not in line.name:  # the runtime's worker threads
-        continue
-      for event in line.events:
-        name = names.get(event.metadata_id, '?')
-        if name.startswith(('ThunkExecutor', 'SlinkyThreadPool')):  # scheduling, not kernels
-          continue
-        ms[name] += event.duration_ps / 1e9 / steps
-        calls[name] += 1 / steps
-  return ms, calls
+      for e in line.events:
+        stats = dict(e.stats)
+        if 'hlo_op' in stats and stats.get('device_ordinal', 0) == 0:
+          out.append((stats['hlo_op'], e.duration_ns * 1e-9))
+  return out
 
 
-def describe(hlo: str, kernel: str) -> tuple[str, str]:
-  """(output shape, JAX op name) of a kernel, from the compiled HLO text."""
-  line = re.search(rf'%{re.escape(kernel)} = (.*)', hlo)
-  if not line:
-    return '', ''
-  shape = line.group(1).split(' ')[0] if not line.group(1).startswith('(') else 'tuple'
-  op_name = re.search(r'op_name="([^"]+)"', line.group(1))
-  return shape, op_name.group(1).replace('jit(train_step)/', '') if op_name else ''
+def _launcher(name: str, stats: dict[str, Any]) -> str:
+  if 'hlo_op' in stats:
+    return str(stats['hlo_op'])
+  for value in stats.values():  # a kernel annotation: "name:#hlo_op=fusion.3,hlo_module=...#"
+    found = re.search(r'hlo_op=([^,#]+)', value) if isinstance(value, str) else None
+    if found:
+      return found.group(1)
+  return name
 
 
-def profile(config, steps: int, trace_dir: str) -> list[dict]:
-  """Every kernel of `steps` traced warm steps, the slowest first."""
-  compiled, state, data, rng, _ = bench_train.compiled_train_step(config)
-  for _ in range(2):  # warm
+def _sanitized(name: str) -> str:
+  """An instruction's name as a kernel's (`loop_add_fusion.1` -> `loop_add_fusion_1`)."""
+  return re.sub(r'[^A-Za-z0-9_]', '_', name)
+
+
+def launchers(hlo: str) -> dict[str, tuple[str, str]]:
+  """{instruction name: (part of the step, kind of kernel)} for every instruction of a compiled
+  module. Parts: each RHN loop's label ('decoder forward', ...), 'other loops', 'outside loops'.
+  Kinds: 'matmul' (a fusion or library call that multiplies matrices), 'fusion', or the opcode."""
+  comps = hlo_loops.computations(hlo)
+  bodies, parent = hlo_loops.loop_bodies(comps), {}
+  for name, lines in comps.items():
+    for instruction in lines:
+      for called in hlo_loops.called(instruction):
+        parent.setdefault(called, name)
+
+  def part(comp: str) -> str:  # the innermost RHN loop around a computation, else any loop around it
+    label = bodies.get(comp)
+    if label and label != 'other loops':
+      return label
+    above = part(parent[comp]) if comp in parent else 'outside loops'
+    return 'other loops' if label and above == 'outside loops' else above
+
+  out = {}
+  for name, lines in comps.items():
+    where = part(name)
+    for instruction in lines:
+      out[_instruction_name(instruction)] = (where, _kind(comps, instruction))
+  return out
+
+
+def _instruction_name(instruction: str) -> str:
+  return re.match(r'\s*(?:ROOT )?%?([\w.\-]+) = ', instruction).group(1)
+
+
+def _kind(comps: dict[str, list[str]], instruction: str) -> str:
+  op = hlo_loops.opcode(instruction)
+  if op == 'custom-call':
+    target = re.search(r'custom_call_target="([^"]+)"', instruction)
+    return 'matmul' if target and re.search(r'gemm|matmul', target.group(1), re.I) else op
+  if op in ('dot', 'convolution'):
+    return 'matmul'
+  if op != 'fusion':
+    return op
+  return 'matmul' if _multiplies(comps, instruction, set()) else 'fusion'
+
+
+def _multiplies(comps: dict[str, list[str]], instruction: str, seen: set[str]) -> bool:
+  for name in hlo_loops.called(instruction):
+    if name in seen or name not in comps:
+      continue
+    seen.add(name)
+    if any(hlo_loops.opcode(i) in ('dot', 'convolution') or _multiplies(comps, i, seen) for i in comps[name]):
+      return True
+  return False
+
+
+def summarize(kernels: list[tuple[str, float]], hlo: str, steps: int, wall_s: float, top: int) -> dict[str, Any]:
+  """Per step: the kernels' count and time, by part and kind, and the `top` kernels."""
+  known = launchers(hlo)
+  by_kernel_name = {_sanitized(name): name for name in known}
+  seconds, calls = collections.Counter(), collections.Counter()  # over the traced steps
+  part_seconds, part_calls = collections.Counter(), collections.Counter()
+  for name, duration in kernels:
+    name = name if name in known else by_kernel_name.get(_sanitized(name), name)
+    where, kind = known.get(name, ('outside loops', 'unattributed'))
+    if kind in SPANNING:
+      continue
+    seconds[name] += duration
+    calls[name] += 1
+    part_seconds[where, kind] += duration
+    part_calls[where, kind] += 1
+  rows = [{'part': where, 'kind': kind, 'calls': part_calls[where, kind] / steps,
+           'ms': part_seconds[where, kind] / steps * 1e3,
+           'us_per_call': part_seconds[where, kind] / part_calls[where, kind] * 1e6}
+          for where, kind in sorted(part_seconds, key=lambda k: (k[0] == 'outside loops', k))]
+  kernel_s = sum(seconds.values()) / steps
+  return {'wall_ms': wall_s / steps * 1e3, 'kernels': sum(calls.values()) / steps, 'kernel_ms': kernel_s * 1e3,
+          'busy': kernel_s / (wall_s / steps), 'parts': rows,
+          'top': [{'kernel': k, 'part': known.get(k, ('outside loops',))[0], 'ms': s / steps * 1e3,
+                   'calls': calls[k] / steps} for k, s in seconds.most_common(top)]}
+
+
+def trace_steps(compiled, state, data, rng, steps: int, trace_dir: str) -> tuple[list[tuple[str, float]], float]:
+  """(kernels of `steps` traced steps, wall seconds of as many untraced ones), after two warm steps."""
+  for _ in range(2):
     state, metrics = compiled(state, data, rng)
   jax.block_until_ready(metrics)
+  start = time.perf_counter()
+  for _ in range(steps):
+    state, metrics = compiled(state, data, rng)
+  jax.block_until_ready(metrics)
+  wall_s = time.perf_counter() - start
   with jax.profiler.trace(trace_dir):
     for _ in range(steps):
       state, metrics = compiled(state, data, rng)
     jax.block_until_ready(metrics)
-  ms, calls = kernel_times(trace_dir, steps)
-  hlo = compiled.as_text()
-  rows = []
-  for kernel, t in ms.most_common():
-    shape, op = describe(hlo, kernel)
-    rows.append({'kernel': kernel, 'ms_per_step': t, 'calls_per_step': calls[kernel],
-                 'shape': shape, 'op': op})
-  return rows
+  path = max(glob.glob(f'{trace_dir}/**/*.xplane.pb', recursive=True), key=os.path.getmtime)
+  return trace_kernels(jax.profiler.ProfileData.from_file(path)), wall_s
 
 
-def run(config) -> dict:
+def profile(config, steps: int, trace_dir: str, top: int) -> dict[str, Any]:
+  """One config's step on the benchmark's synthetic batch, summarized."""
+  compiled, state, data, rng, _ = bench_train.compiled_train_step(config)
+  kernels, wall_s = trace_steps(compiled, state, data, rng, steps, trace_dir)
+  return summarize(kernels, compiled.as_text(), steps, wall_s, top)
+
+
+def run(config) -> dict[str, Any]:
   trace_dir = FLAGS.trace_dir or tempfile.mkdtemp(prefix='vrash-trace-')
-  return {'trace_dir': trace_dir, 'steps': FLAGS.steps,
-          'kernels': profile(config, FLAGS.steps, trace_dir)[:FLAGS.top]}
+  out = {'model': config.model, 'shape': [config.batch_size, config.max_len, config.hidden, config.depth],
+         'platform': jax.devices()[0].platform, 'steps': FLAGS.steps, 'trace_dir': trace_dir}
+  for dtype in FLAGS.dtypes:
+    out[dtype] = profile(hlo_loops.with_dtype(config, dtype), FLAGS.steps, os.path.join(trace_dir, dtype),
+                         FLAGS.top)
+  out['dtypes'] = list(FLAGS.dtypes)
+  return out
 
 
-def table(result: dict) -> str:
-  lines = [f"trace: {result['trace_dir']}; kernel time per step, summed over the worker threads; a while "
-           'row spans its whole loop, whose body kernels are listed too', '',
-           '| ms/step | calls/step | kernel | shape | from |', '|---|---|---|---|---|']
-  for r in result['kernels']:
-    lines.append(f"| {r['ms_per_step']:.2f} | {r['calls_per_step']:.0f} | {r['kernel']} | {r['shape']} "
-                 f"| {r['op'][-80:]} |")
+def table(result: dict[str, Any]) -> str:
+  dtypes = result['dtypes']
+  lines = [f"{result['model']} at batch, notes, hidden, depth = {', '.join(map(str, result['shape']))} on "
+           f"{result['platform']}; per step, one device; traces in {result['trace_dir']}", '',
+           '| dtype | wall ms | kernels | kernel ms | kernel time / wall |', '|---|---|---|---|---|']
+  for d in dtypes:
+    r = result[d]
+    lines.append(f"| {d} | {r['wall_ms']:.2f} | {r['kernels']:.0f} | {r['kernel_ms']:.2f} | {r['busy']:.0%} |")
+  lines += ['', '| part | kind | ' + ' | '.join(f'{d} calls | {d} ms | {d} us a call' for d in dtypes) + ' |',
+            '|---|---|' + '---|---|---|' * len(dtypes)]
+  keys = list(dict.fromkeys((p['part'], p['kind']) for d in dtypes for p in result[d]['parts']))
+  for where, kind in keys:
+    cells = []
+    for d in dtypes:
+      row = next((p for p in result[d]['parts'] if (p['part'], p['kind']) == (where, kind)), None)
+      cells.append(f"{row['calls']:.0f} | {row['ms']:.3f} | {row['us_per_call']:.1f}" if row else '- | - | -')
+    lines.append(f'| {where} | {kind} | ' + ' | '.join(cells) + ' |')
+  for d in dtypes:
+    lines += ['', f'{d}: the slowest kernels', '', '| kernel | part | calls | ms |', '|---|---|---|---|']
+    lines += [f"| {k['kernel']} | {k['part']} | {k['calls']:.0f} | {k['ms']:.3f} |" for k in result[d]['top']]
   return '\n'.join(lines)

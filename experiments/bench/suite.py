@@ -39,7 +39,6 @@ DEFAULT_PEERS = ('eager', 'compile', 'reduce_overhead')
 NAMES = {m: s.shown_as for m, s in MODEL_SPECS.items() if not s.attention}  # the RHN models: FLOPs are counted for them
 flags.DEFINE_list('shapes', list(SHAPES), 'Shapes: small, large, or BATCHxNOTESxHIDDENxDEPTH.')
 flags.DEFINE_list('models', ['lm', 'vrash'], 'Models of our train step.')
-flags.DEFINE_list('dtypes', ['float32', 'bfloat16'], 'Compute dtypes of our train step.')
 flags.DEFINE_list('peer_dtypes', ['float32'], 'Dtypes of the PyTorch peer (bfloat16: autocast).')
 flags.DEFINE_float('budget_s', 360.0, 'Seconds the suite may take; peers get what ours leave.')
 flags.DEFINE_string('out_dir', 'bench_suite', 'Where suite.md and suite.json go.')

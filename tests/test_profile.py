@@ -1,0 +1,113 @@
+"""`vrash-bench profile`: a trace's kernels attributed to the compiled step's parts. Checked
+against the HLO's own count of what each loop launches, and against a hand-written trace of an
+accelerator and its HLO; never how fast anything is."""
+import jax
+import pytest
+
+from experiments.bench import bench_train, hlo_loops, profile_step
+from experiments.configs import model_config
+
+# A compiled module as XLA prints it, cut to what the attribution reads: a decoder's loop over
+# time whose body launches a matmul fusion and an elementwise one, and a copy outside the loop.
+HLO = '''HloModule jit_train_step, is_scheduled=true
+
+%fused_dot (p0: f32[8,16], p1: f32[16,16]) -> f32[8,16] {
+  %p0 = f32[8,16]{1,0} parameter(0)
+  %p1 = f32[16,16]{1,0} parameter(1)
+  ROOT %d = f32[8,16]{1,0} dot(%p0, %p1), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+
+%fused_tanh (p0.1: f32[8,16]) -> f32[8,16] {
+  %p0.1 = f32[8,16]{1,0} parameter(0)
+  ROOT %t = f32[8,16]{1,0} tanh(%p0.1)
+}
+
+%body (arg: (f32[8,16], f32[16,16])) -> (f32[8,16], f32[16,16]) {
+  %arg = (f32[8,16]{1,0}, f32[16,16]{1,0}) parameter(0)
+  %h = f32[8,16]{1,0} get-tuple-element(%arg), index=0
+  %w = f32[16,16]{1,0} get-tuple-element(%arg), index=1
+  %gemm_fusion_dot.3 = f32[8,16]{1,0} fusion(%h, %w), kind=kCustom, calls=%fused_dot
+  %loop_fusion.1 = f32[8,16]{1,0} fusion(%gemm_fusion_dot.3), kind=kLoop, calls=%fused_tanh
+  ROOT %tuple = (f32[8,16]{1,0}, f32[16,16]{1,0}) tuple(%loop_fusion.1, %w)
+}
+
+%cond (arg.1: (f32[8,16], f32[16,16])) -> pred[] {
+  %arg.1 = (f32[8,16]{1,0}, f32[16,16]{1,0}) parameter(0)
+  ROOT %c = pred[] constant(false)
+}
+
+ENTRY %main (x: f32[8,16], y: f32[16,16]) -> (f32[8,16], f32[16,16]) {
+  %x = f32[8,16]{1,0} parameter(0)
+  %y = f32[16,16]{1,0} parameter(1)
+  %copy.2 = f32[8,16]{1,0} copy(%x)
+  %init = (f32[8,16]{1,0}, f32[16,16]{1,0}) tuple(%copy.2, %y)
+  ROOT %while.1 = (f32[8,16]{1,0}, f32[16,16]{1,0}) while(%init), condition=%cond, body=%body, \
+metadata={op_name="jit(train_step)/MelodyModel.decode/decoder/while"}
+}
+'''
+
+
+def _event(name_id: int, start_us: float, us: float, *stats: tuple[int, int]) -> str:
+  refs = ' '.join(f'stats {{ metadata_id: {key} ref_value: {value} }}' for key, value in stats)
+  return f'events {{ metadata_id: {name_id} offset_ps: {int(start_us * 1e6)} duration_ps: {int(us * 1e6)} {refs} }}'
+
+
+def _trace() -> jax.profiler.ProfileData:
+  """Two steps on a GPU: per step the loop's two kernels (the matmul named by an hlo_op stat, the
+  other by its kernel name alone), the copy (named in a kernel annotation) and a memcpy of no
+  instruction; an 'XLA Ops' line, a second GPU and the host, none of which is read."""
+  kernels = []
+  for step in range(2):
+    t = step * 100
+    kernels += [_event(1, t, 3, (1, 11)), _event(2, t + 4, 1), _event(3, t + 6, 5, (2, 12)), _event(4, t + 12, 0.5)]
+  names = {1: 'gemm_fusion_dot_3_0', 2: 'loop_fusion_1', 3: 'copy_2', 4: 'MemcpyD2H'}
+  metadata = ' '.join(f'event_metadata {{ key: {k} value {{ id: {k} name: "{v}" }} }}' for k, v in names.items())
+  values = {1: 'hlo_op', 2: 'kernel_annotation', 11: 'gemm_fusion_dot.3',  # a string stat refers to its value
+            12: 'copy.2:#hlo_op=copy.2,hlo_module=jit_train_step#'}
+  stats = ' '.join(f'stat_metadata {{ key: {k} value {{ id: {k} name: "{v}" }} }}' for k, v in values.items())
+  return jax.profiler.ProfileData.from_text_proto(f'''
+planes {{ id: 1 name: "/device:GPU:0"
+  lines {{ id: 1 name: "Stream #13(Compute)" {' '.join(kernels)} }}
+  lines {{ id: 2 name: "XLA Ops" {_event(2, 0, 50)} }}
+  {metadata} {stats} }}
+planes {{ id: 2 name: "/device:GPU:1" lines {{ id: 1 name: "Stream #13(Compute)" {_event(1, 0, 7)} }} {metadata} }}
+planes {{ id: 3 name: "/host:CPU" lines {{ id: 1 name: "python" {_event(1, 0, 9, (1, 11))} }} {metadata} {stats} }}
+''')
+
+
+def test_an_accelerator_trace_is_read_from_its_first_device_streams():
+  kernels = profile_step.trace_kernels(_trace())
+  assert [name for name, _ in kernels] == ['gemm_fusion_dot.3', 'loop_fusion_1', 'copy.2', 'MemcpyD2H'] * 2
+  assert [seconds for _, seconds in kernels] == pytest.approx([3e-6, 1e-6, 5e-6, 0.5e-6] * 2)
+
+
+def test_each_kernel_goes_to_its_loop_and_kind():
+  assert profile_step.launchers(HLO)['gemm_fusion_dot.3'] == ('decoder forward', 'matmul')
+  summary = profile_step.summarize(profile_step.trace_kernels(_trace()), HLO, steps=2, wall_s=40e-6, top=2)
+  rows = {(r['part'], r['kind']): [r['calls'], r['ms'], r['us_per_call']] for r in summary['parts']}
+  assert list(rows) == [('decoder forward', 'fusion'), ('decoder forward', 'matmul'), ('outside loops', 'copy'),
+                        ('outside loops', 'unattributed')]
+  assert [figure for row in rows.values() for figure in row] == pytest.approx(
+      [1, 1e-3, 1, 1, 3e-3, 3, 1, 5e-3, 5, 1, 0.5e-3, 0.5])
+  assert (summary['wall_ms'], summary['kernels'], summary['kernel_ms']) == pytest.approx((0.02, 4, 0.0095))
+  assert summary['busy'] == pytest.approx(9.5 / 20)
+  assert [k['kernel'] for k in summary['top']] == ['copy.2', 'gemm_fusion_dot.3']
+
+
+def test_a_cpu_trace_counts_each_rhn_loop_kernel_once_a_trip_in_both_dtypes(tmp_path):
+  """A real trace of an LM step on device 0 of this CPU: every kernel belongs to an instruction of
+  the compiled HLO, and each RHN loop ran as many kernels as its body has, times its trips."""
+  config = model_config('lm', {'batch_size': 8, 'max_len': 6, 'hidden': 16, 'depth': 2})
+  for dtype in hlo_loops.DTYPES:
+    compiled, state, data, rng, _ = bench_train.compiled_train_step(hlo_loops.with_dtype(config, dtype))
+    kernels, wall_s = profile_step.trace_steps(compiled, state, data, rng, 2, str(tmp_path / dtype))
+    summary = profile_step.summarize(kernels, compiled.as_text(), 2, wall_s, top=3)
+    per_loop = {}
+    for row in summary['parts']:
+      per_loop[row['part']] = per_loop.get(row['part'], 0) + row['calls']
+    expected = {r['loop']: r['trips'] * r['launches'] for r in hlo_loops.rhn_loops(compiled.as_text(), 2)}
+    assert set(expected) == {'decoder forward', 'decoder backward'}
+    assert {loop: per_loop[loop] for loop in expected} == pytest.approx(expected)
+    assert all(r['kind'] != 'unattributed' and r['us_per_call'] > 0 for r in summary['parts'])
+    assert summary['wall_ms'] > 0 and len(summary['top']) == 3
+  assert config.dtype == 'float32'  # each dtype profiled a copy
