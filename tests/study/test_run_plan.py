@@ -2,6 +2,7 @@
 compilations they need, the projection from measured group steps, and the progress lines."""
 import logging
 import os
+import types
 
 import numpy as np
 import pytest
@@ -135,15 +136,41 @@ def test_a_group_is_measured_at_its_narrowest_and_widest_batch(tiny_dataset):
 def test_on_a_cpu_a_group_has_a_run_per_device(tiny_dataset):
   import jax
   train = input_pipeline.load_split(tiny_dataset, 'train', 16)
-  assert run_plan.group_size(config(), train, largest=100) == jax.device_count()  # the tests' 8 CPU devices
-  assert run_plan.group_size(config(), train, largest=3) == 3
+  assert run_plan.group_size(config(), train, _chunks(100)) == jax.device_count()  # the tests' 8 CPU devices
+  assert run_plan.group_size(config(), train, _chunks(3)) == 3
+
+
+def _chunks(runs: int):
+  """The group sizes of `runs` runs of one model at a cap, as `form_groups` makes them."""
+  return lambda cap: [min(cap, runs - start) for start in range(0, runs, cap)]
+
+
+@pytest.mark.parametrize('step_ms, measured, chosen', [
+    (lambda g: 100 + 5 * g, [1, 2, 4, 8, 16, 21], 21),  # a floor of latency: one group of all 21
+    (lambda g: 100 + 5 * g if g <= 16 else 1e4, [1, 2, 4, 8, 16, 21], 16),  # past 16 it no longer fits
+    (lambda g: 10 * g, [1, 2, 4, 8, 16, 21], 1),  # no floor: any cap takes as long; the smallest
+    (lambda g: 100 + 5 * g if g <= 4 else 100 * g, [1, 2, 4, 8], 4),  # measuring stops where it stops paying
+])
+def test_on_an_accelerator_the_cap_is_the_one_whose_groups_take_least_time(tiny_dataset, monkeypatch, step_ms,
+                                                                          measured, chosen):
+  train = input_pipeline.load_split(tiny_dataset, 'train', 16)
+  timed = []
+
+  def time_group_step(config, runs, train_arrays, width):
+    timed.append(runs)
+    return 1.0, step_ms(runs) / 1e3
+
+  monkeypatch.setattr(run_plan.jax, 'devices', lambda: [types.SimpleNamespace(platform='gpu')])
+  monkeypatch.setattr(run_plan, 'time_group_step', time_group_step)
+  assert run_plan.group_size(config(), train, _chunks(21)) == chosen
+  assert timed == measured
 
 
 def test_on_many_hosts_a_group_spreads_its_runs_and_every_host_must_plan_it_alike(tiny_dataset, monkeypatch):
   train = input_pipeline.load_split(tiny_dataset, 'train', 16)
   monkeypatch.setattr(run_plan.jax, 'process_count', lambda: 2)
   assert run_plan.mixes_seeds()  # seeds share a group: that is how runs spread over the hosts
-  assert run_plan.group_size(config(), train, largest=8) == 8  # a run a device of every host
+  assert run_plan.group_size(config(), train, _chunks(8)) == 8  # a run a device of every host
   runs = [run_plan.PlannedRun(f'/w/runs/lm-seed{s}', config(), 0, False) for s in (0, 1)]
   other_host = {'differs': 0}  # how the other host's plan differs from this one's
   monkeypatch.setattr(run_plan.multihost_utils, 'process_allgather',

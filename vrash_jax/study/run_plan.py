@@ -5,8 +5,8 @@ this machine; as it goes, the time left from the groups trained so far.
 Runs train in groups (`train.train_runs`) of up to `group_size`: runs that may share a step (one
 model, the same shapes and schedule, the same step reached), in seed order (every seed's
 batch has the same width at a step: `input_pipeline.TrainBatches`); on a CPU only one seed's
-(`mixes_seeds`). On an accelerator the size is the one whose measured runs per second stop
-growing. On a CPU with its one device (the default) a group is one run, and `lanes` groups train
+(`mixes_seeds`). On an accelerator the size is the one whose groups, at measured group steps,
+take the least time together. On a CPU with its one device (the default) a group is one run, and `lanes` groups train
 at once, a core each, all on that device (BENCHMARKS.md, "Lanes"); a CPU made several devices
 (XLA_FLAGS, as the tests do) trains a run per device in each group, one group at a time. On many
 hosts every host plans alike from the workdir (`agree` checks it), and a group's runs axis spans
@@ -39,10 +39,11 @@ from vrash_jax.study import step_timing
 from vrash_jax.study.rundir import RunDir
 from vrash_jax.train_state import create_state, purpose_rng
 
-# Tried on an accelerator, up to the largest group the sweep can form: on one H100 at the paper's
-# size VRASH still trained 1.26x more runs a second at 16 than at 8 (BENCHMARKS.md).
+# Tried on an accelerator, up to the largest group the sweep can form (and that group itself): on
+# one H100 at the paper's size VRASH still trained 1.26x more runs a second at 16 than at 8
+# (BENCHMARKS.md).
 GROUP_SIZES = (1, 2, 4, 8, 16, 32)
-PAYS = 1.1  # a larger group must train at least this many times more runs per second
+NEAR = 1.01  # caps whose groups take this much longer at most are as fast: the smallest wins
 
 
 @dataclasses.dataclass
@@ -157,24 +158,41 @@ def lanes() -> int:
   return max(1, min(len(os.sched_getaffinity(0)), MAX_LANES))
 
 
-def group_size(config: ml_collections.ConfigDict, train_arrays: dict[str, Any], largest: int) -> int:
-  """How many runs to train together: on a CPU, one a device (of every host): one on its one
-  device, where runs train side by side in lanes instead (a vmapped pair of runs on one device
-  costs more than it saves); on accelerators, the size in GROUP_SIZES (times the hosts: a group
-  spreads its runs over them) after which the runs trained per second grow by less than PAYS,
-  as process 0 measured it."""
+def group_size(config: ml_collections.ConfigDict, train_arrays: dict[str, Any],
+               group_sizes: Callable[[int], list[int]]) -> int:
+  """How many runs to train together at most; `group_sizes(cap)` lists the sizes of the groups the
+  sweep forms at that cap. On a CPU: one a device (of every host): one on its one device, where
+  runs train side by side in lanes instead (a vmapped pair of runs on one device costs more than
+  it saves). On accelerators: the cap whose groups take the least time together, from group steps
+  process 0 measured at the sizes in GROUP_SIZES (times the hosts: a group spreads its runs over
+  them) and, on one host, at the largest group, until a larger group trains fewer runs a second.
+  A step there costs a floor of latency plus a little a run, so a remainder group (16 + 5 of 21)
+  costs nearly a whole group's step more than one group of all (21)."""
+  largest = max(group_sizes(1 << 30), default=1)
   if jax.devices()[0].platform == 'cpu':
     return max(1, min(jax.device_count(), largest))
   width = int(batch_widths(config, train_arrays).max())
   hosts = jax.process_count()
-  best, best_rate = hosts, 0.0
-  for runs in (g * hosts for g in GROUP_SIZES if g * hosts <= max(largest, hosts)):
-    rate = runs / time_group_step(config, runs, train_arrays, width)[1]
-    if rate < PAYS * best_rate:
-      break
-    best, best_rate = runs, rate
-    logging.info('a group of %d runs trains %.1f runs x steps a second', runs, rate)
+  candidates = [g * hosts for g in GROUP_SIZES if g * hosts <= max(largest, hosts)]
+  if hosts == 1 and largest not in candidates:
+    candidates = [g for g in candidates if g < largest] + [largest]
+  step_s: dict[int, float] = {}
+  for runs in candidates:
+    step_s[runs] = time_group_step(config, runs, train_arrays, width)[1]
+    logging.info('a group of %d runs trains %.1f runs x steps a second', runs, runs / step_s[runs])
+    if len(step_s) > 1 and runs / step_s[runs] < max(r / t for r, t in step_s.items()):
+      break  # past the size that pays
+  totals = {cap: _groups_step_s(group_sizes(cap), step_s) for cap in step_s}
+  best = min(cap for cap, total in totals.items() if total <= NEAR * min(totals.values()))
+  logging.info('groups of up to %d runs: a step of every group %.1f ms (measured at %s)', best,
+               totals[best] * 1e3, sorted(step_s))
   return best if hosts == 1 else int(multihost_utils.broadcast_one_to_all(np.int32(best)))
+
+
+def _groups_step_s(sizes: Sequence[int], step_s: dict[int, float]) -> float:
+  """Seconds of one step of each group, a group's interpolated between the measured sizes."""
+  measured = sorted(step_s)
+  return float(sum(np.interp(size, measured, [step_s[r] for r in measured]) for size in sizes))
 
 
 def agree(groups: Sequence[Sequence[PlannedRun]]) -> None:

@@ -106,9 +106,12 @@ def plan_sweep(study: Study, measure: bool = True) -> tuple[list[list[run_plan.P
   all_runs = study.planned_runs()
   pending = [r for r in all_runs if r.remaining_steps]
   mix = run_plan.mixes_seeds() if study.mix_seeds is None else study.mix_seeds
-  largest = max((len(g) for g in run_plan.form_groups(pending, len(pending), mix)), default=1)
+
+  def sizes(cap: int) -> list[int]:
+    return [len(g) for g in run_plan.form_groups(pending, cap, mix)]
+
   size = study.group_size or (run_plan.group_size(study.config(pending[-1].config.model), study.splits.train,
-                                                  largest) if pending else 1)
+                                                  sizes) if pending else 1)
   groups = run_plan.form_groups(all_runs, size, mix)
   run_plan.agree(groups)
   lanes = run_plan.lanes()
