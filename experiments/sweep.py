@@ -70,13 +70,16 @@ def parse_numbers(flag: str, values: list[str]) -> tuple[float, ...]:
 
 
 def claims_plan(models: list[str], free_bits: tuple[float, ...], temperatures: tuple[float, ...],
-                sample_seeds: int, seeds: list[int]):
+                sample_seeds: int, seeds: list[int], iw_samples: int):
+  """The claims' plan: the frontier at `free_bits`, its test bound at the comparison's own K (one K
+  for every test bound on the page; the comparison's test figures are reused, not measured again)."""
   from vrash_jax.study.runs import rate_points
   from vrash_jax.study.study import ClaimsPlan
   if not temperatures or min(temperatures) <= 0:
     raise VrashError('--temperatures must be numbers > 0')
   frontier = tuple(p for m in models if m not in LANGUAGE_MODELS for p in rate_points(m, free_bits, seeds))
-  return ClaimsPlan(frontier=frontier, temperatures=temperatures, sample_seeds=sample_seeds)
+  return ClaimsPlan(frontier=frontier, temperatures=temperatures, sample_seeds=sample_seeds,
+                    frontier_iw_samples=iw_samples)
 
 
 @exit_on_user_error
@@ -99,7 +102,8 @@ def main(argv: list[str]) -> None:
   config_for = functools.partial(model_config, overrides=overrides)
   seeds = parse_seeds(FLAGS.seeds)
   plan = claims_plan(FLAGS.models, parse_numbers('frontier_free_bits', FLAGS.frontier_free_bits),
-                     parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds, seeds)
+                     parse_numbers('temperatures', FLAGS.temperatures), FLAGS.sample_seeds, seeds,
+                     FLAGS.iw_samples)
   study = Study(FLAGS.data_dir, FLAGS.workdir, config_for, tuple(FLAGS.models), seeds, plan, FLAGS.iw_samples,
                 FLAGS.num_samples, group_size=FLAGS.group_size)
   study.validate(devices=jax.device_count())  # every run's config is valid before any work
