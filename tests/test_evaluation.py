@@ -89,3 +89,23 @@ def test_a_groups_runs_evaluated_in_one_step_get_their_own_figures(tiny_dataset,
     for key in alone:
       assert figures[key] == pytest.approx(alone[key], rel=1e-5), key
   assert together[0]['ce_total'] != together[1]['ce_total']  # the runs are told apart
+
+
+def test_on_accelerators_a_split_is_evaluated_at_one_width_with_the_same_figures(tiny_dataset, monkeypatch):
+  """Padding every evaluation batch to max_len compiles one program where bucketing compiles one
+  a width, and a language model's figures (no latent noise to draw) stay what they were."""
+  config = smoke.get_config('lm')
+  state = train_state.create_state(config, jax.random.key(0))
+  arrays = dict(input_pipeline.load_split(tiny_dataset, 'train', config.max_len))
+  arrays['length'] = np.where(np.arange(len(arrays['length'])) % 2, arrays['length'], 5)  # short and long
+  arrays['mask'] = arrays['mask'] & (np.arange(config.max_len)[None, :] < arrays['length'][:, None])
+  figures, programs = {}, {}
+  for padded in (False, True):
+    monkeypatch.setattr(evaluation, 'pads_evaluation_to_max_len', lambda padded=padded: padded)
+    evaluation.clear_compiled()
+    figures[padded] = evaluation.evaluate_state(state, config, arrays, iw_samples=1)
+    programs[padded] = evaluation._compiled_eval_step(1)._cache_size()
+  assert programs == {False: len(set(input_pipeline.padded_widths(arrays['length'], config.max_len,
+                                                                     config.bucket_step).tolist())), True: 1}
+  assert programs[False] > 1
+  assert figures[True] == pytest.approx(figures[False], rel=1e-5)

@@ -99,6 +99,19 @@ def evaluates_groups_in_one_step() -> bool:
   return jax.devices()[0].platform != 'cpu'
 
 
+def eval_bucket_step(config: ml_collections.ConfigDict) -> int:
+  """How evaluation batches are padded. On a CPU by the config's `bucket_step`, each batch to its
+  widest member, since a step's time grows with its width there. On accelerators 0: every batch
+  to `max_len`, one compiled program per model and K instead of one per width (4 for valid and 3
+  for test at the paper's length, BENCHMARKS.md): there a step costs launch latency more than
+  width, a split is a few batches, and each program costs seconds to compile."""
+  return 0 if pads_evaluation_to_max_len() else config.bucket_step
+
+
+def pads_evaluation_to_max_len() -> bool:
+  return jax.devices()[0].platform != 'cpu'
+
+
 def evaluate_group(state: TrainState, configs: list[ml_collections.ConfigDict], mesh: jax.sharding.Mesh,
                    arrays: dict[str, Any], iw_samples: int = 0) -> list[dict[str, float]]:
   """Figures of every run of a group's state (stacked over runs, split along them on the group's
@@ -113,7 +126,7 @@ def evaluate_group(state: TrainState, configs: list[ml_collections.ConfigDict], 
   rngs = jax.jit(jax.vmap(lambda seed: purpose_rng(seed, 'eval')), out_shardings=per_run)(seeds)
   totals = None
   for i, batch in enumerate(input_pipeline.eval_batches(arrays, eval_batch_size(config, mesh),
-                                                        bucket_step=config.bucket_step)):
+                                                        bucket_step=eval_bucket_step(config))):
     placed = {k: sharding.place(v, sharding.batch_sharded(mesh)) for k, v in batch.items()}
     sums = step(state, placed, rngs, jnp.int32(i))
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
@@ -151,7 +164,7 @@ def evaluate_state(state: TrainState, config: ml_collections.ConfigDict,
   if config.model not in config_rules.LATENT_MODELS:  # its bound is its CE at any K: one compiled step for all
     iw_samples = min(iw_samples, 1)
   return evaluate(state, input_pipeline.eval_batches(arrays, eval_batch_size(config, mesh), jax.process_index(),
-                                                     jax.process_count(), config.bucket_step),
+                                                     jax.process_count(), eval_bucket_step(config)),
                   mesh, purpose_rng(config.seed, 'eval'), iw_samples)
 
 

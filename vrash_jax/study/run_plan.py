@@ -232,7 +232,8 @@ def measure_model(config: ml_collections.ConfigDict, runs: int, train_arrays: di
   out = {'runs': runs, 'widths': sorted(set(widths.tolist())), 'step_s': {low: low_s, high: high_s},
          'mean_step_s': float(per_batch.mean()), 'compile_s': compile_s, 'evaluation_s': 0.0}
   if valid_arrays is not None and config.eval_every > 0:
-    eval_widths = input_pipeline.padded_widths(valid_arrays['length'], config.max_len, config.bucket_step)
+    eval_widths = input_pipeline.padded_widths(valid_arrays['length'], config.max_len,
+                                               evaluation.eval_bucket_step(config))
     batches = -(-len(eval_widths) // evaluation.eval_batch_size(config, sharding.data_mesh()))
     out['evaluation_s'] = time_evaluation(config, valid_arrays, high) * batches * float(eval_widths.mean()) / high
   return out
