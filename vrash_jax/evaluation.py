@@ -109,6 +109,7 @@ def eval_bucket_step(config: ml_collections.ConfigDict) -> int:
 
 
 def pads_evaluation_to_max_len() -> bool:
+  """Whether evaluation pads every batch to max_len (`eval_bucket_step`): on accelerators."""
   return jax.devices()[0].platform != 'cpu'
 
 

@@ -63,6 +63,7 @@ def trace_kernels(data: Any) -> list[tuple[str, float]]:
 
 
 def _launcher(name: str, stats: dict[str, Any]) -> str:
+  """The HLO instruction a kernel event names in its stats, else the kernel's own name."""
   if 'hlo_op' in stats:
     return str(stats['hlo_op'])
   for value in stats.values():  # a kernel annotation: "name:#hlo_op=fusion.3,hlo_module=...#"
@@ -85,8 +86,8 @@ def launchers(hlo: str) -> dict[str, tuple[str, str]]:
   bodies, parent = hlo_loops.loop_bodies(comps), {}
   for name, lines in comps.items():
     for instruction in lines:
-      for called in hlo_loops.called(instruction):
-        parent.setdefault(called, name)
+      for callee in hlo_loops.called(instruction):
+        parent.setdefault(callee, name)
 
   def part(comp: str) -> str:  # the innermost RHN loop around a computation, else any loop around it
     label = bodies.get(comp)
@@ -104,6 +105,7 @@ def launchers(hlo: str) -> dict[str, tuple[str, str]]:
 
 
 def _instruction_name(instruction: str) -> str:
+  """`%name = ...` -> name."""
   return re.match(r'\s*(?:ROOT )?%?([\w.\-]+) = ', instruction).group(1)
 
 
@@ -120,6 +122,7 @@ def _kind(comps: dict[str, list[str]], instruction: str) -> str:
 
 
 def _multiplies(comps: dict[str, list[str]], instruction: str, seen: set[str]) -> bool:
+  """Whether a computation the instruction calls (or one they call) holds a dot or convolution."""
   for name in hlo_loops.called(instruction):
     if name in seen or name not in comps:
       continue

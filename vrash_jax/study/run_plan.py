@@ -6,11 +6,12 @@ Runs train in groups (`train.train_runs`) of up to `group_size`: runs that may s
 model, the same shapes and schedule, the same step reached), in seed order (every seed's
 batch has the same width at a step: `input_pipeline.TrainBatches`); on a CPU only one seed's
 (`mixes_seeds`). On an accelerator the size is the one whose groups, at measured group steps,
-take the least time together. On a CPU with its one device (the default) a group is one run, and `lanes` groups train
-at once, a core each, all on that device (BENCHMARKS.md, "Lanes"); a CPU made several devices
-(XLA_FLAGS, as the tests do) trains a run per device in each group, one group at a time. On many
-hosts every host plans alike from the workdir (`agree` checks it), and a group's runs axis spans
-the hosts: each run's batch is split over one host's devices (BENCHMARKS.md, "Pod slices").
+take the least time together. On a CPU with its one device (the default) a group is one run,
+and `lanes` groups train at once, a core each, all on that device (BENCHMARKS.md, "Lanes"); a
+CPU made several devices (XLA_FLAGS, as the tests do) trains a run per device in each group,
+one group at a time. On many hosts every host plans alike from the workdir (`agree` checks it),
+and a group's runs axis spans the hosts: each run's batch is split over one host's devices
+(BENCHMARKS.md, "Pod slices").
 
 Steps are timed with the runs' own compiled functions (the persistent compilation cache and the
 evaluation's jit cache hand them to the runs), at the narrowest and the widest padded width of
