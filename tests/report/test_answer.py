@@ -36,5 +36,8 @@ def test_the_bound_quoted_is_the_one_its_interval_and_verdict_come_from():
 
 def test_without_intervals_the_comparisons_own_bound_and_k():
   text = answer.answer(_results(sweep_bound=3.024, frontier_bound=None))
-  assert ("bound on the NLL (importance-weighted, K=16) is 3.024, 0.8% above the LM's NLL: with one seed there "
-          'is no interval to decide it.') in text
+  assert ("bound on the NLL (importance-weighted, K=16) is 3.024, 0.8% above the LM's NLL: without the claims' "
+          'intervals over seeds there is no verdict.') in text
+  results = _results(sweep_bound=3.024, frontier_bound=None)
+  results['models']['vrash']['seeds'] = 1
+  assert "LM's NLL: with one seed there is no interval to decide it." in answer.answer(results)

@@ -45,7 +45,9 @@ def _as_density_model(results: dict[str, Any]) -> str:
   """Whether VRASH's bound lies below, above or level with the LM's NLL, by their intervals."""
   bound, nll = _interval(results, 'vrash', 'nll_iw'), _interval(results, 'lm', 'ce_total')
   if bound is None or nll is None:
-    return 'with one seed there is no interval to decide it'
+    seeds = min(results['models'][m]['seeds'] for m in ('lm', 'vrash'))
+    return ('with one seed there is no interval to decide it' if seeds < 2 else
+            'without the claims\' intervals over seeds there is no verdict')
   sign = claims.compare(bound, nll)
   return {-1: 'as a model of melodies, VRASH beats the LM here',
           1: 'as a model of melodies, VRASH does not beat the LM here',
