@@ -67,3 +67,17 @@ def gcs(tmp_path_factory):
 def bucket_dir(gcs, request):
   """A fresh gs:// folder for one test."""
   return f'{gcs}/{request.node.name.replace("[", "-").replace("]", "")}'
+
+
+@pytest.fixture
+def pretend_platform(monkeypatch):
+  """`pretend_platform('gpu')`: `jax.devices()` reports one device of that platform for the rest
+  of the test, for code that decides by platform (the computations still run on the CPU)."""
+  import types
+
+  import jax
+
+  def pretend(platform: str) -> None:
+    monkeypatch.setattr(jax, 'devices', lambda *args: [types.SimpleNamespace(platform=platform)])
+
+  return pretend

@@ -166,8 +166,8 @@ def test_unrolled_scans_give_the_same_outputs_and_gradients(custom_backward):
     jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6), got_grads, want_grads)
 
 
-def test_scan_unroll_zero_is_the_platforms_measured_best(monkeypatch):
+def test_scan_unroll_zero_is_the_platforms_measured_best(pretend_platform):
   from vrash_jax import rhn
   assert rhn.scan_unroll(3) == 3 and rhn.scan_unroll(0) == 1  # this CPU: no unrolling
-  monkeypatch.setattr(rhn.jax, 'devices', lambda: [type('Gpu', (), {'platform': 'gpu'})()])
+  pretend_platform('gpu')
   assert rhn.scan_unroll(0) == rhn.PLATFORM_UNROLL['gpu'] == 8 and rhn.scan_unroll(2) == 2

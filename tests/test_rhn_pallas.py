@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from vrash_jax.errors import VrashError
-from vrash_jax.kernels import rhn_pallas
 from vrash_jax.rhn import RHN, rhn_scan, rhn_step
 
 T, D, L = 7, 5, 3
@@ -99,16 +98,12 @@ def test_the_rhn_layer_with_the_kernels_trains_as_with_xlas_scans():
   jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5), got_grads, want_grads)
 
 
-def _as_gpu(monkeypatch, platform='gpu'):
-  monkeypatch.setattr(rhn_pallas.jax, 'devices', lambda: [type('Device', (), {'platform': platform})()])
-
-
 @pytest.mark.parametrize('dtype', [jnp.float32, jnp.bfloat16])
-def test_the_kernels_lower_to_triton_at_the_papers_size(monkeypatch, dtype):
+def test_the_kernels_lower_to_triton_at_the_papers_size(pretend_platform, dtype):
   """A group of two runs' gradient step, hidden 256, depth 3, 64 melodies, lowered for a GPU
   from this CPU: each kernel must become one Triton call (value slices, tile shapes that are
   not powers of two or a Mosaic GPU default would fail here)."""
-  _as_gpu(monkeypatch)
+  pretend_platform('gpu')
   batch, hidden = 64, 256
   arrays = {'projected': (T, batch, 2 * hidden), 'state0': (batch, hidden),
             'recurrent': (L, hidden, 2 * hidden), 'bias': (L, 2 * hidden), 'keep': (L, batch, hidden)}
@@ -124,12 +119,12 @@ def test_the_kernels_lower_to_triton_at_the_papers_size(monkeypatch, dtype):
   assert 'mosaic' not in text
 
 
-def test_the_kernels_say_what_a_gpu_cannot_run(monkeypatch):
+def test_the_kernels_say_what_a_gpu_cannot_run(pretend_platform):
   x = _inputs(4, 24)
-  _as_gpu(monkeypatch)
+  pretend_platform('gpu')
   with pytest.raises(VrashError, match=r'config.hidden=24 does not split into tiles of at least 16'):
     jax.eval_shape(lambda x: _scan(x, 'pallas'), x)
-  _as_gpu(monkeypatch, 'tpu')
+  pretend_platform('tpu')
   with pytest.raises(VrashError, match="written for GPUs .* not tpu; use config.rhn_kernel='xla'"):
     jax.eval_shape(lambda x: _scan(x, 'pallas'), x)
 

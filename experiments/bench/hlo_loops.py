@@ -92,8 +92,8 @@ def loop_label(instruction: str) -> str | None:
 
 def loop_bodies(comps: dict[str, list[str]]) -> dict[str, str]:
   """{body computation: its loop's label} of every while loop in a module."""
-  return {re.search(r'body=%?([\w.\-]+)', i).group(1): loop_label(i)
-          for lines in comps.values() for i in lines if loop_label(i)}
+  return {re.search(r'body=%?([\w.\-]+)', i).group(1): label
+          for lines in comps.values() for i in lines if (label := loop_label(i))}
 
 
 def rhn_loops(hlo: str, per_trip_layers: int) -> list[dict[str, Any]]:

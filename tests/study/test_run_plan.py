@@ -2,7 +2,6 @@
 compilations they need, the projection from measured group steps, and the progress lines."""
 import logging
 import os
-import types
 
 import numpy as np
 import pytest
@@ -151,8 +150,8 @@ def _chunks(runs: int):
     (lambda g: 10 * g, [1, 2, 4, 8, 16, 21], 1),  # no floor: any cap takes as long; the smallest
     (lambda g: 100 + 5 * g if g <= 4 else 100 * g, [1, 2, 4, 8], 4),  # measuring stops where it stops paying
 ])
-def test_on_an_accelerator_the_cap_is_the_one_whose_groups_take_least_time(tiny_dataset, monkeypatch, step_ms,
-                                                                          measured, chosen):
+def test_on_an_accelerator_the_cap_is_the_one_whose_groups_take_least_time(tiny_dataset, monkeypatch,
+                                                                          pretend_platform, step_ms, measured, chosen):
   train = input_pipeline.load_split(tiny_dataset, 'train', 16)
   timed = []
 
@@ -160,7 +159,7 @@ def test_on_an_accelerator_the_cap_is_the_one_whose_groups_take_least_time(tiny_
     timed.append(runs)
     return 1.0, step_ms(runs) / 1e3
 
-  monkeypatch.setattr(run_plan.jax, 'devices', lambda: [types.SimpleNamespace(platform='gpu')])
+  pretend_platform('gpu')
   monkeypatch.setattr(run_plan, 'time_group_step', time_group_step)
   assert run_plan.group_size(config(), train, _chunks(21)) == chosen
   assert timed == measured
