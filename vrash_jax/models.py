@@ -41,6 +41,13 @@ def shift_right(tokens: Array, start_token: int) -> Array:
   return jnp.concatenate([jnp.full_like(tokens[:, :1], start_token), tokens[:, :-1]], axis=1)
 
 
+def _embed(vocab: int, size: int, dtype: Any, name: str, tokens: Array) -> Array:
+  """A float32 table's rows, looked up in float32 and then cast to DTYPE: the lookup's gradient
+  (a scatter-add of every token's row into a table of a few rows) then accumulates in float32.
+  A bfloat16 table made that scatter-add the slowest part of a bfloat16 step on a GPU."""
+  return nn.Embed(vocab, size, dtype=jnp.float32, name=name)(tokens).astype(dtype)
+
+
 class NoteEmbed(nn.Module):
   """(pitch class, octave, delay) tokens [B, T] each -> concatenated embeddings [B, T, E]."""
   sizes: Mapping[str, int]  # embedding size per token field
@@ -48,9 +55,8 @@ class NoteEmbed(nn.Module):
 
   @nn.compact
   def __call__(self, tokens: Mapping[str, Array]) -> Array:
-    return jnp.concatenate([
-        nn.Embed(notes.VOCAB_SIZES[f] + 1, self.sizes[f], dtype=self.dtype, name=f'{f}_embed')(tokens[f])
-        for f in HEADS], axis=-1)
+    return jnp.concatenate([_embed(notes.VOCAB_SIZES[f] + 1, self.sizes[f], self.dtype, f'{f}_embed', tokens[f])
+                            for f in HEADS], axis=-1)
 
 
 class MetaEmbed(nn.Module):
@@ -60,7 +66,7 @@ class MetaEmbed(nn.Module):
 
   @nn.compact
   def __call__(self, batch: Mapping[str, Array]) -> Array:
-    return jnp.concatenate([nn.Embed(n, self.size, dtype=self.dtype, name=f'{f}_embed')(batch[f])
+    return jnp.concatenate([_embed(n, self.size, self.dtype, f'{f}_embed', batch[f])
                             for f, n in notes.META_FIELDS.items()], axis=-1)
 
 
