@@ -53,17 +53,19 @@ def _event(name_id: int, start_us: float, us: float, *stats: tuple[int, int]) ->
 
 
 def _trace() -> jax.profiler.ProfileData:
-  """Two steps on a GPU: per step the loop's two kernels (the matmul named by an hlo_op stat, the
-  other by its kernel name alone), the copy (named in a kernel annotation) and a memcpy of no
-  instruction; an 'XLA Ops' line, a second GPU and the host, none of which is read."""
+  """Two steps on a GPU: per step the loop's two kernels (the matmul named by an hlo_op stat; the
+  other run in a command buffer, which its hlo_op stat names, so that only its kernel name
+  tells), the copy (named in a kernel annotation) and a memcpy of no instruction; an 'XLA Ops'
+  line, a second GPU and the host, none of which is read."""
   kernels = []
   for step in range(2):
     t = step * 100
-    kernels += [_event(1, t, 3, (1, 11)), _event(2, t + 4, 1), _event(3, t + 6, 5, (2, 12)), _event(4, t + 12, 0.5)]
+    kernels += [_event(1, t, 3, (1, 11)), _event(2, t + 4, 1, (1, 13)), _event(3, t + 6, 5, (2, 12)),
+                _event(4, t + 12, 0.5)]
   names = {1: 'gemm_fusion_dot_3_0', 2: 'loop_fusion_1', 3: 'copy_2', 4: 'MemcpyD2H'}
   metadata = ' '.join(f'event_metadata {{ key: {k} value {{ id: {k} name: "{v}" }} }}' for k, v in names.items())
   values = {1: 'hlo_op', 2: 'kernel_annotation', 11: 'gemm_fusion_dot.3',  # a string stat refers to its value
-            12: 'copy.2:#hlo_op=copy.2,hlo_module=jit_train_step#'}
+            12: 'copy.2:#hlo_op=copy.2,hlo_module=jit_train_step#', 13: 'command_buffer_1'}
   stats = ' '.join(f'stat_metadata {{ key: {k} value {{ id: {k} name: "{v}" }} }}' for k, v in values.items())
   return jax.profiler.ProfileData.from_text_proto(f'''
 planes {{ id: 1 name: "/device:GPU:0"
@@ -77,7 +79,9 @@ planes {{ id: 3 name: "/host:CPU" lines {{ id: 1 name: "python" {_event(1, 0, 9,
 
 def test_an_accelerator_trace_is_read_from_its_first_device_streams():
   kernels = profile_step.trace_kernels(_trace())
-  assert [name for name, _ in kernels] == ['gemm_fusion_dot.3', 'loop_fusion_1', 'copy.2', 'MemcpyD2H'] * 2
+  assert [names for names, _ in kernels] == [('gemm_fusion_dot.3', 'gemm_fusion_dot_3_0'),
+                                             ('command_buffer_1', 'loop_fusion_1'), ('copy.2', 'copy_2'),
+                                             ('MemcpyD2H',)] * 2
   assert [seconds for _, seconds in kernels] == pytest.approx([3e-6, 1e-6, 5e-6, 0.5e-6] * 2)
 
 
@@ -92,6 +96,15 @@ def test_each_kernel_goes_to_its_loop_and_kind():
   assert (summary['wall_ms'], summary['kernels'], summary['kernel_ms']) == pytest.approx((0.02, 4, 0.0095))
   assert summary['busy'] == pytest.approx(9.5 / 20)
   assert [k['kernel'] for k in summary['top']] == ['copy.2', 'gemm_fusion_dot.3']
+
+
+def test_loops_that_share_a_body_share_its_kernels():
+  # XLA compiles a VRASH's encoder and decoder loops, of one shape, into one body computation.
+  encoder_loop = ('  %while.2 = (f32[8,16]{1,0}, f32[16,16]{1,0}) while(%init), condition=%cond, body=%body, '
+                  'metadata={op_name="jit(train_step)/MelodyModel.encode/encoder/while"}\n')
+  shared = HLO.replace('  ROOT %while.1', encoder_loop + '  ROOT %while.1')
+  assert profile_step.launchers(shared)['gemm_fusion_dot.3'] == ('decoder forward + encoder forward', 'matmul')
+  assert profile_step.launchers(HLO)['gemm_fusion_dot.3'] == ('decoder forward', 'matmul')
 
 
 def test_a_cpu_trace_counts_each_rhn_loop_kernel_once_a_trip(tmp_path):

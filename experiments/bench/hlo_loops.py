@@ -91,9 +91,15 @@ def loop_label(instruction: str) -> str | None:
 
 
 def loop_bodies(comps: dict[str, list[str]]) -> dict[str, str]:
-  """{body computation: its loop's label} of every while loop in a module."""
-  return {re.search(r'body=%?([\w.\-]+)', i).group(1): label
-          for lines in comps.values() for i in lines if (label := loop_label(i))}
+  """{body computation: its loop's label} of every while loop in a module. Loops of one shape
+  (a VRASH's encoder and decoder) can share one body: its label joins theirs ('decoder forward +
+  encoder forward'), as their kernels cannot be told apart."""
+  labels = collections.defaultdict(set)
+  for lines in comps.values():
+    for instruction in lines:
+      if label := loop_label(instruction):
+        labels[re.search(r'body=%?([\w.\-]+)', instruction).group(1)].add(label)
+  return {body: ' + '.join(sorted(names)) for body, names in labels.items()}
 
 
 def rhn_loops(hlo: str, per_trip_layers: int) -> list[dict[str, Any]]:

@@ -42,35 +42,37 @@ flags.DEFINE_string('trace_dir', None, "Where each dtype's trace goes (default: 
 SPANNING = {'while', 'conditional', 'call'}  # a CPU runtime's events for these span the kernels they run
 
 
-def trace_kernels(data: Any) -> list[tuple[str, float]]:
-  """(launching HLO instruction or the kernel's own name, seconds) of every kernel one device ran,
-  from a `jax.profiler.ProfileData`: an accelerator's first device plane (its streams' kernels and
-  copies, or its 'XLA Ops' line where it has no streams), else the host's events of device 0."""
+def trace_kernels(data: Any) -> list[tuple[tuple[str, ...], float]]:
+  """(the names a kernel goes by, seconds) of every kernel one device ran, from a
+  `jax.profiler.ProfileData`: an accelerator's first device plane (its streams' kernels and
+  copies, or its 'XLA Ops' line where it has no streams), else the host's events of device 0. The
+  names, surest first: the HLO instruction its stats name, one its annotation names, its own."""
   devices = sorted((p for p in data.planes if p.name.startswith('/device:')), key=lambda p: p.name)
   if devices:
     lines = list(devices[0].lines)
     streams = [line for line in lines if line.name.startswith('Stream')]
     lines = streams or [line for line in lines if line.name == 'XLA Ops'] or lines
-    return [(_launcher(e.name, dict(e.stats)), e.duration_ns * 1e-9) for line in lines for e in line.events]
+    return [(_names(e.name, dict(e.stats)), e.duration_ns * 1e-9) for line in lines for e in line.events]
   out = []
   for plane in data.planes:
     for line in plane.lines:
       for e in line.events:
         stats = dict(e.stats)
         if 'hlo_op' in stats and stats.get('device_ordinal', 0) == 0:
-          out.append((stats['hlo_op'], e.duration_ns * 1e-9))
+          out.append(((str(stats['hlo_op']),), e.duration_ns * 1e-9))
   return out
 
 
-def _launcher(name: str, stats: dict[str, Any]) -> str:
-  """The HLO instruction a kernel event names in its stats, else the kernel's own name."""
-  if 'hlo_op' in stats:
-    return str(stats['hlo_op'])
-  for value in stats.values():  # a kernel annotation: "name:#hlo_op=fusion.3,hlo_module=...#"
+def _names(kernel: str, stats: dict[str, Any]) -> tuple[str, ...]:
+  """The instruction an `hlo_op` stat names, one a kernel annotation names ("name:#hlo_op=
+  fusion.3,hlo_module=...#"), and the kernel's own name. Inside a command buffer (a CUDA graph)
+  `hlo_op` names the buffer, which is no instruction: then the kernel's own name tells."""
+  named = [str(stats['hlo_op'])] if 'hlo_op' in stats else []
+  for value in stats.values():
     found = re.search(r'hlo_op=([^,#]+)', value) if isinstance(value, str) else None
     if found:
-      return found.group(1)
-  return name
+      named.append(found.group(1))
+  return tuple(dict.fromkeys([*named, kernel]))
 
 
 def _sanitized(name: str) -> str:
@@ -132,17 +134,45 @@ def _multiplies(comps: dict[str, list[str]], instruction: str, seen: set[str]) -
   return False
 
 
-def summarize(kernels: list[tuple[str, float]], hlo: str, steps: int, wall_s: float, top: int) -> dict[str, Any]:
-  """Per step: the kernels' count and time, by part and kind, and the `top` kernels."""
+def kernel_parts(hlo: str, known: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+  """{an instruction's name as a kernel's: (the instruction, the parts of every fusion XLA may
+  compile to that same kernel)}. XLA compiles fusions of one shape and body once, naming the kernel after the
+  first: a VRASH's encoder and decoder loops launch the same kernels, which their names alone
+  cannot tell apart ('decoder forward + encoder forward')."""
+  comps, same = hlo_loops.computations(hlo), collections.defaultdict(list)
+  for lines in comps.values():
+    for instruction in lines:
+      name = _instruction_name(instruction)
+      fused = hlo_loops.opcode(instruction) == 'fusion'
+      same[_fingerprint(comps, instruction) if fused else name].append(name)
+  out = {}
+  for names in same.values():
+    parts = ' + '.join(sorted({known[n][0] for n in names}))
+    out.update({_sanitized(n): (n, parts) for n in names})
+  return out
+
+
+def _fingerprint(comps: dict[str, list[str]], fusion: str) -> str:
+  """A fusion's shape and fused computation, its names and metadata left out."""
+  body = [fusion.split(' fusion(')[0].split(' = ', 1)[1]]
+  for callee in hlo_loops.called(fusion):
+    body += comps.get(callee, [])
+  return '\n'.join(re.sub(r'%[\w.\-]+|metadata=\{[^}]*\}', '', line).strip() for line in body)
+
+
+def summarize(kernels: list[tuple[tuple[str, ...], float]], hlo: str, steps: int, wall_s: float,
+              top: int) -> dict[str, Any]:
+  """Per step: the kernels' count and time, by part and kind, and the `top` kernels. A kernel
+  goes to the first of its names that is an instruction of HLO (by a kernel's name: `kernel_parts`)."""
   known = launchers(hlo)
-  by_kernel_name = {_sanitized(name): name for name in known}
-  seconds, calls = collections.Counter(), collections.Counter()  # over the traced steps
+  by_kernel_name = kernel_parts(hlo, known)
+  seconds, calls, part_of = collections.Counter(), collections.Counter(), {}  # over the traced steps
   part_seconds, part_calls = collections.Counter(), collections.Counter()
-  for name, duration in kernels:
-    name = name if name in known else by_kernel_name.get(_sanitized(name), name)
-    where, kind = known.get(name, ('outside loops', 'unattributed'))
+  for names, duration in kernels:
+    name, where, kind = _resolve(names, known, by_kernel_name)
     if kind in SPANNING:
       continue
+    part_of[name] = where
     seconds[name] += duration
     calls[name] += 1
     part_seconds[where, kind] += duration
@@ -154,11 +184,24 @@ def summarize(kernels: list[tuple[str, float]], hlo: str, steps: int, wall_s: fl
   kernel_s = sum(seconds.values()) / steps
   return {'wall_ms': wall_s / steps * 1e3, 'kernels': sum(calls.values()) / steps, 'kernel_ms': kernel_s * 1e3,
           'busy': kernel_s / (wall_s / steps), 'parts': rows,
-          'top': [{'kernel': k, 'part': known.get(k, ('outside loops',))[0], 'ms': s / steps * 1e3,
+          'top': [{'kernel': k, 'part': part_of[k], 'ms': s / steps * 1e3,
                    'calls': calls[k] / steps} for k, s in seconds.most_common(top)]}
 
 
-def trace_steps(compiled, state, data, rng, steps: int, trace_dir: str) -> tuple[list[tuple[str, float]], float]:
+def _resolve(names: tuple[str, ...], known: dict[str, tuple[str, str]],
+             by_kernel_name: dict[str, tuple[str, str]]) -> tuple[str, str, str]:
+  """(instruction, part, kind) of a kernel that goes by NAMES; (its first name, 'outside loops',
+  'unattributed') where none is an instruction."""
+  for name in names:
+    if name in known:
+      return (name, *known[name])
+    if (found := by_kernel_name.get(_sanitized(name))):
+      return found[0], found[1], known[found[0]][1]
+  return names[0], 'outside loops', 'unattributed'
+
+
+def trace_steps(compiled, state, data, rng, steps: int,
+                trace_dir: str) -> tuple[list[tuple[tuple[str, ...], float]], float]:
   """(kernels of `steps` traced steps, wall seconds of as many untraced ones), after two warm steps."""
   for _ in range(2):
     state, metrics = compiled(state, data, rng)
