@@ -107,6 +107,25 @@ def test_loops_that_share_a_body_share_its_kernels():
   assert profile_step.launchers(HLO)['gemm_fusion_dot.3'] == ('decoder forward', 'matmul')
 
 
+def test_a_kernel_xla_compiled_once_for_two_loops_goes_to_both():
+  # Two loops of one shape with bodies of their own: XLA compiles their identical fusions into one
+  # kernel named after the first, so a kernel known only by that name belongs to either loop.
+  second_body = (HLO[HLO.index('%body '):HLO.index('%cond ')].replace('%body ', '%body.2 ')
+                 .replace('gemm_fusion_dot.3', 'gemm_fusion_dot.4').replace('loop_fusion.1', 'loop_fusion.2'))
+  encoder_loop = ('  %while.2 = (f32[8,16]{1,0}, f32[16,16]{1,0}) while(%init), condition=%cond, body=%body.2, '
+                  'metadata={op_name="jit(train_step)/MelodyModel.encode/encoder/while"}\n')
+  hlo = HLO.replace('%cond ', second_body + '%cond ').replace('  ROOT %while.1', encoder_loop + '  ROOT %while.1')
+  known = profile_step.launchers(hlo)
+  assert known['gemm_fusion_dot.4'] == ('encoder forward', 'matmul')
+  by_kernel = profile_step.kernel_parts(hlo, known)
+  assert by_kernel['gemm_fusion_dot_3'] == ('gemm_fusion_dot.3', 'decoder forward + encoder forward')
+  assert by_kernel['copy_2'] == ('copy.2', 'outside loops')
+  kernels = [(('command_buffer_7', 'gemm_fusion_dot_3'), 2e-6), (('gemm_fusion_dot.4',), 1e-6)]
+  summary = profile_step.summarize(kernels, hlo, steps=1, wall_s=3e-6, top=2)
+  assert {(r['part'], r['kind']): r['calls'] for r in summary['parts']} == {
+      ('decoder forward + encoder forward', 'matmul'): 1, ('encoder forward', 'matmul'): 1}
+
+
 def test_a_cpu_trace_counts_each_rhn_loop_kernel_once_a_trip(tmp_path):
   """A real trace of a bfloat16 LM step on device 0 of this CPU: every kernel belongs to an
   instruction of the compiled HLO, and each RHN loop ran as many kernels as its body has, times

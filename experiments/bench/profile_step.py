@@ -136,9 +136,9 @@ def _multiplies(comps: dict[str, list[str]], instruction: str, seen: set[str]) -
 
 def kernel_parts(hlo: str, known: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
   """{an instruction's name as a kernel's: (the instruction, the parts of every fusion XLA may
-  compile to that same kernel)}. XLA compiles fusions of one shape and body once, naming the kernel after the
-  first: a VRASH's encoder and decoder loops launch the same kernels, which their names alone
-  cannot tell apart ('decoder forward + encoder forward')."""
+  compile to that same kernel)}. XLA compiles fusions of one shape and body once, naming the
+  kernel after the first: a VRASH's encoder and decoder loops launch the same kernels, which their
+  names alone cannot tell apart ('decoder forward + encoder forward')."""
   comps, same = hlo_loops.computations(hlo), collections.defaultdict(list)
   for lines in comps.values():
     for instruction in lines:
