@@ -106,6 +106,13 @@ def define_once(define: Callable[..., Any], name: str, *args: Any, **kwargs: Any
     define(name, *args, **kwargs)
 
 
+def define_group_size() -> None:
+  """--group_size, shared by `vrash-sweep` and `vrash-reproduce`."""
+  define_once(flags.DEFINE_integer, 'group_size', 0, 'Runs trained together (one jitted step over their stacked '
+              'states); 0: a run per CPU device, or on an accelerator the cap whose groups take the least time '
+              'together, from group steps measured first.', lower_bound=0)
+
+
 def define_host_flags() -> None:
   """--distributed and the flags that join a multi-host job (a launcher that trains defines them;
   once per process, which may import several launchers)."""

@@ -148,9 +148,7 @@ flags.DEFINE_integer('workers', None, 'Worker processes for the data stages (def
                      lower_bound=1)
 flags.DEFINE_bool('plan_only', False, 'Prepare the data, say the plan (runs, widths, a projected wall '
                   'time from steps measured here) and stop before training.')
-flags.DEFINE_integer('group_size', 0, 'Runs trained together (one jitted step over their stacked states); '
-                     '0: a run per CPU device, or on an accelerator the cap whose groups take the least '
-                     'time together, from group steps measured first.', lower_bound=0)
+launcher.define_group_size()
 flags.DEFINE_string('soundfont', None, 'Render the results page\'s audio with this General MIDI '
                     'SoundFont (.sf2) through fluidsynth instead of sine waves.')
 flags.DEFINE_bool('verbose', False, 'Show every log line on the console (they always go to WORKDIR/reproduce.log).')

@@ -29,9 +29,7 @@ flags.DEFINE_integer('iw_samples', 16, 'Posterior samples of the importance-weig
 flags.DEFINE_integer('num_samples', 64, 'Melodies sampled per model for the objective metrics.', lower_bound=1)
 flags.DEFINE_list('frontier_free_bits', [], 'Also train VAE and VRASH at these free-bits floors (nats '
                   'per latent dimension) for the rate-distortion frontier, with --seeds.')
-flags.DEFINE_integer('group_size', 0, 'Runs trained together (one jitted step over their stacked states); '
-                     '0: a run per CPU device, or on an accelerator the cap whose groups take the least '
-                     'time together, from group steps measured first.', lower_bound=0)
+launcher.define_group_size()
 flags.DEFINE_list('temperatures', ['0.5', '0.7', '0.8', '0.9', '1.0', '1.2'], 'Sampling temperatures of the '
                   'claims\' samples (a curve: structure is read where a model is as diverse as the data).')
 flags.DEFINE_integer('sample_seeds', 3, 'Sampling seeds per temperature for the claims.', lower_bound=1)

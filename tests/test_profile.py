@@ -86,7 +86,7 @@ def test_an_accelerator_trace_is_read_from_its_first_device_streams():
 
 
 def test_each_kernel_goes_to_its_loop_and_kind():
-  assert profile_step.launchers(HLO)['gemm_fusion_dot.3'] == ('decoder forward', 'matmul')
+  assert profile_step.launchers(hlo_loops.computations(HLO))['gemm_fusion_dot.3'] == ('decoder forward', 'matmul')
   summary = profile_step.summarize(profile_step.trace_kernels(_trace()), HLO, steps=2, wall_s=40e-6, top=2)
   rows = {(r['part'], r['kind']): [r['calls'], r['ms'], r['us_per_call']] for r in summary['parts']}
   assert list(rows) == [('decoder forward', 'fusion'), ('decoder forward', 'matmul'), ('outside loops', 'copy'),
@@ -103,8 +103,9 @@ def test_loops_that_share_a_body_share_its_kernels():
   encoder_loop = ('  %while.2 = (f32[8,16]{1,0}, f32[16,16]{1,0}) while(%init), condition=%cond, body=%body, '
                   'metadata={op_name="jit(train_step)/MelodyModel.encode/encoder/while"}\n')
   shared = HLO.replace('  ROOT %while.1', encoder_loop + '  ROOT %while.1')
-  assert profile_step.launchers(shared)['gemm_fusion_dot.3'] == ('decoder forward + encoder forward', 'matmul')
-  assert profile_step.launchers(HLO)['gemm_fusion_dot.3'] == ('decoder forward', 'matmul')
+  assert profile_step.launchers(hlo_loops.computations(shared))['gemm_fusion_dot.3'] == (
+      'decoder forward + encoder forward', 'matmul')
+  assert profile_step.launchers(hlo_loops.computations(HLO))['gemm_fusion_dot.3'] == ('decoder forward', 'matmul')
 
 
 def test_a_kernel_xla_compiled_once_for_two_loops_goes_to_both():
@@ -115,9 +116,9 @@ def test_a_kernel_xla_compiled_once_for_two_loops_goes_to_both():
   encoder_loop = ('  %while.2 = (f32[8,16]{1,0}, f32[16,16]{1,0}) while(%init), condition=%cond, body=%body.2, '
                   'metadata={op_name="jit(train_step)/MelodyModel.encode/encoder/while"}\n')
   hlo = HLO.replace('%cond ', second_body + '%cond ').replace('  ROOT %while.1', encoder_loop + '  ROOT %while.1')
-  known = profile_step.launchers(hlo)
+  known = profile_step.launchers(hlo_loops.computations(hlo))
   assert known['gemm_fusion_dot.4'] == ('encoder forward', 'matmul')
-  by_kernel = profile_step.kernel_parts(hlo, known)
+  by_kernel = profile_step.kernel_parts(hlo_loops.computations(hlo), known)
   assert by_kernel['gemm_fusion_dot_3'] == ('gemm_fusion_dot.3', 'decoder forward + encoder forward')
   assert by_kernel['copy_2'] == ('copy.2', 'outside loops')
   kernels = [(('command_buffer_7', 'gemm_fusion_dot_3'), 2e-6), (('gemm_fusion_dot.4',), 1e-6)]

@@ -90,6 +90,11 @@ def loop_label(instruction: str) -> str | None:
   return f"{rhn.group(1)} {'backward' if 'transpose(' in op_name.group(1) else 'forward'}"
 
 
+def loop_body(instruction: str) -> str:
+  """The body computation a while instruction runs."""
+  return re.search(r'body=%?([\w.\-]+)', instruction).group(1)
+
+
 def loop_bodies(comps: dict[str, list[str]]) -> dict[str, str]:
   """{body computation: its loop's label} of every while loop in a module. Loops of one shape
   (a VRASH's encoder and decoder) can share one body: its label joins theirs ('decoder forward +
@@ -98,7 +103,7 @@ def loop_bodies(comps: dict[str, list[str]]) -> dict[str, str]:
   for lines in comps.values():
     for instruction in lines:
       if label := loop_label(instruction):
-        labels[re.search(r'body=%?([\w.\-]+)', instruction).group(1)].add(label)
+        labels[loop_body(instruction)].add(label)
   return {body: ' + '.join(sorted(names)) for body, names in labels.items()}
 
 
@@ -111,7 +116,7 @@ def rhn_loops(hlo: str, per_trip_layers: int) -> list[dict[str, Any]]:
       label = loop_label(instruction)
       if label in (None, 'other loops'):
         continue
-      body = re.search(r'body=%?([\w.\-]+)', instruction).group(1)
+      body = loop_body(instruction)
       trips = re.search(r'known_trip_count":\{"n":"(\d+)"', instruction)
       kinds = collections.Counter(opcode(i) for i in comps[body])
       launched = {k: v for k, v in sorted(kinds.items()) if k not in NOT_LAUNCHED}

@@ -80,11 +80,11 @@ def _sanitized(name: str) -> str:
   return re.sub(r'[^A-Za-z0-9_]', '_', name)
 
 
-def launchers(hlo: str) -> dict[str, tuple[str, str]]:
+def launchers(comps: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
   """{instruction name: (part of the step, kind of kernel)} for every instruction of a compiled
-  module. Parts: each RHN loop's label ('decoder forward', ...), 'other loops', 'outside loops'.
-  Kinds: 'matmul' (a fusion or library call that multiplies matrices), 'fusion', or the opcode."""
-  comps = hlo_loops.computations(hlo)
+  module's computations (`hlo_loops.computations`). Parts: each RHN loop's label ('decoder
+  forward', ...), 'other loops', 'outside loops'. Kinds: 'matmul' (a fusion or library call that
+  multiplies matrices), 'fusion', or the opcode."""
   bodies, parent = hlo_loops.loop_bodies(comps), {}
   for name, lines in comps.items():
     for instruction in lines:
@@ -134,12 +134,12 @@ def _multiplies(comps: dict[str, list[str]], instruction: str, seen: set[str]) -
   return False
 
 
-def kernel_parts(hlo: str, known: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+def kernel_parts(comps: dict[str, list[str]], known: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
   """{an instruction's name as a kernel's: (the instruction, the parts of every fusion XLA may
   compile to that same kernel)}. XLA compiles fusions of one shape and body once, naming the
   kernel after the first: a VRASH's encoder and decoder loops launch the same kernels, which their
   names alone cannot tell apart ('decoder forward + encoder forward')."""
-  comps, same = hlo_loops.computations(hlo), collections.defaultdict(list)
+  same = collections.defaultdict(list)
   for lines in comps.values():
     for instruction in lines:
       name = _instruction_name(instruction)
@@ -164,8 +164,9 @@ def summarize(kernels: list[tuple[tuple[str, ...], float]], hlo: str, steps: int
               top: int) -> dict[str, Any]:
   """Per step: the kernels' count and time, by part and kind, and the `top` kernels. A kernel
   goes to the first of its names that is an instruction of HLO (by a kernel's name: `kernel_parts`)."""
-  known = launchers(hlo)
-  by_kernel_name = kernel_parts(hlo, known)
+  comps = hlo_loops.computations(hlo)
+  known = launchers(comps)
+  by_kernel_name = kernel_parts(comps, known)
   seconds, calls, part_of = collections.Counter(), collections.Counter(), {}  # over the traced steps
   part_seconds, part_calls = collections.Counter(), collections.Counter()
   for names, duration in kernels:
