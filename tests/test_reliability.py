@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 
 import jax
 import numpy as np
@@ -165,3 +166,63 @@ def test_a_write_that_fails_after_its_save_returned_is_reported_as_its_own(tmp_p
     store.close()
   monkeypatch.undo()
   assert 2 in checkpoint.Checkpoints(str(tmp_path), read_only=True).all_steps()
+
+
+def test_two_threads_saving_at_once_keep_their_own_orbax_operations(tmp_path, monkeypatch):
+  """Lanes save from threads. Orbax keys a save's signals by a process-wide operation id that the
+  save advances, then reads: here thread B saves just after A advanced it. A must still read its
+  own id (it read B's, and waited 300 s for a signal sent under it)."""
+  from orbax.checkpoint._src.futures import synchronization
+  ids = synchronization.OperationIdGenerator
+  advance, read = ids.next_operation_id.__func__, ids.get_current_operation_id.__func__
+  owners, a_advanced, b_arrived, read_wrong, errors = {}, threading.Event(), threading.Event(), [], []
+
+  def next_operation_id(cls):
+    value = advance(cls)
+    owners[str(value)] = threading.current_thread().name
+    if threading.current_thread().name == 'A' and not a_advanced.is_set():
+      a_advanced.set()
+      assert b_arrived.wait(60), 'B never came to save'
+    elif threading.current_thread().name == 'B':
+      b_arrived.set()  # B advanced the id while A was between advancing and reading it
+    return value
+
+  def get_current_operation_id(cls):
+    value = read(cls)
+    if owners.get(value, threading.current_thread().name) != threading.current_thread().name:
+      read_wrong.append((threading.current_thread().name, value))
+    return value
+
+  class Door:  # the lock saves start behind, saying when B has come to it
+    lock = threading.Lock()
+
+    def __enter__(self):
+      if threading.current_thread().name == 'B':
+        b_arrived.set()
+      self.lock.acquire()
+
+    def __exit__(self, *exc):
+      self.lock.release()
+
+  monkeypatch.setattr(ids, 'next_operation_id', classmethod(next_operation_id))
+  monkeypatch.setattr(ids, 'get_current_operation_id', classmethod(get_current_operation_id))
+  monkeypatch.setattr(checkpoint, '_SAVES_START', Door(), raising=False)
+
+  def save(name):
+    if name == 'B':
+      a_advanced.wait(60)
+    try:
+      store = checkpoint.Checkpoints(str(tmp_path / name))
+      store.save(2, {'w': np.arange(4.0, dtype=np.float32)}, config(), {'step': 2})
+      store.close()
+    except BaseException as e:  # raised below, in the test's thread
+      errors.append(e)
+
+  threads = [threading.Thread(target=save, args=(name,), name=name) for name in 'AB']
+  for thread in threads:
+    thread.start()
+  for thread in threads:
+    thread.join()
+  assert not errors and not read_wrong
+  for name in 'AB':
+    assert checkpoint.Checkpoints(str(tmp_path / name), read_only=True).all_steps() == [2]

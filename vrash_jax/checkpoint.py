@@ -11,6 +11,7 @@ import contextlib
 import errno
 import functools
 import logging as std_logging
+import threading
 import time
 from typing import Any, Iterator, Mapping
 
@@ -29,6 +30,11 @@ ARCHITECTURE_FIELDS = ('model', 'hidden', 'depth', 'latent_dim', 'pitch_embed', 
                        'delay_embed', 'meta_embed')
 ITEMS = ('state', 'config', 'data')
 LATEST, BEST = 'checkpoints', 'best'  # the run's newest checkpoints; its best one by valid
+# Orbax (0.12) keys a save's signals by a process-wide "current operation id" that every save
+# advances and then reads again: two threads saving at once (lanes) read each other's id, and one
+# waited out orbax's 300 s for a signal sent under the other's. So saves start one at a time;
+# asynchronous ones still write in the background.
+_SAVES_START = threading.Lock()
 
 
 def inference_part(state: Any) -> dict[str, Any]:
@@ -78,7 +84,7 @@ class Checkpoints:
     """Writes a checkpoint (a train state, or any tree of arrays) atomically; a failed write
     leaves the earlier ones intact."""
     self.finish_writing()
-    with self._failing_as(step):
+    with self._failing_as(step), _SAVES_START:
       self.manager.save(step, args=ocp.args.Composite(
           state=ocp.args.StandardSave(state),
           config=ocp.args.JsonSave(config.to_dict()),
