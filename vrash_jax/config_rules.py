@@ -76,7 +76,7 @@ LATENT_MODELS = tuple(m for m, s in MODEL_SPECS.items() if s.latent)
 # Each language model with its latent variant: the pairs the paper's LM-vs-VRASH claims compare.
 PAIRS = tuple((s.language_model, m) for m, s in MODEL_SPECS.items() if s.language_model)
 DTYPES = ('float32', 'bfloat16')
-RHN_KERNELS = ('xla', 'pallas')  # how the RHN's scans run (rhn.rhn_scan)
+RHN_KERNELS = ('xla', 'pallas', 'pallas_layer')  # how the RHN's scans run (rhn.rhn_scan)
 
 # A rule for every field of experiments/configs/base.py (a test holds the two in step).
 RULES: dict[str, Rule] = {
@@ -165,8 +165,8 @@ def _cross_field_problems(c: Mapping[str, Any], devices: int | None) -> list[str
   if c['patience'] and not c['eval_every']:
     out.append(f"config.patience={c['patience']}: counts evaluations, but config.eval_every=0 "
                'evaluates only at the end; allowed: 0, or set config.eval_every')
-  if c['rhn_kernel'] == 'pallas' and not c['custom_backward']:
-    out.append("config.rhn_kernel='pallas': its kernels are the hand-written backward's; "
+  if c['rhn_kernel'] != 'xla' and not c['custom_backward']:
+    out.append(f"config.rhn_kernel={c['rhn_kernel']!r}: its kernels are the hand-written backward's; "
                'allowed: config.custom_backward=True, or config.rhn_kernel=\'xla\'')
   if devices and c['batch_size'] % devices:
     out.append(f"config.batch_size={c['batch_size']}: does not split over the {devices} devices; "

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from vrash_jax.errors import VrashError
-from vrash_jax.kernels import rhn_pallas
+from vrash_jax.kernels import rhn_layer_pallas, rhn_pallas
 
 Array = jax.Array
 
@@ -96,6 +96,57 @@ def prefetched_scan(step, init, xs, unroll: int = 1):
   return final, ys
 
 
+def _fused_layer_scan(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll):
+  """The forward scan with each micro-layer one kernel (`kernels/rhn_layer_pallas.py`) ->
+  (states [T, B, H], per layer (input, h, t) [T, B, H]), as the XLA scan gives them."""
+  batch, hidden = state0.shape
+  depth = recurrent.shape[0]
+
+  def pad(x, axis):
+    return rhn_layer_pallas.pad_batch(x, axis, batch)
+
+  weights = [recurrent[l].astype(dtype) for l in range(depth)]
+  state0 = pad(state0, 0)
+  # Every bias and the input's projection are added outside the loop, once.
+  extras = [jnp.broadcast_to(bias[l], (state0.shape[0], 2 * hidden)) for l in range(depth)]
+  keeps = None if state_keep is None else [pad(state_keep[l], 0) for l in range(depth)]
+
+  def step(state, xs):
+    first_layer_extra, m = xs
+    start, saved = state, []
+    for layer in range(depth):
+      last = layer == depth - 1
+      new, h, t = rhn_layer_pallas.forward(
+          state, weights[layer], first_layer_extra if layer == 0 else extras[layer],
+          None if keeps is None else keeps[layer], m if last else None, start if last else None)
+      saved.append((state, h, t))
+      state = new
+    return state, (state, tuple(saved))
+
+  xs = (pad(projected + bias[0], 1), pad(mask.astype(jnp.float32), 1))
+  _, (states, saved) = prefetched_scan(step, state0, xs, unroll)
+  return states[:, :batch], jax.tree.map(lambda x: x[:, :batch], saved)
+
+
+def _fused_layer_reverse_scan(dtype, unroll, mask, state0, recurrent, keeps, saved, d_states):
+  """`_reverse_scan` with each micro-layer's gradient one kernel (`kernels/rhn_layer_pallas.py`)."""
+  batch = state0.shape[0]
+
+  def pad(x, axis):
+    return rhn_layer_pallas.pad_batch(x, axis, batch)
+
+  def layer_gradient(d_new, s, h, t, weight_t, keep, d_keep):
+    d_pre_h, d_pre_t, d_in, *d_keep_out = rhn_layer_pallas.backward(d_new, s, h, t, weight_t, keep, d_keep)
+    return (d_pre_h, d_pre_t), d_in, d_keep_out[0] if d_keep_out else None
+
+  keeps = None if keeps is None else [pad(k, 0) for k in keeps]
+  d_pres, d_state0, d_keeps = _reverse_scan(
+      layer_gradient, unroll, pad(mask, 1), pad(state0, 0), recurrent, dtype, keeps,
+      jax.tree.map(lambda x: pad(x, 1), saved), pad(d_states, 1))
+  d_pres = [jnp.concatenate(pair, axis=-1)[:, :batch] for pair in d_pres]
+  return d_pres, d_state0[:batch], None if d_keeps is None else d_keeps[:, :batch]
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 7, 8))
 def rhn_scan(projected: Array, mask: Array, state0: Array, recurrent: Array, bias: Array,
              dtype: Any = jnp.float32, state_keep: Array | None = None, unroll: int = 1,
@@ -106,7 +157,9 @@ def rhn_scan(projected: Array, mask: Array, state0: Array, recurrent: Array, bia
   gradient and emits each step's pre-activation gradient; the weight gradients are then one
   large matmul per micro-layer over all time steps instead of a small one inside every step.
   Both scans take `unroll` time steps an iteration (the same figures; fewer loop trips).
-  With kernel 'pallas' both scans are instead one fused kernel each (`kernels/rhn_pallas.py`).
+  With kernel 'pallas' both scans are instead one fused kernel each (`kernels/rhn_pallas.py`);
+  with 'pallas_layer' each micro-layer is one kernel, forward and backward, inside these scans
+  (`kernels/rhn_layer_pallas.py`).
   """
   return _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll, kernel)[0]
 
@@ -114,6 +167,8 @@ def rhn_scan(projected: Array, mask: Array, state0: Array, recurrent: Array, bia
 def _rhn_scan_fwd(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll, kernel):
   if kernel == 'pallas':
     states, saved = rhn_pallas.forward(projected, mask, state0, recurrent, bias, dtype, state_keep)
+  elif kernel == 'pallas_layer':
+    states, saved = _fused_layer_scan(projected, mask, state0, recurrent, bias, dtype, state_keep, unroll)
   else:
     step = functools.partial(_masked_step, *_per_layer(recurrent, bias, state_keep, dtype), dtype)
     _, (states, saved) = prefetched_scan(step, state0, (projected, mask), unroll)
@@ -126,9 +181,12 @@ def _rhn_scan_bwd(dtype, unroll, kernel, residuals, d_states):
   keeps = None if state_keep is None else [state_keep[l] for l in range(depth)]
   if kernel == 'pallas':
     d_pres, d_state0, d_keeps = rhn_pallas.backward(d_states, mask, saved, recurrent, dtype, state_keep)
+  elif kernel == 'pallas_layer':
+    d_pres, d_state0, d_keeps = _fused_layer_reverse_scan(dtype, unroll, mask, state0, recurrent, keeps,
+                                                          saved, d_states)
   else:
-    d_pres, d_state0, d_keeps = _reverse_scan(dtype, unroll, mask, state0, recurrent, keeps, saved,
-                                              d_states)
+    d_pres, d_state0, d_keeps = _reverse_scan(functools.partial(_layer_gradient, dtype), unroll, mask,
+                                              state0, recurrent, dtype, keeps, saved, d_states)
   # Every weight gradient at once per micro-layer: [H, T*B] x [T*B, 2H].
   d_recurrent = []
   for layer in range(depth):
@@ -142,8 +200,19 @@ def _rhn_scan_bwd(dtype, unroll, kernel, residuals, d_states):
   return d_pres[0], None, d_state0, jnp.stack(d_recurrent), d_bias, d_keeps
 
 
-def _reverse_scan(dtype, unroll, mask, state0, recurrent, keeps, saved, d_states):
-  """The backward pass's scan over time -> (d_pre per layer [T, B, 2H], d_state0, d_keeps)."""
+def _layer_gradient(dtype, d_new, s, h, t, weight_t, keep, d_keep):
+  """Through one micro-layer backwards -> (its pre-activation gradient, its input state's, d_keep)."""
+  d_pre = jnp.concatenate([d_new * t * (1.0 - h * h), d_new * (h - s) * t * (1.0 - t)], axis=-1)
+  d_in = jnp.dot(d_pre.astype(dtype), weight_t, preferred_element_type=jnp.float32)
+  if keep is not None:
+    d_keep = d_keep + d_in * s
+    d_in = d_in * keep
+  return d_pre, d_new * (1.0 - t) + d_in, d_keep
+
+
+def _reverse_scan(layer_gradient, unroll, mask, state0, recurrent, dtype, keeps, saved, d_states):
+  """The backward pass's scan over time -> (d_pre per layer [T, B, 2H] (as `layer_gradient` gives
+  it), d_state0, d_keeps)."""
   depth = recurrent.shape[0]
   weights_t = [recurrent[l].T.astype(dtype) for l in range(depth)]
 
@@ -155,15 +224,10 @@ def _reverse_scan(dtype, unroll, mask, state0, recurrent, keeps, saved, d_states
     d_state = jnp.where(m[:, None], 0.0, d_state)  # padded steps pass the state through
     d_pres, d_keeps = [None] * depth, list(d_keeps)
     for layer in reversed(range(depth)):
-      s, h, t = per_layer[layer]
-      d_pre = jnp.concatenate([d_new * t * (1.0 - h * h), d_new * (h - s) * t * (1.0 - t)],
-                              axis=-1)
-      d_in = jnp.dot(d_pre.astype(dtype), weights_t[layer], preferred_element_type=jnp.float32)
+      keep, d_keep = (None, None) if keeps is None else (keeps[layer], d_keeps[layer])
+      d_pres[layer], d_new, d_keep = layer_gradient(d_new, *per_layer[layer], weights_t[layer], keep, d_keep)
       if keeps is not None:
-        d_keeps[layer] = d_keeps[layer] + d_in * s
-        d_in = d_in * keeps[layer]
-      d_new = d_new * (1.0 - t) + d_in
-      d_pres[layer] = d_pre
+        d_keeps[layer] = d_keep
     return (d_state + d_new, tuple(d_keeps)), tuple(d_pres)
 
   d_keeps0 = () if keeps is None else tuple(jnp.zeros_like(k) for k in keeps)
@@ -215,7 +279,7 @@ class RHN(nn.Module):
   dtype: Any = jnp.float32  # matmul compute dtype (bfloat16 on accelerators)
   custom_backward: bool = True  # rhn_scan's hand-written VJP (False: scan autodiff)
   scan_unroll: int = 1  # time steps per scan iteration, forward and backward
-  kernel: str = 'xla'  # rhn_scan's scans: 'xla', or 'pallas' (fused kernels; custom_backward only)
+  kernel: str = 'xla'  # rhn_scan's scans: 'xla', 'pallas' or 'pallas_layer' (fused kernels; custom_backward only)
 
   @nn.compact
   def __call__(self, inputs: Array, mask: Array, initial_state: Array | None = None,

@@ -12,6 +12,9 @@ On a GPU the step is a chain of about 1,150 small kernels a step at the paper's 
 * `pallas`: each of the RHN's two scans as one fused kernel (config `rhn_kernel`,
   `vrash_jax/kernels/rhn_pallas.py`): two launches instead of a chain per time step. It lost on
   one H200 (2026-12-04): 21.34 against 3.92 ms a float32 step.
+* `pallas_layer`: each micro-layer one fused kernel, forward and backward, inside XLA's scans
+  (`vrash_jax/kernels/rhn_layer_pallas.py`): the matmul, the gates and the carry in one launch
+  where XLA spent about 2.6 kernels of about 2 us each (one H200, 2026-12-04).
 
 Which wins is measured, not assumed: the suite prints the fastest for each row. GPU flags and
 the kernels (interpreted elsewhere) only mean something on a GPU; elsewhere those variants are
@@ -31,9 +34,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     'unroll1': ('', {'scan_unroll': 1}),
     'unroll4': ('', {'scan_unroll': 4}),
     'pallas': ('', {'rhn_kernel': 'pallas'}),
+    'pallas_layer': ('', {'rhn_kernel': 'pallas_layer'}),
 }
 # On a CPU the kernels only run interpreted (for tests): timing them there says nothing.
-GPU_ONLY = ('no_triton_gemm', 'command_buffers', 'pallas')
+GPU_ONLY = ('no_triton_gemm', 'command_buffers', 'pallas', 'pallas_layer')
 
 
 def chosen(asked: list[str] | None, platform: str) -> list[str]:

@@ -30,8 +30,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Time steps per iteration of the RHN's forward and backward scans (the same figures, fewer loop
   # trips); 0: by platform (rhn.scan_unroll: 8 on GPUs, 1.54x faster on an H200; 1 elsewhere).
   c.scan_unroll = 0
-  # How the RHN's scans run: 'xla' (XLA's loops), or 'pallas' (kernels/rhn_pallas.py: one fused
-  # kernel a scan, for GPUs; elsewhere interpreted, for tests). Needs custom_backward.
+  # How the RHN's scans run: 'xla' (XLA's loops); 'pallas' (kernels/rhn_pallas.py: one fused
+  # kernel a scan) or 'pallas_layer' (kernels/rhn_layer_pallas.py: one kernel a micro-layer in
+  # XLA's loops), for GPUs; elsewhere interpreted, for tests. Both need custom_backward.
   c.rhn_kernel = 'xla'
   # Transformer decoder ('tlm', 'tvrash'; transformer.py): pre-LayerNorm blocks, rotary
   # positions, sized near the RHN decoder's parameter count (README: the comparison's budget).

@@ -43,25 +43,26 @@ def chunk_width(hidden: int) -> int:
   return math.gcd(hidden, MAX_CHUNK)
 
 
-def _interpret() -> bool:
-  """Compiled on GPUs; interpreted on a CPU (the tests); refused elsewhere."""
+def backend(kernel: str) -> dict[str, Any]:
+  """pallas_call's arguments that pick the backend: interpreted on a CPU (the tests), Triton on
+  GPUs (Pallas's default there is Mosaic GPU, whose kernels must fit one SM's shared memory);
+  refused elsewhere."""
   platform = jax.devices()[0].platform
   if platform not in ('gpu', 'cpu'):
-    raise VrashError(f"config.rhn_kernel='pallas' is written for GPUs (Triton), not {platform}; "
+    raise VrashError(f"config.rhn_kernel={kernel!r} is written for GPUs (Triton), not {platform}; "
                      "use config.rhn_kernel='xla'")
-  return platform == 'cpu'
+  if platform == 'cpu':
+    return {'interpret': True}
+  return {'compiler_params': pltriton.CompilerParams(num_warps=NUM_WARPS, num_stages=1)}
 
 
 def _compiler(hidden: int) -> dict[str, Any]:
-  """pallas_call's arguments that pick the backend: Triton on GPUs (Pallas's default there is
-  Mosaic GPU, whose kernels must fit one SM's shared memory), else the interpreter."""
-  if _interpret():
-    return {'interpret': True}
-  if chunk_width(hidden) < MIN_TILE:
+  params = backend('pallas')
+  if 'interpret' not in params and chunk_width(hidden) < MIN_TILE:
     raise VrashError(f"config.rhn_kernel='pallas': config.hidden={hidden} does not split into "
                      f'tiles of at least {MIN_TILE} (Triton\'s smallest matmul); allowed on GPUs: '
                      f'a multiple of {MIN_TILE}')
-  return {'compiler_params': pltriton.CompilerParams(num_warps=NUM_WARPS, num_stages=1)}
+  return params
 
 
 def _whole(shape: tuple[int, ...]) -> pl.BlockSpec:

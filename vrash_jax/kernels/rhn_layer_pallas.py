@@ -1,0 +1,170 @@
+"""One RHN micro-layer as one fused Pallas kernel, forward and backward, called inside XLA's scans
+over time (config `rhn_kernel='pallas_layer'`).
+
+On one H200 (2026-12-04, BENCHMARKS.md "One H200, again") XLA ran a micro-layer as a matmul and
+then its gating, about 2.6 kernels of about 2 us each, whatever their work: the paper-size step
+was about 2,150 such kernels. Here the matmul, the gates, the carry and (in the last micro-layer)
+the padding mask are one kernel, and the backward pass's pre-activation gradient, its matmul and
+the carry's gradient are another. The scans, the unrolling and the weight gradients (one large
+matmul per micro-layer after the scan) stay XLA's.
+
+Each program computes a `rows` x `columns` tile of the new state. It reads the full rows of the
+state (the matmul's K) and the two column tiles of the weight that feed its tile (the H and T
+gates), so no program waits for another. Blocks are powers of two of at least 16, as Triton
+needs; the scans pad the batch once, outside their loops (`pad_batch`). The equations are
+`rhn._micro_layers`' and `rhn._reverse_scan`'s, and the tests check both in Pallas's interpreter,
+which is how these kernels run on a CPU.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+
+from vrash_jax.errors import VrashError
+from vrash_jax.kernels.rhn_pallas import MIN_TILE, backend
+
+Array = jax.Array
+
+MAX_ROWS = 64  # melodies a program: the matmul's M
+COLUMNS = 32  # state columns a program (and as many of each gate): hidden 256 -> 8 programs a row block
+
+
+def _power_of_two_at_least(n: int, floor: int) -> int:
+  return max(floor, 1 << (n - 1).bit_length())
+
+
+def row_block(batch: int) -> int:
+  """Melodies a program: a power of two >= 16 (Triton's smallest matmul side), up to MAX_ROWS."""
+  return min(MAX_ROWS, _power_of_two_at_least(batch, MIN_TILE))
+
+
+def pad_batch(x: Array, axis: int, batch: int) -> Array:
+  """`x` with its melodies (along `axis`) padded with zeros to a multiple of the row block: the
+  scans pad once, outside their loops, and the padded melodies are masked (they keep state 0)."""
+  pad = -batch % row_block(batch)
+  return x if pad == 0 else jnp.pad(x, [(0, pad if a == axis else 0) for a in range(x.ndim)])
+
+
+def _column_block(hidden: int) -> int:
+  """State columns a program: the largest power of two that divides `hidden`, up to COLUMNS."""
+  return math.gcd(hidden, COLUMNS)
+
+
+def _check(hidden: int) -> dict[str, Any]:
+  params = backend('pallas_layer')
+  if 'interpret' not in params and (hidden & (hidden - 1) or hidden < MIN_TILE):
+    raise VrashError(f"config.rhn_kernel='pallas_layer': config.hidden={hidden} must be a power of two "
+                     f'of at least {MIN_TILE} on GPUs (Triton\'s blocks); or use config.rhn_kernel=\'xla\'')
+  return params
+
+
+def _specs(batch: int, hidden: int):
+  """BlockSpecs on a grid of (row blocks, column blocks): a full-row block of a [B, H] array, its
+  own tile, and the H-gate and T-gate column tiles of a [., 2H] array."""
+  rows, columns = row_block(batch), _column_block(hidden)
+  gates = hidden // columns
+  full_rows = pl.BlockSpec((rows, hidden), lambda i, j: (i, 0))
+  tile = pl.BlockSpec((rows, columns), lambda i, j: (i, j))
+  h_tile = pl.BlockSpec((rows, columns), lambda i, j: (i, j))
+  t_tile = pl.BlockSpec((rows, columns), lambda i, j: (i, j + gates))
+  grid = (batch // rows, gates)
+  return grid, full_rows, tile, h_tile, t_tile, rows, columns
+
+
+def _forward_kernel(dtype, has_keep, has_mask, state_ref, state_tile_ref, weight_h_ref, weight_t_ref,
+                    extra_h_ref, extra_t_ref, *refs):
+  refs = list(refs)
+  keep_ref = refs.pop(0) if has_keep else None
+  mask_ref, start_ref = (refs.pop(0), refs.pop(0)) if has_mask else (None, None)
+  new_ref, h_ref, t_ref = refs
+  s = state_ref[...]
+  if has_keep:
+    s = s * keep_ref[...]
+  s = s.astype(dtype)
+  pre_h = jnp.dot(s, weight_h_ref[...], preferred_element_type=jnp.float32) + extra_h_ref[...]
+  pre_t = jnp.dot(s, weight_t_ref[...], preferred_element_type=jnp.float32) + extra_t_ref[...]
+  h, t = jnp.tanh(pre_h), jax.nn.sigmoid(pre_t)
+  carried = state_tile_ref[...]
+  new = h * t + carried * (1.0 - t)
+  if has_mask:  # the time step's last micro-layer: padded steps keep the step's first state
+    new = jnp.where(mask_ref[...][:, None] > 0.0, new, start_ref[...])
+  new_ref[...], h_ref[...], t_ref[...] = new, h, t
+
+
+def forward(state: Array, weight: Array, extra: Array, keep: Array | None = None,
+            mask: Array | None = None, start: Array | None = None) -> tuple[Array, Array, Array]:
+  """One micro-layer: state [B, H] (B padded by `pad_batch`), weight [H, 2H] in the compute dtype,
+  extra [B, 2H] (bias, plus the input's projection in the first micro-layer), keep [B, H] (scaled
+  dropout mask) or None; with mask [B] (float, 1 = a real note) and start [B, H] (the time step's
+  first state), padded steps keep `start`. -> (new state, h, t), each [B, H]."""
+  batch, hidden = state.shape
+  params = _check(hidden)
+  grid, full_rows, tile, h_tile, t_tile, rows, columns = _specs(batch, hidden)
+  weight_h = pl.BlockSpec((hidden, columns), lambda i, j: (0, j))
+  weight_t = pl.BlockSpec((hidden, columns), lambda i, j: (0, j + hidden // columns))
+  args = [state, state, weight, weight, extra, extra]
+  specs = [full_rows, tile, weight_h, weight_t, h_tile, t_tile]
+  if keep is not None:  # on the matmul's input only: the carry takes the state undropped
+    args, specs = args + [keep], specs + [full_rows]
+  if mask is not None:
+    args += [mask, start]
+    specs += [pl.BlockSpec((rows,), lambda i, j: (i,)), tile]
+  out = jax.ShapeDtypeStruct((batch, hidden), jnp.float32)
+
+  def kernel(*refs):
+    _forward_kernel(weight.dtype, keep is not None, mask is not None, *refs)
+
+  return pl.pallas_call(kernel, out_shape=[out] * 3, grid=grid, in_specs=specs, out_specs=[tile] * 3,
+                        **params)(*args)
+
+
+def _backward_kernel(dtype, has_keep, d_new_ref, d_new_tile_ref, s_ref, s_tile_ref, h_ref, h_tile_ref,
+                     t_ref, t_tile_ref, weight_h_ref, weight_t_ref, *refs):
+  refs = list(refs)
+  keep_tile_ref, d_keep_ref = (refs.pop(0), refs.pop(0)) if has_keep else (None, None)
+  d_pre_h_ref, d_pre_t_ref, d_in_ref, *d_keep_out_ref = refs
+
+  def d_pre(d_new, s, h, t):
+    return d_new * t * (1.0 - h * h), d_new * (h - s) * t * (1.0 - t)
+
+  # The full rows' pre-activation gradient feeds the matmul; this tile's is written out. Both are
+  # recomputed from the refs, since Triton cannot slice a value.
+  full_h, full_t = d_pre(d_new_ref[...], s_ref[...], h_ref[...], t_ref[...])
+  d_in = (jnp.dot(full_h.astype(dtype), weight_h_ref[...], preferred_element_type=jnp.float32)
+          + jnp.dot(full_t.astype(dtype), weight_t_ref[...], preferred_element_type=jnp.float32))
+  d_new_tile, t_tile = d_new_tile_ref[...], t_tile_ref[...]
+  d_pre_h_ref[...], d_pre_t_ref[...] = d_pre(d_new_tile, s_tile_ref[...], h_tile_ref[...], t_tile)
+  if has_keep:
+    d_keep_out_ref[0][...] = d_keep_ref[...] + d_in * s_tile_ref[...]
+    d_in = d_in * keep_tile_ref[...]
+  d_in_ref[...] = d_new_tile * (1.0 - t_tile) + d_in
+
+
+def backward(d_new: Array, s: Array, h: Array, t: Array, weight_t: Array, keep: Array | None = None,
+             d_keep: Array | None = None) -> tuple[Array, ...]:
+  """The gradient through one micro-layer: d_new [B, H] (the gradient of its output state), its
+  input s and gates h, t [B, H], weight_t [2H, H] (the transposed weight, compute dtype), keep and
+  the running d_keep [B, H] or None. -> (d_pre_h, d_pre_t, d_state_in) [B, H] each, and with a
+  keep the updated d_keep."""
+  batch, hidden = s.shape
+  params = _check(hidden)
+  grid, full_rows, tile, _, _, _, columns = _specs(batch, hidden)
+  weight_h = pl.BlockSpec((hidden, columns), lambda i, j: (0, j))  # rows [0, H) of W^T: the H gate's
+  weight_g = pl.BlockSpec((hidden, columns), lambda i, j: (1, j))  # rows [H, 2H): the T gate's
+  args = [d_new, d_new, s, s, h, h, t, t, weight_t, weight_t]
+  specs = [full_rows, tile] * 4 + [weight_h, weight_g]
+  outs = 3
+  if keep is not None:
+    args, specs, outs = args + [keep, d_keep], specs + [tile, tile], 4
+  out = jax.ShapeDtypeStruct((batch, hidden), jnp.float32)
+
+  def kernel(*refs):
+    _backward_kernel(weight_t.dtype, keep is not None, *refs)
+
+  aliases = {len(args) - 1: 3} if keep is not None else {}
+  return tuple(pl.pallas_call(kernel, out_shape=[out] * outs, grid=grid, in_specs=specs,
+                              out_specs=[tile] * outs, input_output_aliases=aliases, **params)(*args))
