@@ -48,11 +48,13 @@ def test_the_first_group_of_each_compiled_program_goes_first():
   assert [g[0].directory for g in order] == ['lm0', 'vrash0', 'lm1', 'vrash1', 'fb0']
 
 
-def test_a_signal_the_main_thread_catches_is_heard_in_every_lane():
-  heard = []
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT])  # a preemption, Ctrl-C
+def test_a_signal_the_main_thread_catches_is_heard_in_every_lane(sig):
+  """(A whole `vrash-train` process stopped by SIGTERM: tests/test_reliability.py.)"""
+  heard, before = [], signal.getsignal(sig)
   with run_log.StopSignals() as main:
-    os.kill(os.getpid(), signal.SIGTERM)
-    assert main.received == 'SIGTERM'
+    os.kill(os.getpid(), sig)
+    assert main.received == sig.name
 
     def lane():
       with run_log.StopSignals() as own:
@@ -61,8 +63,9 @@ def test_a_signal_the_main_thread_catches_is_heard_in_every_lane():
     thread = threading.Thread(target=lane)
     thread.start()
     thread.join()
-  assert heard == ['SIGTERM']
+  assert heard == [sig.name]
   assert run_log.StopSignals().received is None  # closed: heard no more
+  assert signal.getsignal(sig) is before
 
 
 def test_a_lanes_error_is_raised_after_the_other_lane_ends_its_group(monkeypatch):
