@@ -2,8 +2,8 @@
 over time (config `rhn_kernel='pallas_layer'`).
 
 On one H200 (2026-12-04, BENCHMARKS.md "One H200, again") XLA ran a micro-layer as a matmul and
-then its gating, about 2.6 kernels of about 2 us each, whatever their work: the paper-size step
-was about 2,150 such kernels. Here the matmul, the gates, the carry and (in the last micro-layer)
+about 1.5 fusions beside it, about 2 us each whatever their work: the paper-size step was about
+2,150 such kernels. Here the matmul, the gates, the carry and (in the last micro-layer)
 the padding mask are one kernel, and the backward pass's pre-activation gradient, its matmul and
 the carry's gradient are another. The scans, the unrolling and the weight gradients (one large
 matmul per micro-layer after the scan) stay XLA's.
@@ -63,19 +63,18 @@ def _check(hidden: int) -> dict[str, Any]:
 
 
 def _specs(batch: int, hidden: int):
-  """BlockSpecs on a grid of (row blocks, column blocks): a full-row block of a [B, H] array, its
-  own tile, and the H-gate and T-gate column tiles of a [., 2H] array."""
+  """The grid, (row blocks, column blocks), and its BlockSpecs: the program's full rows of a
+  [B, H] array, its tile of it (also the H gate's tile of a [B, 2H] array), and the T gate's tile
+  of a [B, 2H] array; and the block's rows and columns."""
   rows, columns = row_block(batch), _column_block(hidden)
   gates = hidden // columns
   full_rows = pl.BlockSpec((rows, hidden), lambda i, j: (i, 0))
   tile = pl.BlockSpec((rows, columns), lambda i, j: (i, j))
-  h_tile = pl.BlockSpec((rows, columns), lambda i, j: (i, j))
-  t_tile = pl.BlockSpec((rows, columns), lambda i, j: (i, j + gates))
-  grid = (batch // rows, gates)
-  return grid, full_rows, tile, h_tile, t_tile, rows, columns
+  t_gate_tile = pl.BlockSpec((rows, columns), lambda i, j: (i, j + gates))
+  return (batch // rows, gates), full_rows, tile, t_gate_tile, rows, columns
 
 
-def _forward_kernel(dtype, has_keep, has_mask, state_ref, state_tile_ref, weight_h_ref, weight_t_ref,
+def _forward_kernel(dtype, has_keep, has_mask, state_ref, state_tile_ref, h_columns_ref, t_columns_ref,
                     extra_h_ref, extra_t_ref, *refs):
   refs = list(refs)
   keep_ref = refs.pop(0) if has_keep else None
@@ -85,8 +84,8 @@ def _forward_kernel(dtype, has_keep, has_mask, state_ref, state_tile_ref, weight
   if has_keep:
     s = s * keep_ref[...]
   s = s.astype(dtype)
-  pre_h = jnp.dot(s, weight_h_ref[...], preferred_element_type=jnp.float32) + extra_h_ref[...]
-  pre_t = jnp.dot(s, weight_t_ref[...], preferred_element_type=jnp.float32) + extra_t_ref[...]
+  pre_h = jnp.dot(s, h_columns_ref[...], preferred_element_type=jnp.float32) + extra_h_ref[...]
+  pre_t = jnp.dot(s, t_columns_ref[...], preferred_element_type=jnp.float32) + extra_t_ref[...]
   h, t = jnp.tanh(pre_h), jax.nn.sigmoid(pre_t)
   carried = state_tile_ref[...]
   new = h * t + carried * (1.0 - t)
@@ -103,11 +102,11 @@ def forward(state: Array, weight: Array, extra: Array, keep: Array | None = None
   first state), padded steps keep `start`. -> (new state, h, t), each [B, H]."""
   batch, hidden = state.shape
   params = _check(hidden)
-  grid, full_rows, tile, h_tile, t_tile, rows, columns = _specs(batch, hidden)
-  weight_h = pl.BlockSpec((hidden, columns), lambda i, j: (0, j))
-  weight_t = pl.BlockSpec((hidden, columns), lambda i, j: (0, j + hidden // columns))
+  grid, full_rows, tile, t_gate_tile, rows, columns = _specs(batch, hidden)
+  h_columns = pl.BlockSpec((hidden, columns), lambda i, j: (0, j))  # of W [H, 2H]: the H gate's
+  t_columns = pl.BlockSpec((hidden, columns), lambda i, j: (0, j + hidden // columns))  # the T gate's
   args = [state, state, weight, weight, extra, extra]
-  specs = [full_rows, tile, weight_h, weight_t, h_tile, t_tile]
+  specs = [full_rows, tile, h_columns, t_columns, tile, t_gate_tile]
   if keep is not None:  # on the matmul's input only: the carry takes the state undropped
     args, specs = args + [keep], specs + [full_rows]
   if mask is not None:
@@ -123,7 +122,7 @@ def forward(state: Array, weight: Array, extra: Array, keep: Array | None = None
 
 
 def _backward_kernel(dtype, has_keep, d_new_ref, d_new_tile_ref, s_ref, s_tile_ref, h_ref, h_tile_ref,
-                     t_ref, t_tile_ref, weight_h_ref, weight_t_ref, *refs):
+                     t_ref, t_tile_ref, h_rows_ref, t_rows_ref, *refs):
   refs = list(refs)
   keep_tile_ref, d_keep_ref = (refs.pop(0), refs.pop(0)) if has_keep else (None, None)
   d_pre_h_ref, d_pre_t_ref, d_in_ref, *d_keep_out_ref = refs
@@ -134,8 +133,8 @@ def _backward_kernel(dtype, has_keep, d_new_ref, d_new_tile_ref, s_ref, s_tile_r
   # The full rows' pre-activation gradient feeds the matmul; this tile's is written out. Both are
   # recomputed from the refs, since Triton cannot slice a value.
   full_h, full_t = d_pre(d_new_ref[...], s_ref[...], h_ref[...], t_ref[...])
-  d_in = (jnp.dot(full_h.astype(dtype), weight_h_ref[...], preferred_element_type=jnp.float32)
-          + jnp.dot(full_t.astype(dtype), weight_t_ref[...], preferred_element_type=jnp.float32))
+  d_in = (jnp.dot(full_h.astype(dtype), h_rows_ref[...], preferred_element_type=jnp.float32)
+          + jnp.dot(full_t.astype(dtype), t_rows_ref[...], preferred_element_type=jnp.float32))
   d_new_tile, t_tile = d_new_tile_ref[...], t_tile_ref[...]
   d_pre_h_ref[...], d_pre_t_ref[...] = d_pre(d_new_tile, s_tile_ref[...], h_tile_ref[...], t_tile)
   if has_keep:
@@ -152,11 +151,11 @@ def backward(d_new: Array, s: Array, h: Array, t: Array, weight_t: Array, keep: 
   keep the updated d_keep."""
   batch, hidden = s.shape
   params = _check(hidden)
-  grid, full_rows, tile, _, _, _, columns = _specs(batch, hidden)
-  weight_h = pl.BlockSpec((hidden, columns), lambda i, j: (0, j))  # rows [0, H) of W^T: the H gate's
-  weight_g = pl.BlockSpec((hidden, columns), lambda i, j: (1, j))  # rows [H, 2H): the T gate's
+  grid, full_rows, tile, _, _, columns = _specs(batch, hidden)
+  h_rows = pl.BlockSpec((hidden, columns), lambda i, j: (0, j))  # rows [0, H) of W^T: the H gate's
+  t_rows = pl.BlockSpec((hidden, columns), lambda i, j: (1, j))  # rows [H, 2H): the T gate's
   args = [d_new, d_new, s, s, h, h, t, t, weight_t, weight_t]
-  specs = [full_rows, tile] * 4 + [weight_h, weight_g]
+  specs = [full_rows, tile] * 4 + [h_rows, t_rows]
   outs = 3
   if keep is not None:
     args, specs, outs = args + [keep, d_keep], specs + [tile, tile], 4
