@@ -98,6 +98,15 @@ def test_each_kernel_goes_to_its_loop_and_kind():
   assert [k['kernel'] for k in summary['top']] == ['copy.2', 'gemm_fusion_dot.3']
 
 
+def test_a_pallas_kernel_in_a_loop_is_its_own_kind():
+  """config.rhn_kernel='pallas_layer': each micro-layer a Triton call inside XLA's loop."""
+  hlo = HLO.replace('%gemm_fusion_dot.3 = f32[8,16]{1,0} fusion(%h, %w), kind=kCustom, calls=%fused_dot',
+                    '%custom-call.7 = f32[8,16]{1,0} custom-call(%h, %w), '
+                    'custom_call_target="__gpu$xla.gpu.triton"').replace('fusion(%gemm_fusion_dot.3)',
+                                                                          'fusion(%custom-call.7)')
+  assert profile_step.launchers(hlo_loops.computations(hlo))['custom-call.7'] == ('decoder forward', 'pallas')
+
+
 def test_loops_that_share_a_body_share_its_kernels():
   # XLA compiles a VRASH's encoder and decoder loops, of one shape, into one body computation.
   encoder_loop = ('  %while.2 = (f32[8,16]{1,0}, f32[16,16]{1,0}) while(%init), condition=%cond, body=%body, '

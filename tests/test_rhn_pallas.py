@@ -130,6 +130,8 @@ def test_the_kernels_lower_to_triton_at_the_papers_size(pretend_platform, kernel
   shapes = [jax.ShapeDtypeStruct((2,) + s, jnp.float32) for s in arrays.values()]
   text = step.trace(*shapes).lower(lowering_platforms=('cuda',)).as_text()
   assert text.count('custom_call @__gpu$xla.gpu.triton') == calls
+  if kernel == 'pallas_layer':  # named, for a profile's reader
+    assert text.count('rhn_layer_forward') >= L and text.count('rhn_layer_backward') >= L
   assert 'mosaic' not in text
 
 

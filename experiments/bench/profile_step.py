@@ -84,7 +84,7 @@ def launchers(comps: dict[str, list[str]]) -> dict[str, tuple[str, str]]:
   """{instruction name: (part of the step, kind of kernel)} for every instruction of a compiled
   module's computations (`hlo_loops.computations`). Parts: each RHN loop's label ('decoder
   forward', ...), 'other loops', 'outside loops'. Kinds: 'matmul' (a fusion or library call that
-  multiplies matrices), 'fusion', or the opcode."""
+  multiplies matrices), 'fusion', 'pallas' (a Pallas kernel), or the opcode."""
   bodies, parent = hlo_loops.loop_bodies(comps), {}
   for name, lines in comps.items():
     for instruction in lines:
@@ -115,6 +115,8 @@ def _kind(comps: dict[str, list[str]], instruction: str) -> str:
   op = hlo_loops.opcode(instruction)
   if op == 'custom-call':
     target = re.search(r'custom_call_target="([^"]+)"', instruction)
+    if target and 'triton' in target.group(1):  # a Pallas kernel (config.rhn_kernel)
+      return 'pallas'
     return 'matmul' if target and re.search(r'gemm|matmul', target.group(1), re.I) else op
   if op in ('dot', 'convolution'):
     return 'matmul'

@@ -118,7 +118,7 @@ def forward(state: Array, weight: Array, extra: Array, keep: Array | None = None
     _forward_kernel(weight.dtype, keep is not None, mask is not None, *refs)
 
   return pl.pallas_call(kernel, out_shape=[out] * 3, grid=grid, in_specs=specs, out_specs=[tile] * 3,
-                        **params)(*args)
+                        name='rhn_layer_forward', **params)(*args)
 
 
 def _backward_kernel(dtype, has_keep, d_new_ref, d_new_tile_ref, s_ref, s_tile_ref, h_ref, h_tile_ref,
@@ -166,4 +166,5 @@ def backward(d_new: Array, s: Array, h: Array, t: Array, weight_t: Array, keep: 
 
   aliases = {len(args) - 1: 3} if keep is not None else {}
   return tuple(pl.pallas_call(kernel, out_shape=[out] * outs, grid=grid, in_specs=specs,
-                              out_specs=[tile] * outs, input_output_aliases=aliases, **params)(*args))
+                              out_specs=[tile] * outs, input_output_aliases=aliases, name='rhn_layer_backward',
+                              **params)(*args))
