@@ -17,17 +17,6 @@ os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.5')
 import pytest  # noqa: E402
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-  """The test workers' units of work (`--dist loadgroup`): a file's tests, as `loadfile` would
-  keep them (its module fixtures made once), except the tests on the tiny sweep (`swept`), which
-  all go to one worker: it makes the sweep while the other runs other files, instead of both
-  needing it at once and one of them waiting."""
-  for item in items:
-    group = 'swept' if 'swept' in getattr(item, 'fixturenames', ()) else item.nodeid.split('::')[0]
-    item.add_marker(pytest.mark.xdist_group(group))
-
-
 @pytest.fixture(scope='session')
 def tiny_dataset(tmp_path_factory):
   """A prepared vrash_midi dataset of 24 synthetic melodies (all three splits non-empty)."""
@@ -45,8 +34,8 @@ def tiny_dataset(tmp_path_factory):
 @pytest.fixture(scope='session')
 def swept(tiny_dataset, tmp_path_factory):
   """(workdir, results) of a tiny sweep and its report, as `vrash-sweep` writes them: made once
-  for the whole run, by the first test worker that needs it (one, as the tests are grouped; any
-  other would wait for it: their tiny datasets are alike)."""
+  for the whole run, by the first test worker that needs it (the others wait for it; their tiny
+  datasets are alike)."""
   import fcntl
   import json
 
