@@ -36,7 +36,7 @@ def _scan(x, kernel, dtype=jnp.float32, dropout=True, unroll=1, **overrides):
 
 
 @pytest.mark.parametrize('kernel', KERNELS)
-# Melodies padded to 16, 32 and 80 in blocks of 16 ('pallas'); to 16, 32 and 128 in blocks of up to 64 ('pallas_layer').
+# Melodies padded to 16, 32 and 80 in blocks of 16 ('pallas'); to 16, 32 and 96 in blocks of up to 32 ('pallas_layer').
 @pytest.mark.parametrize('batch, hidden, keep', [(5, 24, False), (20, 16, True), (70, 48, True)])
 def test_the_fused_forward_steps_as_rhn_step_does(kernel, batch, hidden, keep):
   x = _inputs(batch, hidden)

@@ -3,17 +3,17 @@ over time (config `rhn_kernel='pallas_layer'`).
 
 On one H200 (2026-12-04, BENCHMARKS.md "One H200, again") XLA ran a micro-layer as a matmul and
 about 1.5 fusions beside it, about 2 us each whatever their work: the paper-size step was about
-2,150 such kernels. Here the matmul, the gates, the carry and (in the last micro-layer)
-the padding mask are one kernel, and the backward pass's pre-activation gradient, its matmul and
-the carry's gradient are another. The scans, the unrolling and the weight gradients (one large
-matmul per micro-layer after the scan) stay XLA's.
+2,150 such kernels. Here the matmul, the gates, the carry and (in the last micro-layer) the
+padding mask are one kernel, and the backward pass's pre-activation gradient, its matmul and the
+carry's gradient are another. The scans, the unrolling and the weight gradients (one large matmul
+per micro-layer after the scan) stay XLA's.
 
 Each program computes a `rows` x `columns` tile of the new state. It reads the full rows of the
-state (the matmul's K) and the two column tiles of the weight that feed its tile (the H and T
-gates), so no program waits for another. Blocks are powers of two of at least 16, as Triton
-needs; the scans pad the batch once, outside their loops (`pad_batch`). The equations are
-`rhn._micro_layers`' and `rhn._reverse_scan`'s, and the tests check both in Pallas's interpreter,
-which is how these kernels run on a CPU.
+state (the matmul's K, a chunk at a time, so that what it holds stays small) and the two column
+tiles of the weight that feed its tile (the H and T gates), so no program waits for another.
+Blocks are powers of two of at least 16, as Triton needs; the scans pad the batch once, outside
+their loops (`pad_batch`). The equations are `rhn._micro_layers`' and `rhn._reverse_scan`'s, and
+the tests check both in Pallas's interpreter, which is how these kernels run on a CPU.
 """
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ from vrash_jax.kernels.rhn_pallas import MIN_TILE, backend
 
 Array = jax.Array
 
-MAX_ROWS = 64  # melodies a program: the matmul's M
+MAX_ROWS = 32  # melodies a program: the matmul's M (64 melodies -> 2 row blocks)
 COLUMNS = 32  # state columns a program (and as many of each gate): hidden 256 -> 8 programs a row block
+DEPTH_CHUNK = 32  # the matmul's K taken this many state columns at a time: what a program holds at once
 
 
 def _power_of_two_at_least(n: int, floor: int) -> int:
@@ -52,6 +53,12 @@ def pad_batch(x: Array, axis: int, batch: int) -> Array:
 def _column_block(hidden: int) -> int:
   """State columns a program: the largest power of two that divides `hidden`, up to COLUMNS."""
   return math.gcd(hidden, COLUMNS)
+
+
+def _chunks(hidden: int) -> list[pl.Slice]:
+  """The matmul's K (the state's columns) in slices of DEPTH_CHUNK (or what divides `hidden`)."""
+  width = math.gcd(hidden, DEPTH_CHUNK)
+  return [pl.ds(k * width, width) for k in range(hidden // width)]
 
 
 def _check(hidden: int) -> dict[str, Any]:
@@ -80,12 +87,14 @@ def _forward_kernel(dtype, has_keep, has_mask, state_ref, state_tile_ref, h_colu
   keep_ref = refs.pop(0) if has_keep else None
   mask_ref, start_ref = (refs.pop(0), refs.pop(0)) if has_mask else (None, None)
   new_ref, h_ref, t_ref = refs
-  s = state_ref[...]
-  if has_keep:
-    s = s * keep_ref[...]
-  s = s.astype(dtype)
-  pre_h = jnp.dot(s, h_columns_ref[...], preferred_element_type=jnp.float32) + extra_h_ref[...]
-  pre_t = jnp.dot(s, t_columns_ref[...], preferred_element_type=jnp.float32) + extra_t_ref[...]
+  pre_h, pre_t = extra_h_ref[...], extra_t_ref[...]
+  for k in _chunks(state_ref.shape[-1]):
+    s = state_ref[:, k]
+    if has_keep:
+      s = s * keep_ref[:, k]
+    s = s.astype(dtype)
+    pre_h += jnp.dot(s, h_columns_ref[k, :], preferred_element_type=jnp.float32)
+    pre_t += jnp.dot(s, t_columns_ref[k, :], preferred_element_type=jnp.float32)
   h, t = jnp.tanh(pre_h), jax.nn.sigmoid(pre_t)
   carried = state_tile_ref[...]
   new = h * t + carried * (1.0 - t)
@@ -130,11 +139,13 @@ def _backward_kernel(dtype, has_keep, d_new_ref, d_new_tile_ref, s_ref, s_tile_r
   def d_pre(d_new, s, h, t):
     return d_new * t * (1.0 - h * h), d_new * (h - s) * t * (1.0 - t)
 
-  # The full rows' pre-activation gradient feeds the matmul; this tile's is written out. Both are
-  # recomputed from the refs, since Triton cannot slice a value.
-  full_h, full_t = d_pre(d_new_ref[...], s_ref[...], h_ref[...], t_ref[...])
-  d_in = (jnp.dot(full_h.astype(dtype), h_rows_ref[...], preferred_element_type=jnp.float32)
-          + jnp.dot(full_t.astype(dtype), t_rows_ref[...], preferred_element_type=jnp.float32))
+  # The full rows' pre-activation gradient feeds the matmul, a chunk of K at a time; this tile's is
+  # written out. Both are computed from the refs, since Triton cannot slice a value.
+  d_in = jnp.zeros(d_new_tile_ref.shape, jnp.float32)
+  for k in _chunks(d_new_ref.shape[-1]):
+    part_h, part_t = d_pre(d_new_ref[:, k], s_ref[:, k], h_ref[:, k], t_ref[:, k])
+    d_in += (jnp.dot(part_h.astype(dtype), h_rows_ref[k, :], preferred_element_type=jnp.float32)
+             + jnp.dot(part_t.astype(dtype), t_rows_ref[k, :], preferred_element_type=jnp.float32))
   d_new_tile, t_tile = d_new_tile_ref[...], t_tile_ref[...]
   d_pre_h_ref[...], d_pre_t_ref[...] = d_pre(d_new_tile, s_tile_ref[...], h_tile_ref[...], t_tile)
   if has_keep:
