@@ -134,15 +134,3 @@ def test_what_writes_or_reads_local_files_only_refuses_a_bucket_by_name(gcs):
     corpus.build_corpus(f'{gcs}/midi')
   with pytest.raises(VrashError, match=r"--midi_dir must be a local folder, not 'gs://vrash-test/midi'"):
     prep.prepare(f'{gcs}/midi', f'{gcs}/data')
-
-
-def test_vrash_report_renders_a_bucket_workdir_locally_and_uploads_the_page(swept, gcs):
-  from vrash_jax.report import page, render
-  workdir, results = swept
-  remote = f'{gcs}/report'
-  for name in ['results.json', 'entropy.png'] + [midi for _, midi in page.media_items(results['listening'])]:
-    storage.path(os.path.join(workdir, name)).copy(storage.path(f'{remote}/{name}'))  # as a sweep leaves them
-  assert render.rebuild(remote) == f'{remote}/results.html'
-  with open(os.path.join(workdir, 'results.html')) as f:
-    assert storage.read_text(f'{remote}/results.html') == f.read()
-  assert storage.path(f'{remote}/figure5.png').is_file() and storage.path(f'{remote}/results.md').is_file()

@@ -1,4 +1,5 @@
-"""The report of a tiny sweep: results.md, the figures and results.html, all from results.json."""
+"""The report of a tiny sweep: results.md, the figures and results.html, all from results.json; also
+from a workdir in a bucket (the tests' local GCS server)."""
 import html
 import html.parser
 import json
@@ -11,8 +12,9 @@ import sys
 import numpy as np
 import pytest
 
+from vrash_jax import storage
 from vrash_jax.errors import VrashError
-from vrash_jax.report import audio, render
+from vrash_jax.report import audio, page, render
 from vrash_jax.report.blocks import NAMES
 
 VOID = {'meta', 'img', 'br', 'hr', 'link', 'input', 'source'}
@@ -159,3 +161,16 @@ def test_the_page_and_results_md_open_with_the_answer_then_figure_5(swept):
   assert markdown[0].startswith('# VRASH against the LM') and markdown[2].startswith('Does VRASH beat the LM?')
   assert sum(line.startswith(('- ✓ **holds**', '- ✗ **does not hold**', '- ? **inconclusive**'))
              for line in markdown) == len(verdicts)
+
+
+# Here, beside the other tests on the tiny sweep: a test file's tests share a test worker, and so
+# no worker waits for another to make the sweep.
+def test_vrash_report_renders_a_bucket_workdir_locally_and_uploads_the_page(swept, gcs):
+  workdir, results = swept
+  remote = f'{gcs}/report'
+  for name in ['results.json', 'entropy.png'] + [midi for _, midi in page.media_items(results['listening'])]:
+    storage.path(os.path.join(workdir, name)).copy(storage.path(f'{remote}/{name}'))  # as a sweep leaves them
+  assert render.rebuild(remote) == f'{remote}/results.html'
+  with open(os.path.join(workdir, 'results.html')) as f:
+    assert storage.read_text(f'{remote}/results.html') == f.read()
+  assert storage.path(f'{remote}/figure5.png').is_file() and storage.path(f'{remote}/results.md').is_file()
