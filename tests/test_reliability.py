@@ -177,6 +177,7 @@ def test_two_threads_saving_at_once_keep_their_own_orbax_operations(tmp_path, mo
   ids = synchronization.OperationIdGenerator
   advance, read = ids.next_operation_id.__func__, ids.get_current_operation_id.__func__
   owners, a_advanced, b_arrived, read_wrong, errors = {}, threading.Event(), threading.Event(), [], []
+  readers = set()
 
   def next_operation_id(cls):
     value = advance(cls)
@@ -190,6 +191,7 @@ def test_two_threads_saving_at_once_keep_their_own_orbax_operations(tmp_path, mo
 
   def get_current_operation_id(cls):
     value = read(cls)
+    readers.add(threading.current_thread().name)
     if owners.get(value, threading.current_thread().name) != threading.current_thread().name:
       read_wrong.append((threading.current_thread().name, value))
     return value
@@ -225,5 +227,6 @@ def test_two_threads_saving_at_once_keep_their_own_orbax_operations(tmp_path, mo
   for thread in threads:
     thread.join()
   assert not errors and not read_wrong
+  assert a_advanced.is_set() and b_arrived.is_set() and readers == {'A', 'B'}  # the race was played
   for name in 'AB':
     assert checkpoint.Checkpoints(str(tmp_path / name), read_only=True).all_steps() == [2]

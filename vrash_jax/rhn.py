@@ -101,10 +101,7 @@ def _fused_layer_scan(projected, mask, state0, recurrent, bias, dtype, state_kee
   (states [T, B, H], per layer (input, h, t) [T, B, H]), as the XLA scan gives them."""
   batch, hidden = state0.shape
   depth = recurrent.shape[0]
-
-  def pad(x, axis):
-    return rhn_layer_pallas.pad_batch(x, axis, batch)
-
+  pad = functools.partial(rhn_layer_pallas.pad_batch, batch=batch)
   weights = [recurrent[l].astype(dtype) for l in range(depth)]
   state0 = pad(state0, 0)
   # Every bias and the input's projection are added outside the loop, once.
@@ -131,9 +128,7 @@ def _fused_layer_scan(projected, mask, state0, recurrent, bias, dtype, state_kee
 def _fused_layer_reverse_scan(dtype, unroll, mask, state0, recurrent, keeps, saved, d_states):
   """`_reverse_scan` with each micro-layer's gradient one kernel (`kernels/rhn_layer_pallas.py`)."""
   batch = state0.shape[0]
-
-  def pad(x, axis):
-    return rhn_layer_pallas.pad_batch(x, axis, batch)
+  pad = functools.partial(rhn_layer_pallas.pad_batch, batch=batch)
 
   def layer_gradient(d_new, s, h, t, weight_t, keep, d_keep):
     d_pre_h, d_pre_t, d_in, *d_keep_out = rhn_layer_pallas.backward(d_new, s, h, t, weight_t, keep, d_keep)
