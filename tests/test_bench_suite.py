@@ -74,3 +74,26 @@ def test_other_ways_of_compiling_are_timed_apart_and_the_fastest_named(tmp_path)
   assert '| vrash_jax (unroll4) | LM | 8, 4, 8, 2 | float32 |' in markdown
   best = min(('default', 'unroll4'), key=lambda v: rows[v]['step_s'])
   assert f"lm 8, 4, 8, 2 float32: {best} ({1e3 * rows[best]['step_s']:.2f} ms" in markdown
+  # Unrolling reorders no arithmetic: its first step is the default's (what `fastest` checks).
+  assert rows['unroll4']['first_loss'] == pytest.approx(rows['default']['first_loss'], rel=1e-6)
+  assert rows['unroll4']['first_grad_norm'] == pytest.approx(rows['default']['first_grad_norm'], rel=1e-5)
+  assert rows['default']['first_loss'] > 0 and rows['default']['first_grad_norm'] > 0
+
+
+def _row(variant, dtype, step_ms, loss, grad_norm):
+  return {'implementation': 'vrash_jax', 'model': 'vrash', 'shape': [64, 64, 256, 3], 'dtype': dtype,
+          'variant': variant, 'step_s': step_ms / 1e3, 'first_loss': loss, 'first_grad_norm': grad_norm}
+
+
+def test_a_faster_variant_that_computes_another_step_is_named_not_counted():
+  rows = [_row('default', 'float32', 4.0, 10.0, 2.0), _row('pallas_layer', 'float32', 2.0, 10.0, 2.01),
+          _row('unroll4', 'float32', 3.0, 10.001, 2.0),
+          _row('default', 'bfloat16', 4.0, 10.0, 2.0), _row('pallas_layer', 'bfloat16', 2.0, 10.1, 2.0)]
+  float32, bfloat16 = suite.variants.fastest(rows)
+  # float32: 5e-3 off is too far for pallas_layer, so unroll4 (1e-4 off) wins
+  assert float32 == ("vrash 64, 64, 256, 3 float32: unroll4 (3.00 ms, 1.33x the default; first step off the "
+                     "default's by 5.0e-03 (pallas_layer), 1.0e-04 (unroll4)) (not counted, off by more than "
+                     "0.001: pallas_layer)")
+  # bfloat16 allows rounding of 2e-2: the same 1e-2 in the loss counts there
+  assert bfloat16.startswith('vrash 64, 64, 256, 3 bfloat16: pallas_layer (2.00 ms, 2.00x the default')
+  assert 'not counted' not in bfloat16

@@ -117,22 +117,27 @@ def measure_peers(result: dict[str, Any], peers: list[str], steps: int, repeats:
   return result
 
 
-def time_train_step(config, steps: int, repeats: int) -> tuple[float, float]:
-  """(compile seconds, median warm step seconds) of the train step on a synthetic batch."""
+def time_train_step(config, steps: int, repeats: int) -> tuple[float, float, dict[str, float]]:
+  """(compile seconds, median warm step seconds, the first step's loss and gradient norm) of the
+  train step on a synthetic batch. The first step is what another way of compiling the same step
+  must reproduce (`variants.fastest`)."""
   compiled, state, data, rng, compile_s = compiled_train_step(config)
-  carry = [state]
+  carry, first = [state], {}
 
   def step():
     carry[0], metrics = compiled(carry[0], data, rng)
+    first.setdefault('first_loss', metrics['loss'])  # device values: read after the timing
+    first.setdefault('first_grad_norm', metrics['grad_norm'])
     return metrics
 
-  return compile_s, step_timing.time_steps(step, steps, repeats)[1]
+  step_s = step_timing.time_steps(step, steps, repeats)[1]
+  return compile_s, step_s, {k: float(v) for k, v in first.items()}
 
 
 def measure(config, steps: int = 10, repeats: int = 5, peak_flops: float | None = None) -> dict[str, Any]:
   """Our train step at `config`'s shape (batch_size rows of max_len notes), against the dense
   matmul peak in its dtype (measured here unless given)."""
-  compile_s, step_s = time_train_step(config, steps, repeats)
+  compile_s, step_s, first_step = time_train_step(config, steps, repeats)
   peak = peak_flops or matmul_peak_flops(jnp.dtype(config.dtype))
   notes_per_s = config.batch_size * config.max_len / step_s
   flops = model_flops_per_note(config)
@@ -143,7 +148,7 @@ def measure(config, steps: int = 10, repeats: int = 5, peak_flops: float | None 
       'device': jax.devices()[0].device_kind, 'devices': jax.device_count(),
       'compile_s': compile_s, 'step_s': step_s, 'notes_per_s': notes_per_s,
       'model_gflop_per_note': flops / 1e9, 'matmul_peak_gflops': peak / 1e9,
-      'notes_per_s_at_peak': peak / flops, 'fraction_of_peak': notes_per_s * flops / peak,
+      'notes_per_s_at_peak': peak / flops, 'fraction_of_peak': notes_per_s * flops / peak, **first_step,
   }
 
 

@@ -85,7 +85,8 @@ def measure_ours(shapes: Sequence[tuple[int, ...]], models: Sequence[str], dtype
           config = model_config(model, {**(overrides or {}), 'batch_size': batch, 'max_len': notes,
                                         'hidden': hidden, 'depth': depth, 'dtype': dtype})
           result = bench_train.measure(config, steps, repeats, peak_flops=out['matmul_peak_tflops'][dtype] * 1e12)
-          row.update({k: result[k] for k in ('compile_s', 'step_s', 'notes_per_s', 'fraction_of_peak')})
+          row.update({k: result[k] for k in ('compile_s', 'step_s', 'notes_per_s', 'fraction_of_peak', 'first_loss',
+                                               'first_grad_norm')})
         except Exception as e:  # e.g. out of memory: the suite goes on and says so
           row['status'] = f'failed: {type(e).__name__}: {str(e)[:200]}'
         out['rows'].append(row)
