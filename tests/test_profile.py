@@ -107,6 +107,27 @@ def test_a_pallas_kernel_in_a_loop_is_its_own_kind():
   assert profile_step.launchers(hlo_loops.computations(hlo))['custom-call.7'] == ('decoder forward', 'pallas')
 
 
+@pytest.mark.parametrize('config', ['{name = "rhn_layer_forward", num_warps = 4 : i32}',
+                                    '"{\\"name\\":\\"rhn_layer_forward\\",\\"num_warps\\":4}"'])
+@pytest.mark.parametrize('kernel', ['rhn_layer_forward', 'rhn_layer_forward_2'])
+def test_a_pallas_kernel_in_a_command_buffer_goes_by_its_kernel_name(config, kernel):
+  """Inside a command buffer the trace names the buffer and the kernel: Pallas's name for it,
+  which XLA may number. Neither is an instruction's name."""
+  hlo = HLO.replace('%gemm_fusion_dot.3 = f32[8,16]{1,0} fusion(%h, %w), kind=kCustom, calls=%fused_dot',
+                    '%custom-call.7 = f32[8,16]{1,0} custom-call(%h, %w), '
+                    f'custom_call_target="__gpu$xla.gpu.triton", backend_config={config}').replace(
+                        'fusion(%gemm_fusion_dot.3)', 'fusion(%custom-call.7)')
+  assert profile_step.pallas_calls(hlo_loops.computations(hlo)) == {'rhn_layer_forward': ['custom-call.7']}
+  kernels = [(('command_buffer_3', kernel), 9e-6), (('command_buffer_3', 'loop_fusion_1'), 2e-6),
+             (('command_buffer_3', 'loop_fusion_1_5'), 1e-6)]  # numbered: only a Pallas kernel's
+  summary = profile_step.summarize(kernels, hlo, steps=1, wall_s=12e-6, top=1)
+  assert {(r['part'], r['kind']): r['calls'] for r in summary['parts']} == {
+      ('decoder forward', 'pallas'): 1, ('decoder forward', 'fusion'): 1, ('outside loops', 'unattributed'): 1}
+  [top] = summary['top']
+  assert (top['kernel'], top['part'], top['calls']) == ('custom-call.7', 'decoder forward', 1)
+  assert top['ms'] == pytest.approx(9e-3)
+
+
 def test_loops_that_share_a_body_share_its_kernels():
   # XLA compiles a VRASH's encoder and decoder loops, of one shape, into one body computation.
   encoder_loop = ('  %while.2 = (f32[8,16]{1,0}, f32[16,16]{1,0}) while(%init), condition=%cond, body=%body, '

@@ -14,7 +14,8 @@ On a GPU the step is a chain of about 1,150 small kernels a step at the paper's 
   one H200 (2026-12-04): 21.34 against 3.92 ms a float32 step.
 * `pallas_layer`: each micro-layer one fused kernel, forward and backward, inside XLA's scans
   (`vrash_jax/kernels/rhn_layer_pallas.py`): the matmul, the gates and the carry in one launch
-  where XLA spent a matmul and about 1.5 fusions of about 2 us each (one H200, 2026-12-04).
+  where XLA spent a matmul and about 1.5 fusions of about 2 us each. It lost on one H200
+  (2026-12-04): 11.49 against 4.00 ms a float32 VRASH step, each kernel 9-17 us.
 
 Which wins is measured, not assumed: the suite prints the fastest for each row. GPU flags and
 the kernels (interpreted elsewhere) only mean something on a GPU; elsewhere those variants are

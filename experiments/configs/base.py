@@ -32,7 +32,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.scan_unroll = 0
   # How the RHN's scans run: 'xla' (XLA's loops); 'pallas' (kernels/rhn_pallas.py: one fused
   # kernel a scan) or 'pallas_layer' (kernels/rhn_layer_pallas.py: one kernel a micro-layer in
-  # XLA's loops), for GPUs; elsewhere interpreted, for tests. Both need custom_backward.
+  # XLA's loops), for GPUs; elsewhere interpreted, for tests. Both need custom_backward. On one
+  # H200 both lost to XLA's loops (5.4x and 2.9x slower steps, BENCHMARKS.md).
   c.rhn_kernel = 'xla'
   # Transformer decoder ('tlm', 'tvrash'; transformer.py): pre-LayerNorm blocks, rotary
   # positions, sized near the RHN decoder's parameter count (README: the comparison's budget).
