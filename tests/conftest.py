@@ -2,8 +2,10 @@
 import os
 import tempfile
 
-# Must happen before jax is imported anywhere in the test session.
-os.environ.setdefault('XLA_FLAGS', '--xla_force_host_platform_device_count=8')
+import xla_flags
+
+# Must happen before jax is imported anywhere in the test session (xla_flags.py says why these).
+os.environ.setdefault('XLA_FLAGS', xla_flags.with_devices(xla_flags.FAST_COMPILE, 8))
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('CUDA_VISIBLE_DEVICES', '')
 # gs:// paths through gcsfs, which the tests' local GCS server can serve (TensorFlow's GCS

@@ -8,6 +8,8 @@ import json
 import os
 import sys
 
+import xla_flags
+
 
 def checksum(params):
   import jax
@@ -26,7 +28,7 @@ def config():
 
 
 def main(port, process_id, data_dir, workdir, other):
-  os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=4'
+  os.environ['XLA_FLAGS'] = xla_flags.with_devices(os.environ.get('XLA_FLAGS', ''), 4)
   import jax
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(f'127.0.0.1:{port}', 2, process_id)

@@ -14,6 +14,8 @@ import time
 import numpy as np
 import pytest
 
+import xla_flags
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODELS, SEEDS = ('lm', 'vrash'), (0, 1)
 # The smoke models (experiments/configs/smoke.py) trained 24 steps, a checkpoint every 8: more
@@ -37,7 +39,7 @@ class Slice:
 
   def __init__(self, data_dir, workdir, logs, tag):
     port = free_port()
-    env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS='--xla_force_host_platform_device_count=4')
+    env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags.with_devices(os.environ.get('XLA_FLAGS', ''), 4))
     flags = [f'--data_dir={data_dir}', f'--workdir={workdir}', *STUDY_FLAGS, '--verbose',
              *(f'--config.{k}={v}' for k, v in OVERRIDES.items()),
              f'--coordinator_address=127.0.0.1:{port}', '--num_processes=2']
