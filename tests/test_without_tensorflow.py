@@ -32,7 +32,8 @@ def without_tensorflow(tmp_path_factory):
       if not is_tensorflow(entry) and not (links / entry).exists():
         (links / entry).symlink_to(os.path.join(packages, entry))
   env = {**os.environ, 'PYTHONPATH': os.pathsep.join([ROOT, str(links)])}
-  env['XLA_FLAGS'] = xla_flags.with_devices(os.environ.get('XLA_FLAGS', ''), None)  # one CPU device, as a user's
+  # one CPU device, as on a user's machine
+  env['XLA_FLAGS'] = xla_flags.with_devices(os.environ.get('XLA_FLAGS', ''), None)
 
   def run(*args, timeout=240):
     result = subprocess.run([sys.executable, '-S', *args], capture_output=True, text=True, cwd=ROOT,
