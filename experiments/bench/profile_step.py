@@ -164,7 +164,7 @@ def pallas_calls(comps: dict[str, list[str]]) -> dict[str, list[str]]:
   for lines in comps.values():
     for instruction in lines:
       named = re.search(r'\bname\\?"?\s*[=:]\s*\\?"(\w+)', instruction)
-      if hlo_loops.opcode(instruction) == 'custom-call' and 'triton' in instruction and named:
+      if named and _kind(comps, instruction) == 'pallas':
         out[named.group(1)].append(_instruction_name(instruction))
   return dict(out)
 
@@ -213,10 +213,12 @@ def _resolve(names: tuple[str, ...], known: dict[str, tuple[str, str]],
   for name in names:
     if name in known:
       return (name, *known[name])
-    # XLA may number a kernel it emits more than once (`rhn_layer_forward_1`)
-    for key in (_sanitized(name), re.sub(r'_\d+$', '', name)):
-      if (found := by_kernel_name.get(key)) and (key == _sanitized(name) or known[found[0]][1] == 'pallas'):
-        return found[0], found[1], known[found[0]][1]
+    if (found := by_kernel_name.get(_sanitized(name))):
+      return found[0], found[1], known[found[0]][1]
+    # XLA may number a Pallas kernel it emits more than once (`rhn_layer_forward_1`)
+    found = by_kernel_name.get(re.sub(r'_\d+$', '', name))
+    if found and known[found[0]][1] == 'pallas':
+      return found[0], found[1], 'pallas'
   return names[0], 'outside loops', 'unattributed'
 
 
