@@ -122,16 +122,15 @@ def time_train_step(config, steps: int, repeats: int) -> tuple[float, float, dic
   train step on a synthetic batch. The first step is what another way of compiling the same step
   must reproduce (`variants.fastest`)."""
   compiled, state, data, rng, compile_s = compiled_train_step(config)
-  carry, first = [state], {}
+  state, metrics = compiled(state, data, rng)  # the first step, untimed
+  first = {'first_loss': float(metrics['loss']), 'first_grad_norm': float(metrics['grad_norm'])}
+  carry = [state]
 
   def step():
     carry[0], metrics = compiled(carry[0], data, rng)
-    first.setdefault('first_loss', metrics['loss'])  # device values: read after the timing
-    first.setdefault('first_grad_norm', metrics['grad_norm'])
     return metrics
 
-  step_s = step_timing.time_steps(step, steps, repeats)[1]
-  return compile_s, step_s, {k: float(v) for k, v in first.items()}
+  return compile_s, step_timing.time_steps(step, steps, repeats)[1], first
 
 
 def measure(config, steps: int = 10, repeats: int = 5, peak_flops: float | None = None) -> dict[str, Any]:
